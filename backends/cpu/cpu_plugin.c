@@ -1,0 +1,476 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* cpu_plugin.c — the CPU backend: one device (the host), host-memory
+ * buffers, and the segment kernels of cpu_reference.c behind the plugin ABI
+ * of longnet-plugin.h. It is the backend that is always there, so it checks
+ * every job fully and never trusts the caller's sizes. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu_backend.h"
+
+/* ------------------------------------------------------------- errors */
+
+#define CPU_ERROR_LEN 1024
+
+/* One message per thread, as the ABI asks: calls on different devices may
+ * come from different threads at once. */
+static _Thread_local char cpu_last_error_buf[CPU_ERROR_LEN];
+
+int cpu_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cpu_last_error_buf, sizeof cpu_last_error_buf, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static const char *cpu_last_error(void)
+{
+    return cpu_last_error_buf;
+}
+
+/* ------------------------------------------------------------ kernels */
+
+/* The kernels a job may name; the first is the default. A faster kernel is
+ * added here, in front, to become the default. */
+static const struct {
+    const char *name;
+    cpu_kernel_fn run;
+} cpu_kernels[] = {
+    {"reference", cpu_reference_segment},
+};
+#define CPU_N_KERNELS (sizeof cpu_kernels / sizeof cpu_kernels[0])
+
+/* "reference,..." for describe() and for messages. */
+static void cpu_kernel_list(char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < CPU_N_KERNELS && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "", cpu_kernels[i].name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* ------------------------------------------------------------ devices */
+
+/* The host is one device: the index is checked once, here, so the other
+ * slots may rely on it. */
+typedef struct cpu_device {
+    int index;
+} cpu_device;
+
+typedef struct cpu_buffer {
+    void *data;
+    size_t bytes;
+    int owned; /* 0: wraps host memory the caller keeps */
+} cpu_buffer;
+
+static int cpu_probe(int *n_devices)
+{
+    if (!n_devices)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu probe: n_devices is NULL");
+    *n_devices = 1;
+    return LNET_PLUGIN_OK;
+}
+
+static void cpu_shutdown(void)
+{
+    /* Nothing global to release: devices own everything they allocate. */
+}
+
+static int cpu_check_index(const char *what, int index)
+{
+    if (index != 0)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu %s: device index %d does not exist (the cpu backend has one device, index 0)",
+                        what, index);
+    return LNET_PLUGIN_OK;
+}
+
+/* The "model name" of /proc/cpuinfo (x86 and some others); "CPU" where the
+ * file or the field is missing (other architectures, non-Linux systems). */
+static void cpu_model_name(char *buf, size_t len)
+{
+    snprintf(buf, len, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        char *p = strchr(line, ':');
+        if (!p)
+            continue;
+        p++;
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        size_t n = strlen(p);
+        while (n > 0 && isspace((unsigned char)p[n - 1]))
+            p[--n] = '\0';
+        if (n > 0)
+            snprintf(buf, len, "%s", p);
+        break;
+    }
+    fclose(f);
+}
+
+static int cpu_describe(int index, lnet_plugin_device_desc *desc)
+{
+    int st = cpu_check_index("describe", index);
+    if (st)
+        return st;
+    if (!desc)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu describe: desc is NULL");
+    memset(desc, 0, sizeof *desc);
+    cpu_model_name(desc->name, sizeof desc->name);
+    snprintf(desc->kind, sizeof desc->kind, "cpu");
+
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    desc->memory_bytes = 0; /* unknown */
+    if (pages > 0 && page_size > 0 && (uint64_t)pages <= UINT64_MAX / (uint64_t)page_size)
+        desc->memory_bytes = (uint64_t)pages * (uint64_t)page_size;
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    desc->compute_units = (cores > 0 && cores <= 1L << 30) ? (int)cores : 1;
+
+    cpu_kernel_list(desc->kernels, sizeof desc->kernels);
+    return LNET_PLUGIN_OK;
+}
+
+/* The cpu device takes no options yet; a key it does not know is refused
+ * rather than ignored, so that a typo never passes silently. Empty items
+ * ("", ",,") are allowed. */
+static int cpu_check_options(const char *options)
+{
+    if (!options)
+        return LNET_PLUGIN_OK;
+    const char *p = options;
+    while (*p) {
+        const char *item_end = strchr(p, ',');
+        size_t item_len = item_end ? (size_t)(item_end - p) : strlen(p);
+        const char *eq = memchr(p, '=', item_len);
+        size_t key_len = eq ? (size_t)(eq - p) : item_len;
+        if (item_len > 0)
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu open: unknown device option '%.*s' in \"%s\" (the cpu backend takes no options)",
+                            (int)(key_len < 200 ? key_len : 200), p, options);
+        p += item_len;
+        if (*p == ',')
+            p++;
+    }
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_open(int index, const char *options, void **device)
+{
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu open: device output pointer is NULL");
+    *device = NULL;
+    int st = cpu_check_index("open", index);
+    if (st)
+        return st;
+    st = cpu_check_options(options);
+    if (st)
+        return st;
+    cpu_device *dev = calloc(1, sizeof *dev);
+    if (!dev)
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM, "cpu open: out of memory allocating %zu bytes",
+                        sizeof *dev);
+    dev->index = index;
+    *device = dev;
+    return LNET_PLUGIN_OK;
+}
+
+static void cpu_close(void *device)
+{
+    free(device);
+}
+
+/* ------------------------------------------------------------ buffers */
+
+/* 64 bytes: a cache line and the widest vector loads a faster kernel uses. */
+#define CPU_BUFFER_ALIGN 64
+
+static int cpu_buffer_alloc(void *device, size_t bytes, void **buffer)
+{
+    if (!buffer)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_alloc: buffer output pointer is NULL");
+    *buffer = NULL;
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_alloc: device is NULL");
+    cpu_buffer *buf = malloc(sizeof *buf);
+    if (!buf)
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM,
+                        "cpu buffer_alloc: out of memory allocating a buffer header of %zu bytes",
+                        sizeof *buf);
+    void *data = NULL;
+    /* A zero-byte buffer still gets real memory, so that data is never NULL. */
+    if (posix_memalign(&data, CPU_BUFFER_ALIGN, bytes ? bytes : 1) != 0) {
+        free(buf);
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM, "cpu buffer_alloc: out of memory allocating %zu bytes",
+                        bytes);
+    }
+    buf->data = data;
+    buf->bytes = bytes;
+    buf->owned = 1;
+    *buffer = buf;
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_buffer_wrap_host(void *device, void *host, size_t bytes, void **buffer)
+{
+    if (!buffer)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_wrap_host: buffer output pointer is NULL");
+    *buffer = NULL;
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_wrap_host: device is NULL");
+    if (!host && bytes > 0)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu buffer_wrap_host: host memory is NULL for %zu bytes", bytes);
+    cpu_buffer *buf = malloc(sizeof *buf);
+    if (!buf)
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM,
+                        "cpu buffer_wrap_host: out of memory allocating a buffer header of %zu bytes",
+                        sizeof *buf);
+    buf->data = host;
+    buf->bytes = bytes;
+    buf->owned = 0;
+    *buffer = buf;
+    return LNET_PLUGIN_OK;
+}
+
+static void cpu_buffer_free(void *device, void *buffer)
+{
+    (void)device;
+    cpu_buffer *buf = buffer;
+    if (!buf)
+        return;
+    if (buf->owned)
+        free(buf->data);
+    free(buf);
+}
+
+/* offset + bytes <= size, written so that it cannot overflow. */
+static int cpu_check_range(const char *what, const cpu_buffer *buf, size_t offset, size_t bytes)
+{
+    if (offset > buf->bytes || bytes > buf->bytes - offset)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu %s: range of %zu bytes at offset %zu exceeds the buffer's %zu bytes",
+                        what, bytes, offset, buf->bytes);
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_buffer_write(void *device, void *buffer, size_t offset, const void *src,
+                            size_t bytes)
+{
+    if (!device || !buffer)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_write: %s is NULL",
+                        !device ? "device" : "buffer");
+    cpu_buffer *buf = buffer;
+    int st = cpu_check_range("buffer_write", buf, offset, bytes);
+    if (st)
+        return st;
+    if (bytes == 0)
+        return LNET_PLUGIN_OK; /* memcpy with NULL pointers is undefined even for 0 bytes */
+    if (!src)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_write: source is NULL for %zu bytes",
+                        bytes);
+    memcpy((char *)buf->data + offset, src, bytes);
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_buffer_read(void *device, void *buffer, size_t offset, void *dst, size_t bytes)
+{
+    if (!device || !buffer)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_read: %s is NULL",
+                        !device ? "device" : "buffer");
+    const cpu_buffer *buf = buffer;
+    int st = cpu_check_range("buffer_read", buf, offset, bytes);
+    if (st)
+        return st;
+    if (bytes == 0)
+        return LNET_PLUGIN_OK;
+    if (!dst)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu buffer_read: destination is NULL for %zu bytes",
+                        bytes);
+    memcpy(dst, (const char *)buf->data + offset, bytes);
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_synchronize(void *device)
+{
+    /* Jobs run to completion inside run_segment: nothing is ever queued. */
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu synchronize: device is NULL");
+    return LNET_PLUGIN_OK;
+}
+
+/* --------------------------------------------------------- run_segment */
+
+/* The job fields this backend reads: all of them in ABI 1. A caller built
+ * against a shorter job (an older ABI revision) is refused, not misread. */
+#define CPU_JOB_MIN_SIZE (offsetof(lnet_segment_job, lse) + sizeof(void *))
+
+/* n * 4 bytes of a float32 tensor with the given dims, or -1 on overflow. */
+static int cpu_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
+{
+    size_t n = sizeof(float);
+    for (int i = 0; i < ndims; i++) {
+        if ((uint64_t)dims[i] > SIZE_MAX || n > SIZE_MAX / (size_t)dims[i])
+            return -1;
+        n *= (size_t)dims[i];
+    }
+    *bytes = n;
+    return 0;
+}
+
+static int cpu_check_buffer(const char *name, const void *buffer, size_t need)
+{
+    const cpu_buffer *buf = buffer;
+    if (!buf)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: buffer %s is NULL", name);
+    if (buf->bytes < need)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: buffer %s holds %zu bytes but the job's shape needs %zu",
+                        name, buf->bytes, need);
+    if (!buf->data)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: buffer %s has no memory", name);
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_check_job(const lnet_segment_job *job)
+{
+    if (job->size < CPU_JOB_MIN_SIZE)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: job size %zu is smaller than the %zu bytes this backend reads",
+                        job->size, (size_t)CPU_JOB_MIN_SIZE);
+
+    const struct {
+        const char *name;
+        int64_t value;
+    } dims[] = {
+        {"batch", job->batch}, {"rows", job->rows}, {"heads", job->heads}, {"dim", job->dim}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].value < 1)
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: %s = %lld (must be >= 1)",
+                            dims[i].name, (long long)dims[i].value);
+
+    if (job->row_begin < 0 || job->row_begin > job->row_end || job->row_end > job->rows)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: row range [%lld, %lld) is not inside [0, %lld]",
+                        (long long)job->row_begin, (long long)job->row_end, (long long)job->rows);
+    if (job->segment < 1)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: segment = %lld (must be >= 1)",
+                        (long long)job->segment);
+    if (job->dilation < 1 || job->dilation > job->segment)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: dilation = %lld is outside 1..segment (segment = %lld)",
+                        (long long)job->dilation, (long long)job->segment);
+    if (job->init != 0 && job->init != 1)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: init = %d (must be 0 or 1)",
+                        job->init);
+    /* Overwriting is only right when the level selects every row; with a
+     * dilation > 1 the unselected rows would keep stale values. */
+    if (job->init && job->dilation != 1)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: init = 1 with dilation = %lld (init needs dilation 1)",
+                        (long long)job->dilation);
+    if (job->causal != 0 && job->causal != 1)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: causal = %d (must be 0 or 1)",
+                        job->causal);
+    if (job->offsets != LNET_PLUGIN_OFFSETS_INTERLEAVED && job->offsets != LNET_PLUGIN_OFFSETS_GROUPED)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: offsets mode %d is neither interleaved (%d) nor grouped (%d)",
+                        job->offsets, LNET_PLUGIN_OFFSETS_INTERLEAVED, LNET_PLUGIN_OFFSETS_GROUPED);
+    if (!isfinite(job->scale))
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: scale = %g is not finite",
+                        (double)job->scale);
+
+    const int64_t qkv_dims[4] = {job->batch, job->rows, job->heads, job->dim};
+    size_t qkv_bytes, lse_bytes;
+    if (cpu_tensor_bytes(qkv_dims, 4, &qkv_bytes) || cpu_tensor_bytes(qkv_dims, 3, &lse_bytes))
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
+                        (long long)job->batch, (long long)job->rows, (long long)job->heads,
+                        (long long)job->dim);
+    int st;
+    if ((st = cpu_check_buffer("q", job->q, qkv_bytes)) ||
+        (st = cpu_check_buffer("k", job->k, qkv_bytes)) ||
+        (st = cpu_check_buffer("v", job->v, qkv_bytes)) ||
+        (st = cpu_check_buffer("out", job->out, qkv_bytes)) ||
+        (st = cpu_check_buffer("lse", job->lse, lse_bytes)))
+        return st;
+    return LNET_PLUGIN_OK;
+}
+
+static int cpu_run_segment(void *device, const lnet_segment_job *job)
+{
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: device is NULL");
+    if (!job)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: job is NULL");
+    int st = cpu_check_job(job);
+    if (st)
+        return st;
+
+    cpu_kernel_fn run = NULL;
+    if (!job->kernel || !job->kernel[0]) {
+        run = cpu_kernels[0].run;
+    } else {
+        for (size_t i = 0; i < CPU_N_KERNELS; i++)
+            if (strcmp(job->kernel, cpu_kernels[i].name) == 0)
+                run = cpu_kernels[i].run;
+    }
+    if (!run) {
+        char list[128];
+        cpu_kernel_list(list, sizeof list);
+        return cpu_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                        "cpu run_segment: unknown kernel '%.200s' (available: %s)", job->kernel,
+                        list);
+    }
+
+    return run(job, ((const cpu_buffer *)job->q)->data, ((const cpu_buffer *)job->k)->data,
+               ((const cpu_buffer *)job->v)->data, ((cpu_buffer *)job->out)->data,
+               ((cpu_buffer *)job->lse)->data);
+}
+
+/* -------------------------------------------------------------- entry */
+
+static const lnet_plugin cpu_plugin = {
+    .abi_version = LNET_PLUGIN_ABI_VERSION,
+    .size = sizeof(lnet_plugin),
+    .name = "cpu",
+    .description = "host CPU (reference kernel)",
+    .probe = cpu_probe,
+    .shutdown = cpu_shutdown,
+    .describe = cpu_describe,
+    .open = cpu_open,
+    .close = cpu_close,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_wrap_host = cpu_buffer_wrap_host,
+    .buffer_free = cpu_buffer_free,
+    .buffer_write = cpu_buffer_write,
+    .buffer_read = cpu_buffer_read,
+    .run_segment = cpu_run_segment,
+    .synchronize = cpu_synchronize,
+    .last_error = cpu_last_error,
+};
+
+LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
+
+LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void)
+{
+    return &cpu_plugin;
+}

@@ -1,0 +1,144 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* cpu_reference.c — the CPU backend's reference segment kernel.
+ *
+ * This is the plainly correct version of the contract in longnet-plugin.h
+ * (lnet_segment_job): one query row at a time, scores and softmax in double,
+ * no blocking, no threads. Faster kernels are checked against it, so every
+ * step mirrors DESIGN §1 as literally as possible.
+ *
+ * Cost: for each segment, |R|^2 * D multiply-adds where |R| <= ceil(w / r)
+ * is the number of selected rows, so the total is linear in N for a fixed
+ * segment length. Scratch memory: |R| + D doubles per call.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "cpu_backend.h"
+
+/* Index of element (b, n, h, 0) of a [B, N, H, D] tensor. run_segment has
+ * checked that B*N*H*D fits in size_t, so no partial product overflows. */
+static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t N, int64_t H, int64_t D)
+{
+    return (((size_t)b * (size_t)N + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
+}
+
+/* ceil(a / b) for a >= 0, b >= 1. */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+int cpu_reference_segment(const lnet_segment_job *job, const float *q, const float *k,
+                          const float *v, float *out, float *lse)
+{
+    const int64_t B = job->batch, N = job->rows, H = job->heads, D = job->dim;
+    const int64_t w = job->segment, r = job->dilation;
+    const int64_t row_begin = job->row_begin, row_end = job->row_end;
+    const double scale = (double)job->scale;
+
+    if (row_begin >= row_end)
+        return LNET_PLUGIN_OK; /* an empty row range selects nothing */
+
+    /* A segment has at most min(w, N) rows, of which every r-th is selected. */
+    const int64_t span = w < N ? w : N;
+    const size_t max_sel = (size_t)ceil_div(span, r);
+    /* max_sel <= N and D are both element counts of tensors whose byte sizes
+     * were checked to fit in size_t, so these products cannot overflow. */
+    double *scores = malloc(max_sel * sizeof *scores);
+    double *acc = malloc((size_t)D * sizeof *acc);
+    if (!scores || !acc) {
+        free(scores);
+        free(acc);
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM,
+                        "cpu reference kernel: out of memory allocating %zu bytes of scratch",
+                        (max_sel + (size_t)D) * sizeof(double));
+    }
+
+    /* Segments are aligned to row 0: the ones touching [row_begin, row_end). */
+    const int64_t s_first = row_begin / w, s_last = (row_end - 1) / w;
+
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t o = cpu_head_offset(job->offsets, h, H, r);
+            for (int64_t s = s_first; s <= s_last; s++) {
+                const int64_t start = s * w; /* <= row_end - 1 < N: no overflow */
+                /* min(start + w, N) without forming start + w, which could
+                 * overflow for a huge w. */
+                const int64_t end = (w > N - start) ? N : start + w;
+                if (start + o >= end)
+                    continue; /* a short last segment may select no row */
+                const int64_t first = start + o;
+                const int64_t n_sel = ceil_div(end - first, r);
+
+                /* The selected query rows that fall into [row_begin, row_end):
+                 * indices j in [j_lo, j_hi) of first + j*r. */
+                const int64_t j_lo = row_begin > first ? ceil_div(row_begin - first, r) : 0;
+                int64_t j_hi = row_end > first ? ceil_div(row_end - first, r) : 0;
+                if (j_hi > n_sel)
+                    j_hi = n_sel;
+
+                for (int64_t jq = j_lo; jq < j_hi; jq++) {
+                    const int64_t qrow = first + jq * r;
+                    const float *qv = q + bnh_index(b, qrow, h, N, H, D);
+                    /* Causal: keys up to and including the query row, which
+                     * is itself selected, so every row sees >= 1 key. */
+                    const int64_t nk = job->causal ? jq + 1 : n_sel;
+
+                    double m = -INFINITY;
+                    for (int64_t jk = 0; jk < nk; jk++) {
+                        const float *kv = k + bnh_index(b, first + jk * r, h, N, H, D);
+                        double dot = 0.0;
+                        for (int64_t d = 0; d < D; d++)
+                            dot += (double)qv[d] * (double)kv[d];
+                        scores[jk] = scale * dot;
+                        if (scores[jk] > m)
+                            m = scores[jk];
+                    }
+
+                    /* Stable softmax: subtract the row maximum before exp. */
+                    double l = 0.0;
+                    for (int64_t d = 0; d < D; d++)
+                        acc[d] = 0.0;
+                    for (int64_t jk = 0; jk < nk; jk++) {
+                        const double p = exp(scores[jk] - m);
+                        const float *vv = v + bnh_index(b, first + jk * r, h, N, H, D);
+                        l += p;
+                        for (int64_t d = 0; d < D; d++)
+                            acc[d] += p * (double)vv[d];
+                    }
+                    const double lse_i = m + log(l);
+
+                    float *orow = out + bnh_index(b, qrow, h, N, H, D);
+                    float *lrow = lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)N +
+                                  (size_t)qrow;
+                    if (job->init) {
+                        for (int64_t d = 0; d < D; d++)
+                            orow[d] = (float)(acc[d] / l);
+                        *lrow = (float)lse_i;
+                        continue;
+                    }
+
+                    /* Fold into the running (out, lse) by their softmax
+                     * denominators (DESIGN §1, eq. 10). */
+                    const double prev = (double)*lrow;
+                    const double mm = prev > lse_i ? prev : lse_i;
+                    const double a = exp(prev - mm), c = exp(lse_i - mm);
+                    const double den = a + c;
+                    for (int64_t d = 0; d < D; d++) {
+                        /* A row with no branch yet (lse = -inf, a = 0) takes
+                         * o_i alone, whatever `out` holds (even NaN). */
+                        const double prev_o = a > 0.0 ? a * (double)orow[d] : 0.0;
+                        orow[d] = (float)((prev_o + c * (acc[d] / l)) / den);
+                    }
+                    *lrow = (float)(mm + log(den));
+                }
+            }
+        }
+    }
+
+    free(scores);
+    free(acc);
+    return LNET_PLUGIN_OK;
+}

@@ -1,0 +1,53 @@
+/* internal.h — what the core's files share and nothing outside core/ sees. */
+#ifndef LNET_INTERNAL_H
+#define LNET_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longnet.h"
+
+/* Records a failure for lnet_last_error() and returns `status`, so that an
+ * error path is one line: return lnet_fail(LNET_ERR_INVALID, "...", ...). */
+lnet_status lnet_fail(lnet_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+lnet_status lnet_vfail(lnet_status status, const char *fmt, va_list ap);
+
+/* Prepends "prefix: " to the current message of this thread (for adding
+ * context such as a file name to an error raised deeper down). */
+lnet_status lnet_fail_prefix(lnet_status status, const char *prefix);
+
+struct lnet_tensor {
+    int ndim;
+    int64_t shape[LNET_MAX_DIMS];
+    size_t numel;
+    float *data;
+    int owns_data;
+};
+
+/* Overflow-checked size arithmetic: 0 on success, -1 if it would overflow. */
+static inline int lnet_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+static inline int lnet_add_size(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return -1;
+    *out = a + b;
+    return 0;
+}
+
+/* The number of elements of `shape` and its size in bytes as float32, with
+ * every product checked; also refuses dimensions < 1. */
+lnet_status lnet_shape_bytes(int ndim, const int64_t *shape, size_t *numel, size_t *bytes);
+
+/* "[1, 64, 4, 16]" into buf, for messages. */
+const char *lnet_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
+
+#endif /* LNET_INTERNAL_H */

@@ -1,0 +1,203 @@
+/* longnet.h — public API of liblongnet: LongNet's dilated attention on any
+ * device, through backend plugins loaded at run time.
+ *
+ * Conventions (see DESIGN.md §3): every function that can fail returns an
+ * lnet_status (0 success, negative failure) and leaves a message for this
+ * thread in lnet_last_error(); whoever creates an object frees it; handles are
+ * opaque; the library never prints, exits or aborts.
+ */
+#ifndef LONGNET_H
+#define LONGNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library is built with hidden visibility; only what this header
+ * declares is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+#define LNET_VERSION_MAJOR 0
+#define LNET_VERSION_MINOR 1
+#define LNET_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum lnet_status {
+    LNET_OK = 0,
+    LNET_ERR_INVALID = -1,     /* a bad argument, shape or configuration */
+    LNET_ERR_NOMEM = -2,       /* an allocation failed */
+    LNET_ERR_IO = -3,          /* a file could not be opened, read or written */
+    LNET_ERR_FORMAT = -4,      /* a file is not in the expected format */
+    LNET_ERR_OVERFLOW = -5,    /* a size does not fit in size_t / int64_t */
+    LNET_ERR_DEVICE = -6,      /* a device failed or does not exist */
+    LNET_ERR_PLUGIN = -7,      /* a plugin could not be loaded or misbehaved */
+    LNET_ERR_UNSUPPORTED = -8  /* the request is valid but not supported here */
+} lnet_status;
+
+/* The message for the last failure on the calling thread ("" if none). The
+ * pointer stays valid until the next failing call on this thread. */
+const char *lnet_last_error(void);
+
+/* A short constant name for a status ("LNET_ERR_INVALID"). */
+const char *lnet_status_name(lnet_status status);
+
+/* The library version as "major.minor.patch". */
+const char *lnet_version(void);
+
+/* --------------------------------------------------------------- tensors */
+
+#define LNET_MAX_DIMS 8
+
+/* A dense, C-ordered float32 tensor in host memory. Attention inputs and
+ * outputs are [B, N, H, D]; the log-sum-exp is [B, H, N]. */
+typedef struct lnet_tensor lnet_tensor;
+
+/* A new zero-filled tensor; shape entries must be >= 1. */
+lnet_status lnet_tensor_create(int ndim, const int64_t *shape, lnet_tensor **out);
+/* A tensor that borrows `data` (not freed by lnet_tensor_free). */
+lnet_status lnet_tensor_wrap(float *data, int ndim, const int64_t *shape,
+                             lnet_tensor **out);
+void lnet_tensor_free(lnet_tensor *t);
+
+int lnet_tensor_ndim(const lnet_tensor *t);
+int64_t lnet_tensor_dim(const lnet_tensor *t, int axis);
+size_t lnet_tensor_numel(const lnet_tensor *t);
+float *lnet_tensor_data(lnet_tensor *t);
+const float *lnet_tensor_cdata(const lnet_tensor *t);
+
+/* ------------------------------------------------------------ .npy files */
+
+/* Reads a little-endian float32 or float64 C-ordered .npy file (float64 is
+ * converted to float32). Anything else is refused with LNET_ERR_FORMAT and a
+ * message naming the file and the problem. */
+lnet_status lnet_npy_load(const char *path, lnet_tensor **out);
+
+/* Writes a float32 .npy file atomically: a temporary file beside `path` is
+ * written, flushed and renamed, so a failure never leaves a partial file and
+ * never touches an existing one. */
+lnet_status lnet_npy_save(const char *path, const lnet_tensor *t);
+
+/* --------------------------------------------------------- configuration */
+
+typedef enum lnet_offsets {
+    LNET_OFFSETS_INTERLEAVED = 0, /* head h uses offset h mod r (the paper) */
+    LNET_OFFSETS_GROUPED = 1      /* offset h / ceil(H / r) (torchscale) */
+} lnet_offsets;
+
+#define LNET_MAX_LEVELS 64
+
+typedef struct lnet_config lnet_config;
+
+lnet_status lnet_config_create(lnet_config **out);
+void lnet_config_free(lnet_config *cfg);
+/* Appends a level: segment length w >= 1, dilation 1 <= r <= w. */
+lnet_status lnet_config_add_level(lnet_config *cfg, int64_t segment, int64_t dilation);
+/* Replaces all levels from two comma-separated lists of equal length, e.g.
+ * "2048,4096,8192" and "1,2,4". On failure the levels are unchanged. */
+lnet_status lnet_config_parse_levels(lnet_config *cfg, const char *segments,
+                                     const char *dilations);
+lnet_status lnet_config_set_causal(lnet_config *cfg, int causal);
+/* scale > 0 and finite; 0 restores the default 1/sqrt(D). */
+lnet_status lnet_config_set_scale(lnet_config *cfg, double scale);
+lnet_status lnet_config_set_offsets(lnet_config *cfg, lnet_offsets mode);
+/* Parses "interleaved" or "grouped". */
+lnet_status lnet_offsets_parse(const char *name, lnet_offsets *out);
+
+int lnet_config_levels(const lnet_config *cfg);
+int64_t lnet_config_segment(const lnet_config *cfg, int level);
+int64_t lnet_config_dilation(const lnet_config *cfg, int level);
+int lnet_config_causal(const lnet_config *cfg);
+double lnet_config_scale(const lnet_config *cfg); /* 0 means default */
+lnet_offsets lnet_config_offsets(const lnet_config *cfg);
+
+/* Checks every rule of DESIGN §1 (levels present, w >= 1, 1 <= r <= w, one
+ * level with r = 1) and, when head_dim > 0, that the scale can be formed. */
+lnet_status lnet_config_validate(const lnet_config *cfg, int64_t head_dim);
+
+/* --------------------------------------------------- context and devices */
+
+typedef enum lnet_log_level {
+    LNET_LOG_DEBUG = 0,
+    LNET_LOG_INFO = 1,
+    LNET_LOG_WARNING = 2,
+    LNET_LOG_ERROR = 3
+} lnet_log_level;
+
+typedef void (*lnet_log_fn)(lnet_log_level level, const char *message, void *user);
+
+typedef struct lnet_context_options {
+    size_t size;             /* sizeof(lnet_context_options): set it */
+    lnet_log_fn log;         /* warnings while loading plugins etc.; NULL: none */
+    void *log_user;
+    const char *plugin_path; /* searched first, before LONGNET_PLUGIN_PATH;
+                                a ':'-separated list of directories or module files */
+    int no_default_paths;    /* 1: search only plugin_path and LONGNET_PLUGIN_PATH */
+} lnet_context_options;
+
+typedef struct lnet_context lnet_context;
+
+/* Loads every plugin found (a plugin that fails to load is skipped with a
+ * warning, and listed by lnet_context_plugin) and enumerates their devices.
+ * `opts` may be NULL. */
+lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context **out);
+void lnet_context_free(lnet_context *ctx);
+
+typedef struct lnet_plugin_info {
+    const char *path;        /* the module file */
+    const char *name;        /* backend name ("cpu"); NULL if it did not load */
+    const char *description;
+    uint32_t abi_version;    /* 0 if unknown */
+    int loaded;              /* 1 loaded, 0 refused */
+    const char *reason;      /* why it was refused; "" when loaded */
+    int devices;             /* devices it contributed */
+} lnet_plugin_info;
+
+int lnet_context_plugin_count(const lnet_context *ctx);
+lnet_status lnet_context_plugin(const lnet_context *ctx, int i, lnet_plugin_info *out);
+
+typedef struct lnet_device_info {
+    const char *backend;     /* "cpu", "opencl", ... */
+    int index;               /* index within its backend */
+    const char *name;        /* e.g. the CPU model */
+    const char *kind;        /* "cpu", "gpu", "accelerator", "fpga", "other" */
+    uint64_t memory_bytes;   /* 0 if unknown */
+    int compute_units;
+    const char *kernels;     /* comma-separated kernel names; first is default */
+} lnet_device_info;
+
+int lnet_context_device_count(const lnet_context *ctx);
+lnet_status lnet_context_device(const lnet_context *ctx, int i, lnet_device_info *out);
+/* Finds a device by "backend" or "backend:index" (index 0 by default). */
+lnet_status lnet_context_find_device(const lnet_context *ctx, const char *spec, int *index);
+
+/* ------------------------------------------------------------- attention */
+
+typedef struct lnet_run_options {
+    size_t size;        /* sizeof(lnet_run_options): set it */
+    const char *device; /* device spec, "cpu", "opencl:1"; NULL: "cpu" */
+    const char *kernel; /* backend kernel name ("reference", ...); NULL: default */
+} lnet_run_options;
+
+/* Dilated attention forward (DESIGN §1). q, k, v and out are [B, N, H, D];
+ * lse, if not NULL, is [B, H, N] and receives the log-sum-exp over all
+ * levels. `opts` may be NULL. On failure `out` and `lse` are unspecified. */
+lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
+                                   const lnet_tensor *q, const lnet_tensor *k,
+                                   const lnet_tensor *v, lnet_tensor *out,
+                                   lnet_tensor *lse, const lnet_run_options *opts);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LONGNET_H */

@@ -1,0 +1,727 @@
+/* npy.c — reading and writing NumPy .npy files (float32 in memory).
+ *
+ * The format (numpy.lib.format): the magic "\x93NUMPY", a major and minor
+ * version byte, a little-endian header length (u16 for 1.0, u32 for 2.0 and
+ * 3.0), then an ASCII (UTF-8 for 3.0) Python dict literal such as
+ *   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+ * padded with spaces and a '\n', then the raw array bytes.
+ *
+ * Files come from outside, so every number in them is distrusted: the header
+ * length is bounded, the shape's element and byte counts are overflow-checked
+ * and compared with the real file size before anything is allocated, so a
+ * lying header can neither crash us nor make us allocate a huge buffer.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Data is copied between the file and memory byte for byte, which is right
+ * only when float and double are IEEE binary32/binary64 (checked here) and
+ * the host is little-endian (checked at run time, see host_is_little_endian). */
+_Static_assert(sizeof(float) == 4 && FLT_MANT_DIG == 24, "float must be IEEE binary32");
+_Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53, "double must be IEEE binary64");
+
+static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+
+/* numpy itself writes headers of a few hundred bytes; anything beyond this is
+ * a corrupt or hostile file, and the bound keeps us from allocating for it. */
+#define NPY_MAX_HEADER_LEN (1u << 20)
+
+/* Large reads and writes are split: Linux transfers at most ~2 GiB per call,
+ * and counts above SSIZE_MAX are implementation-defined. */
+#define NPY_IO_CHUNK ((size_t)1 << 30)
+
+/* numpy aligns the data to 64 bytes so it can be memory-mapped. */
+#define NPY_ALIGN 64
+
+static int host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+static lnet_status refuse_big_endian(const char *path)
+{
+    return lnet_fail(LNET_ERR_UNSUPPORTED,
+                     "%s: .npy float data is little-endian and this host is big-endian, "
+                     "which liblongnet does not support",
+                     path);
+}
+
+/* Reads until `n` bytes, end of file or an error; EINTR and short reads are
+ * retried. Returns 0 and the count in *got, or -1 with errno set. */
+static int read_full(int fd, void *buf, size_t n, size_t *got)
+{
+    unsigned char *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < NPY_IO_CHUNK ? n - done : NPY_IO_CHUNK;
+        ssize_t r = read(fd, p + done, want);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = done;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < NPY_IO_CHUNK ? n - done : NPY_IO_CHUNK;
+        ssize_t w = write(fd, p + done, want);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            /* No progress and no error: retrying could spin forever. */
+            errno = ENOSPC;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------- header parsing */
+
+/* A recursive-descent parser for the small subset of Python literal syntax
+ * that .npy headers use: one dict with string keys whose values are a
+ * string, True/False, or a tuple of integers. Keys may come in any order,
+ * strings may use either quote, and whitespace and a trailing comma are
+ * allowed wherever Python allows them. */
+typedef struct npy_header {
+    const char *path;
+    const char *s; /* the header text, not NUL-terminated for the parser */
+    size_t n;
+    size_t i;
+    /* results */
+    size_t itemsize; /* 4: '<f4', 8: '<f8' */
+    int ndim;
+    int64_t shape[LNET_MAX_DIMS];
+} npy_header;
+
+static int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+static int is_ident(int c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int peek(const npy_header *h) { return h->i < h->n ? (unsigned char)h->s[h->i] : -1; }
+
+static void skip_ws(npy_header *h)
+{
+    while (h->i < h->n && is_space((unsigned char)h->s[h->i]))
+        h->i++;
+}
+
+static lnet_status syntax_error(const npy_header *h, const char *expected)
+{
+    if (h->i >= h->n)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: malformed header: expected %s, found the end of the header",
+                         h->path, expected);
+    int c = (unsigned char)h->s[h->i];
+    if (c >= 0x20 && c < 0x7f)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: malformed header: expected %s at byte %zu, found '%c'", h->path,
+                         expected, h->i, c);
+    return lnet_fail(LNET_ERR_FORMAT,
+                     "%s: malformed header: expected %s at byte %zu, found byte 0x%02x",
+                     h->path, expected, h->i, (unsigned)c);
+}
+
+/* A quoted string; on success *str / *len is its raw content (escapes are
+ * skipped over but not decoded: no value we accept contains one). */
+static lnet_status parse_string(npy_header *h, const char *what, const char **str, size_t *len)
+{
+    int q = peek(h);
+    if (q != '\'' && q != '"')
+        return syntax_error(h, what);
+    size_t start = ++h->i;
+    while (h->i < h->n && (unsigned char)h->s[h->i] != q) {
+        if (h->s[h->i] == '\n')
+            break; /* a quoted Python string does not span lines */
+        if (h->s[h->i] == '\\' && h->i + 1 < h->n)
+            h->i++; /* the escaped character cannot close the string */
+        h->i++;
+    }
+    if (h->i >= h->n || (unsigned char)h->s[h->i] != q)
+        return syntax_error(h, "a closing quote");
+    *str = h->s + start;
+    *len = h->i - start;
+    h->i++;
+    return LNET_OK;
+}
+
+static int slice_is(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+/* Copies a string from the file into `buf` for a message, replacing what is
+ * not printable ASCII and shortening it, so a hostile file cannot put
+ * control characters or a flood of text into the error message. */
+static const char *printable(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t keep = len < size - 4 ? len : size - 4;
+    size_t k;
+    for (k = 0; k < keep; k++) {
+        unsigned char c = (unsigned char)s[k];
+        buf[k] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (keep < len) {
+        memcpy(buf + k, "...", 3);
+        k += 3;
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+static lnet_status parse_descr(npy_header *h)
+{
+    const char *s;
+    size_t len;
+    char shown[40];
+    if (peek(h) == '[')
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: dtype is a structured (record) type, which is not supported "
+                         "(need little-endian float32 '<f4' or float64 '<f8')",
+                         h->path);
+    lnet_status st = parse_string(h, "a dtype string for 'descr'", &s, &len);
+    if (st)
+        return st;
+    if (slice_is(s, len, "<f4")) {
+        h->itemsize = 4;
+        return LNET_OK;
+    }
+    if (slice_is(s, len, "<f8")) {
+        h->itemsize = 8;
+        return LNET_OK;
+    }
+    return lnet_fail(LNET_ERR_FORMAT,
+                     "%s: dtype '%s' is not supported (need little-endian float32 '<f4' or "
+                     "float64 '<f8')",
+                     h->path, printable(s, len, shown, sizeof shown));
+}
+
+static lnet_status parse_fortran_order(npy_header *h)
+{
+    static const char *const words[2] = {"False", "True"};
+    for (int v = 0; v < 2; v++) {
+        size_t len = strlen(words[v]);
+        if (h->n - h->i >= len && memcmp(h->s + h->i, words[v], len) == 0 &&
+            (h->i + len == h->n || !is_ident((unsigned char)h->s[h->i + len]))) {
+            h->i += len;
+            if (v)
+                return lnet_fail(LNET_ERR_FORMAT,
+                                 "%s: fortran_order arrays are not supported "
+                                 "(save a C-ordered array, e.g. np.ascontiguousarray)",
+                                 h->path);
+            return LNET_OK;
+        }
+    }
+    return syntax_error(h, "True or False for 'fortran_order'");
+}
+
+/* One integer of the shape tuple: optional sign, decimal digits, and the 'L'
+ * suffix that Python 2 numpy wrote for longs. Magnitudes beyond INT64_MAX
+ * are refused here, before any arithmetic. */
+static lnet_status parse_dim(npy_header *h, int64_t *out)
+{
+    int neg = 0;
+    if (peek(h) == '+' || peek(h) == '-') {
+        neg = peek(h) == '-';
+        h->i++;
+        skip_ws(h); /* Python accepts "- 3" as a unary minus */
+    }
+    if (!is_digit(peek(h)))
+        return syntax_error(h, "an integer in 'shape'");
+    size_t start = h->i;
+    uint64_t v = 0;
+    int too_big = 0;
+    while (is_digit(peek(h))) {
+        unsigned d = (unsigned)(peek(h) - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            too_big = 1;
+        else
+            v = v * 10 + d;
+        h->i++;
+    }
+    if (too_big || v > (uint64_t)INT64_MAX) {
+        char shown[40];
+        return lnet_fail(LNET_ERR_OVERFLOW,
+                         "%s: shape dimension %s%s is too large (more than %lld)", h->path,
+                         neg ? "-" : "",
+                         printable(h->s + start, h->i - start, shown, sizeof shown),
+                         (long long)INT64_MAX);
+    }
+    if (peek(h) == 'L' || peek(h) == 'l')
+        h->i++;
+    if (is_ident(peek(h)))
+        return syntax_error(h, "',' or ')' after an integer in 'shape'");
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return LNET_OK;
+}
+
+static lnet_status parse_shape(npy_header *h)
+{
+    char buf[256];
+    int commas = 0;
+    if (peek(h) != '(')
+        return syntax_error(h, "a tuple '(...)' for 'shape'");
+    h->i++;
+    h->ndim = 0;
+    for (;;) {
+        skip_ws(h);
+        if (peek(h) == ')')
+            break;
+        if (h->ndim == LNET_MAX_DIMS)
+            return lnet_fail(LNET_ERR_FORMAT,
+                             "%s: shape has more than %d dimensions, which is not supported",
+                             h->path, LNET_MAX_DIMS);
+        lnet_status st = parse_dim(h, &h->shape[h->ndim]);
+        if (st)
+            return st;
+        h->ndim++;
+        skip_ws(h);
+        if (peek(h) == ',') {
+            h->i++;
+            commas++;
+            continue;
+        }
+        if (peek(h) != ')')
+            return syntax_error(h, "',' or ')' in 'shape'");
+    }
+    h->i++;
+    /* In Python "(3)" is the integer 3, not a tuple; numpy would refuse it. */
+    if (h->ndim == 1 && commas == 0)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: malformed header: shape (%lld) is not a tuple (a 1-D shape is "
+                         "written (%lld,))",
+                         h->path, (long long)h->shape[0], (long long)h->shape[0]);
+    if (h->ndim == 0)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: scalar shape () is not supported (need 1 to %d dimensions)",
+                         h->path, LNET_MAX_DIMS);
+    for (int d = 0; d < h->ndim; d++)
+        if (h->shape[d] < 0)
+            return lnet_fail(LNET_ERR_FORMAT, "%s: shape %s has a negative dimension",
+                             h->path, lnet_shape_str(h->ndim, h->shape, buf, sizeof buf));
+    for (int d = 0; d < h->ndim; d++)
+        if (h->shape[d] == 0)
+            return lnet_fail(LNET_ERR_FORMAT,
+                             "%s: shape %s has a zero dimension (empty arrays are not "
+                             "supported)",
+                             h->path, lnet_shape_str(h->ndim, h->shape, buf, sizeof buf));
+    return LNET_OK;
+}
+
+static lnet_status parse_header(npy_header *h)
+{
+    enum { KEY_DESCR, KEY_FORTRAN, KEY_SHAPE, NKEYS };
+    static const char *const names[NKEYS] = {"descr", "fortran_order", "shape"};
+    int seen[NKEYS] = {0, 0, 0};
+    lnet_status st;
+
+    skip_ws(h);
+    if (peek(h) != '{')
+        return syntax_error(h, "'{' opening the header dictionary");
+    h->i++;
+    for (;;) {
+        skip_ws(h);
+        if (peek(h) == '}')
+            break; /* also after a trailing comma */
+        const char *key;
+        size_t keylen;
+        if ((st = parse_string(h, "a quoted key or '}'", &key, &keylen)))
+            return st;
+        int k;
+        for (k = 0; k < NKEYS; k++)
+            if (slice_is(key, keylen, names[k]))
+                break;
+        if (k == NKEYS) {
+            char shown[40];
+            return lnet_fail(LNET_ERR_FORMAT,
+                             "%s: malformed header: unexpected key '%s' (a .npy header has "
+                             "exactly 'descr', 'fortran_order' and 'shape')",
+                             h->path, printable(key, keylen, shown, sizeof shown));
+        }
+        if (seen[k])
+            return lnet_fail(LNET_ERR_FORMAT, "%s: malformed header: key '%s' appears twice",
+                             h->path, names[k]);
+        seen[k] = 1;
+        skip_ws(h);
+        if (peek(h) != ':')
+            return syntax_error(h, "':' after a key");
+        h->i++;
+        skip_ws(h);
+        switch (k) {
+        case KEY_DESCR: st = parse_descr(h); break;
+        case KEY_FORTRAN: st = parse_fortran_order(h); break;
+        default: st = parse_shape(h); break;
+        }
+        if (st)
+            return st;
+        skip_ws(h);
+        if (peek(h) == ',') {
+            h->i++;
+            continue;
+        }
+        if (peek(h) != '}')
+            return syntax_error(h, "',' or '}' after a value");
+    }
+    h->i++;
+    skip_ws(h);
+    if (h->i != h->n)
+        return syntax_error(h, "nothing after the header dictionary");
+    for (int k = 0; k < NKEYS; k++)
+        if (!seen[k])
+            return lnet_fail(LNET_ERR_FORMAT, "%s: malformed header: no '%s' key", h->path,
+                             names[k]);
+    return LNET_OK;
+}
+
+/* ------------------------------------------------------------------ load */
+
+/* Reads the array data that follows the header into t: float32 directly,
+ * float64 through a small buffer, converting each value (rounding to
+ * nearest; magnitudes beyond FLT_MAX become infinities, as IEEE 754 says). */
+static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_tensor *t)
+{
+    size_t got;
+    if (itemsize == 4) {
+        size_t bytes = t->numel * sizeof(float);
+        if (read_full(fd, t->data, bytes, &got))
+            return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (got < bytes)
+            return lnet_fail(LNET_ERR_FORMAT,
+                             "%s: data is truncated: the file shrank while being read", path);
+        return LNET_OK;
+    }
+    unsigned char buf[8192];
+    size_t done = 0;
+    while (done < t->numel) {
+        size_t count = t->numel - done;
+        if (count > sizeof buf / sizeof(double))
+            count = sizeof buf / sizeof(double);
+        if (read_full(fd, buf, count * sizeof(double), &got))
+            return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (got < count * sizeof(double))
+            return lnet_fail(LNET_ERR_FORMAT,
+                             "%s: data is truncated: the file shrank while being read", path);
+        for (size_t k = 0; k < count; k++) {
+            double d;
+            memcpy(&d, buf + k * sizeof(double), sizeof d);
+            t->data[done + k] = (float)d;
+        }
+        done += count;
+    }
+    return LNET_OK;
+}
+
+static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
+{
+    struct stat sb;
+    unsigned char pre[12];
+    size_t got;
+    char buf[256];
+
+    if (fstat(fd, &sb))
+        return lnet_fail(LNET_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    /* The size checks below need a real file size. */
+    if (!S_ISREG(sb.st_mode))
+        return lnet_fail(LNET_ERR_IO, "%s: not a regular file", path);
+
+    if (read_full(fd, pre, 8, &got))
+        return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    if (got == 0)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: not a .npy file (bad magic: the file is empty)",
+                         path);
+    if (got < sizeof npy_magic || memcmp(pre, npy_magic, sizeof npy_magic) != 0)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
+    if (got < 8)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: truncated header (no version)", path);
+    int major = pre[6], minor = pre[7];
+    size_t lenbytes;
+    if (major == 1 && minor == 0)
+        lenbytes = 2;
+    else if ((major == 2 || major == 3) && minor == 0)
+        lenbytes = 4;
+    else
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: .npy format version %d.%d is not supported (need 1.0, 2.0 or 3.0)",
+                         path, major, minor);
+    if (read_full(fd, pre + 8, lenbytes, &got))
+        return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    if (got < lenbytes)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: truncated header (no header length)", path);
+    uint32_t hlen = (uint32_t)pre[8] | (uint32_t)pre[9] << 8;
+    if (lenbytes == 4)
+        hlen |= (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
+    if (hlen > NPY_MAX_HEADER_LEN)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: header length %lu is too large (limit %u)",
+                         path, (unsigned long)hlen, NPY_MAX_HEADER_LEN);
+    uint64_t data_off = 8 + lenbytes + (uint64_t)hlen;
+    if ((uint64_t)sb.st_size < data_off)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: truncated header (header length %lu, file has %lld bytes)", path,
+                         (unsigned long)hlen, (long long)sb.st_size);
+
+    char *text = malloc((size_t)hlen + 1);
+    if (!text)
+        return lnet_fail(LNET_ERR_NOMEM, "%s: out of memory reading the header", path);
+    if (read_full(fd, text, hlen, &got)) {
+        int e = errno;
+        free(text);
+        return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(e));
+    }
+    if (got < hlen) {
+        free(text);
+        return lnet_fail(LNET_ERR_FORMAT, "%s: truncated header", path);
+    }
+    text[hlen] = '\0';
+    npy_header h = {.path = path, .s = text, .n = hlen};
+    lnet_status st = parse_header(&h);
+    free(text);
+    if (st)
+        return st;
+
+    /* Sizes: elements, bytes in the file, checked for overflow, then the
+     * bytes compared with what the file really holds: only then allocate. */
+    lnet_shape_str(h.ndim, h.shape, buf, sizeof buf);
+    size_t numel = 1, need;
+    for (int d = 0; d < h.ndim; d++)
+        if ((uint64_t)h.shape[d] > SIZE_MAX || lnet_mul_size(numel, (size_t)h.shape[d], &numel))
+            return lnet_fail(LNET_ERR_OVERFLOW,
+                             "%s: shape %s is too large (its element count overflows size_t)",
+                             path, buf);
+    if (lnet_mul_size(numel, h.itemsize, &need))
+        return lnet_fail(LNET_ERR_OVERFLOW,
+                         "%s: shape %s is too large (its byte count overflows size_t)", path,
+                         buf);
+    uint64_t avail = (uint64_t)sb.st_size - data_off;
+    if (avail < (uint64_t)need)
+        return lnet_fail(LNET_ERR_FORMAT,
+                         "%s: data is truncated: shape %s needs %zu bytes, file has %llu", path,
+                         buf, need, (unsigned long long)avail);
+    if (avail > (uint64_t)need)
+        return lnet_fail(LNET_ERR_FORMAT, "%s: %llu bytes of trailing data after the array",
+                         path, (unsigned long long)(avail - need));
+
+    lnet_tensor *t;
+    if ((st = lnet_tensor_create(h.ndim, h.shape, &t)))
+        return lnet_fail_prefix(st, path);
+    if ((st = read_data(fd, path, h.itemsize, t))) {
+        lnet_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return LNET_OK;
+}
+
+lnet_status lnet_npy_load(const char *path, lnet_tensor **out)
+{
+    if (!out)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_load: output pointer is NULL");
+    *out = NULL;
+    if (!path)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_load: path is NULL");
+    if (!host_is_little_endian())
+        return refuse_big_endian(path);
+    /* O_CLOEXEC: a plugin or another thread may fork/exec meanwhile. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    lnet_status st = load_fd(fd, path, out);
+    close(fd); /* nothing useful to report for a read-only descriptor */
+    return st;
+}
+
+/* ------------------------------------------------------------------ save */
+
+/* The process umask, to give the new file the mode open(..., 0666) would.
+ * umask() cannot be read without setting it, and setting it briefly would
+ * race with other threads creating files, so read it from /proc (Linux
+ * >= 4.7) and otherwise assume the common 022. */
+static mode_t current_umask(void)
+{
+    mode_t mask = 022;
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mask;
+    char buf[4096];
+    size_t got;
+    if (read_full(fd, buf, sizeof buf - 1, &got) == 0) {
+        buf[got] = '\0';
+        const char *p = strstr(buf, "\nUmask:");
+        if (p) {
+            char *end;
+            unsigned long v = strtoul(p + 7, &end, 8);
+            if (end != p + 7 && v <= 0777)
+                mask = (mode_t)v;
+        }
+    }
+    close(fd);
+    return mask;
+}
+
+/* Builds the version 1.0 preamble and header exactly as numpy does, padded
+ * so that the data starts at a multiple of 64 bytes. Returns its length. */
+static size_t build_header(const lnet_tensor *t, char *buf, size_t size)
+{
+    char shape[LNET_MAX_DIMS * 24 + 8];
+    size_t used = 0;
+    shape[used++] = '(';
+    for (int d = 0; d < t->ndim; d++)
+        used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", d ? ", " : "",
+                                 (long long)t->shape[d]);
+    /* Python writes a 1-tuple as "(n,)". */
+    used += (size_t)snprintf(shape + used, sizeof shape - used, "%s)", t->ndim == 1 ? "," : "");
+
+    size_t prefix = 10;
+    int body = snprintf(buf + prefix, size - prefix,
+                        "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
+    size_t total = prefix + (size_t)body + 1; /* + '\n' */
+    size_t pad = (NPY_ALIGN - total % NPY_ALIGN) % NPY_ALIGN;
+    size_t hlen = (size_t)body + pad + 1;
+    memcpy(buf, npy_magic, sizeof npy_magic);
+    buf[6] = 1;
+    buf[7] = 0;
+    buf[8] = (char)(hlen & 0xff);
+    buf[9] = (char)(hlen >> 8);
+    memset(buf + prefix + (size_t)body, ' ', pad);
+    buf[prefix + hlen - 1] = '\n';
+    return prefix + hlen;
+}
+
+/* fsync the directory holding `path` so that the rename itself survives a
+ * crash. Best effort: the new file is already in place, and some file
+ * systems refuse fsync on directories. */
+static void sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+lnet_status lnet_npy_save(const char *path, const lnet_tensor *t)
+{
+    if (!path)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_save: path is NULL");
+    if (!t || !t->data)
+        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_save: tensor is NULL", path);
+    if (!host_is_little_endian())
+        return refuse_big_endian(path);
+
+    char header[512]; /* 8 dims of 20 digits and 63 bytes of padding fit */
+    size_t header_len = build_header(t, header, sizeof header);
+    size_t bytes;
+    lnet_status st = lnet_shape_bytes(t->ndim, t->shape, NULL, &bytes);
+    if (st)
+        return lnet_fail_prefix(st, path);
+
+    /* Write beside the target and rename over it: rename() within one
+     * directory is atomic, so readers see the old file or the whole new one,
+     * never a partial one, and a failure leaves the old one untouched. */
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t plen = strlen(path);
+    size_t tlen;
+    if (lnet_add_size(plen, sizeof suffix, &tlen))
+        return lnet_fail(LNET_ERR_OVERFLOW, "lnet_npy_save: path is too long");
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return lnet_fail(LNET_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        st = lnet_fail(LNET_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
+                       strerror(errno));
+        free(tmp);
+        return st;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* best effort; mkostemp is not portable */
+
+    const char *what;
+    /* mkstemp makes the file 0600; give it the mode a plain create would. */
+    if (fchmod(fd, 0666 & ~current_umask())) {
+        what = "cannot set the file mode";
+        goto fail;
+    }
+    if (write_full(fd, header, header_len) || write_full(fd, t->data, bytes)) {
+        what = "write failed";
+        goto fail;
+    }
+    if (fsync(fd)) {
+        what = "fsync failed";
+        goto fail;
+    }
+    /* close() can report a deferred write error (e.g. on NFS), so check it;
+     * the descriptor is gone either way. */
+    int rc = close(fd);
+    fd = -1;
+    if (rc) {
+        what = "close failed";
+        goto fail;
+    }
+    if (rename(tmp, path)) {
+        what = "cannot rename the temporary file over it";
+        goto fail;
+    }
+    free(tmp);
+    sync_parent_dir(path);
+    return LNET_OK;
+
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(tmp);
+    return lnet_fail(LNET_ERR_IO, "%s: %s: %s", path, what, strerror(e));
+}

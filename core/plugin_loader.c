@@ -1,0 +1,444 @@
+/* plugin_loader.c — the plugin registry on libltdl (DESIGN §2, Plugins). */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <ltdl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "plugin_loader.h"
+
+#ifndef LNET_PLUGIN_DIR
+#define LNET_PLUGIN_DIR ""
+#endif
+#ifndef LNET_BUILD_DIR
+#define LNET_BUILD_DIR ""
+#endif
+
+/* A module file opened through libltdl, shared by every context. */
+struct lnet_module {
+    char *path;              /* canonical path of the file asked for */
+    lt_dlhandle handle;
+    const lnet_plugin *table;
+    int n_devices;
+    int refs;
+    lnet_module *next;
+};
+
+/* libltdl is not thread-safe, and a module must be probed once: one lock
+ * guards libltdl, the module list and every probe/shutdown call. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static lnet_module *modules;
+static int ltdl_users;
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
+{
+    if (!t) {
+        snprintf(why, len, "entry point returned no plugin table");
+        return -1;
+    }
+    if (t->abi_version != LNET_PLUGIN_ABI_VERSION) {
+        snprintf(why, len, "plugin ABI version %u, but this longnet needs ABI version %u",
+                 t->abi_version, LNET_PLUGIN_ABI_VERSION);
+        return -1;
+    }
+    if (t->size < sizeof(lnet_plugin)) {
+        snprintf(why, len, "plugin table is %u bytes, ABI %u needs at least %zu", t->size,
+                 LNET_PLUGIN_ABI_VERSION, sizeof(lnet_plugin));
+        return -1;
+    }
+    if (!t->name || !t->name[0] || strlen(t->name) > 32) {
+        snprintf(why, len, "plugin name is missing or longer than 32 characters");
+        return -1;
+    }
+    for (const char *c = t->name; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+            snprintf(why, len, "plugin name '%.32s' has a character other than [a-z0-9_]", t->name);
+            return -1;
+        }
+    }
+    /* Every slot but buffer_wrap_host is required. */
+    struct { const char *name; const void *fn; } slots[] = {
+        {"probe", (const void *)t->probe},
+        {"shutdown", (const void *)t->shutdown},
+        {"describe", (const void *)t->describe},
+        {"open", (const void *)t->open},
+        {"close", (const void *)t->close},
+        {"buffer_alloc", (const void *)t->buffer_alloc},
+        {"buffer_free", (const void *)t->buffer_free},
+        {"buffer_write", (const void *)t->buffer_write},
+        {"buffer_read", (const void *)t->buffer_read},
+        {"run_segment", (const void *)t->run_segment},
+        {"synchronize", (const void *)t->synchronize},
+        {"last_error", (const void *)t->last_error},
+    };
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        if (!slots[i].fn) {
+            snprintf(why, len, "plugin '%s' leaves the required slot '%s' empty", t->name,
+                     slots[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Opens, validates and probes one module file, or finds it already open.
+ * Called with registry_lock held. */
+static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
+{
+    char canon[PATH_MAX];
+    const char *key = realpath(path, canon) ? canon : path;
+    for (lnet_module *m = modules; m; m = m->next) {
+        if (strcmp(m->path, key) == 0) {
+            m->refs++;
+            return m;
+        }
+    }
+    lt_dlhandle h = lt_dlopenext(key);
+    if (!h) {
+        const char *e = lt_dlerror();
+        snprintf(rec->reason, sizeof rec->reason, "cannot open module: %s", e ? e : "unknown error");
+        return NULL;
+    }
+    lnet_plugin_entry_fn entry;
+    *(void **)&entry = lt_dlsym(h, LNET_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        snprintf(rec->reason, sizeof rec->reason, "no entry symbol '%s' in the module",
+                 LNET_PLUGIN_ENTRY_SYMBOL);
+        lt_dlclose(h);
+        return NULL;
+    }
+    const lnet_plugin *t = entry();
+    if (t)
+        rec->abi_version = t->abi_version;
+    if (lnet_plugin_table_check(t, rec->reason, sizeof rec->reason)) {
+        lt_dlclose(h);
+        return NULL;
+    }
+    int n = 0;
+    if (t->probe(&n) != 0 || n < 0) {
+        const char *e = t->last_error ? t->last_error() : NULL;
+        snprintf(rec->reason, sizeof rec->reason, "probe failed: %s",
+                 e && e[0] ? e : "no message");
+        lt_dlclose(h);
+        return NULL;
+    }
+    lnet_module *m = calloc(1, sizeof *m);
+    char *p = dup_str(key);
+    if (!m || !p) {
+        free(m);
+        free(p);
+        t->shutdown();
+        lt_dlclose(h);
+        snprintf(rec->reason, sizeof rec->reason, "out of memory");
+        return NULL;
+    }
+    m->path = p;
+    m->handle = h;
+    m->table = t;
+    m->n_devices = n;
+    m->refs = 1;
+    m->next = modules;
+    modules = m;
+    return m;
+}
+
+/* Called with registry_lock held. */
+static void module_release(lnet_module *m)
+{
+    if (!m || --m->refs > 0)
+        return;
+    for (lnet_module **pp = &modules; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
+    m->table->shutdown();
+    lt_dlclose(m->handle);
+    free(m->path);
+    free(m);
+}
+
+typedef struct search {
+    lnet_plugin_list *list;
+    int capacity;
+    lnet_log_fn log;
+    void *log_user;
+    int oom;
+} search;
+
+static void warn(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(search *s, const char *fmt, ...)
+{
+    if (!s->log)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->log(LNET_LOG_WARNING, msg, s->log_user);
+}
+
+static void try_module(search *s, const char *path)
+{
+    lnet_plugin_list *l = s->list;
+    if (l->count == s->capacity) {
+        int cap = s->capacity ? 2 * s->capacity : 8;
+        lnet_plugin_record *items = realloc(l->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            s->oom = 1;
+            return;
+        }
+        l->items = items;
+        s->capacity = cap;
+    }
+    lnet_plugin_record *rec = &l->items[l->count];
+    memset(rec, 0, sizeof *rec);
+    rec->path = dup_str(path);
+    if (!rec->path) {
+        s->oom = 1;
+        return;
+    }
+    l->count++;
+    lnet_module *m = module_acquire(path, rec);
+    if (m) {
+        /* The first module of a backend name wins (search order); a second
+         * one, or the same file found twice, is refused. */
+        for (int i = 0; i + 1 < l->count; i++) {
+            const lnet_plugin_record *o = &l->items[i];
+            if (o->module == m || (o->table && strcmp(o->table->name, m->table->name) == 0)) {
+                snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
+                         m->table->name, o->path);
+                module_release(m);
+                m = NULL;
+                break;
+            }
+        }
+    }
+    if (m) {
+        rec->module = m;
+        rec->table = m->table;
+        rec->abi_version = m->table->abi_version;
+        rec->n_devices = m->n_devices;
+    } else {
+        warn(s, "plugin %s refused: %s", path, rec->reason);
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Module files in a directory are those named longnet-*.la or longnet-*.so;
+ * each base name is opened once through lt_dlopenext, which prefers the .la. */
+static void scan_dir(search *s, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        if (strncmp(name, "longnet-", 8) != 0 || len < 11)
+            continue;
+        size_t base = len;
+        if (strcmp(name + len - 3, ".la") == 0 || strcmp(name + len - 3, ".so") == 0)
+            base = len - 3;
+        else
+            continue;
+        int seen = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(names[i]) == base && strncmp(names[i], name, base) == 0)
+                seen = 1;
+        if (seen)
+            continue;
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 8;
+            char **nn = realloc(names, c * sizeof *nn);
+            if (!nn) {
+                s->oom = 1;
+                break;
+            }
+            names = nn;
+            cap = c;
+        }
+        names[n] = malloc(base + 1);
+        if (!names[n]) {
+            s->oom = 1;
+            break;
+        }
+        memcpy(names[n], name, base);
+        names[n][base] = '\0';
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n && !s->oom; i++) {
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) < sizeof path)
+            try_module(s, path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* One entry of a search path: a directory to scan, or a module file. */
+static void search_entry(search *s, const char *entry)
+{
+    struct stat st;
+    if (!entry[0])
+        return;
+    if (stat(entry, &st) != 0) {
+        warn(s, "plugin path entry %s does not exist", entry);
+        return;
+    }
+    if (S_ISDIR(st.st_mode))
+        scan_dir(s, entry);
+    else
+        try_module(s, entry);
+}
+
+static void search_path_list(search *s, const char *list)
+{
+    if (!list)
+        return;
+    const char *p = list;
+    while (*p && !s->oom) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char entry[PATH_MAX];
+        if (len < sizeof entry) {
+            memcpy(entry, p, len);
+            entry[len] = '\0';
+            search_entry(s, entry);
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+}
+
+/* True when this library is the one in its build tree's core/.libs, i.e. it
+ * runs uninstalled: then the build tree's backends are the ones to load. */
+static int running_from_build_tree(void)
+{
+#ifdef HAVE_DLADDR
+    Dl_info info;
+    char prefix[PATH_MAX];
+    if (!LNET_BUILD_DIR[0] || !dladdr((void *)&lnet_plugins_load, &info) || !info.dli_fname)
+        return 0;
+    snprintf(prefix, sizeof prefix, "%s/core/.libs/", LNET_BUILD_DIR);
+    char canon[PATH_MAX];
+    const char *self = realpath(info.dli_fname, canon) ? canon : info.dli_fname;
+    char canon_prefix[PATH_MAX];
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/core/.libs", LNET_BUILD_DIR);
+    if (realpath(dir, canon_prefix)) {
+        size_t n = strlen(canon_prefix);
+        return strncmp(self, canon_prefix, n) == 0 && self[n] == '/';
+    }
+    return strncmp(self, prefix, strlen(prefix)) == 0;
+#else
+    return 0;
+#endif
+}
+
+static void search_build_tree(search *s)
+{
+    char backends[PATH_MAX];
+    snprintf(backends, sizeof backends, "%s/backends", LNET_BUILD_DIR);
+    DIR *d = opendir(backends);
+    if (!d)
+        return;
+    char *subs[64];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 64) {
+        if (e->d_name[0] == '.')
+            continue;
+        subs[n] = dup_str(e->d_name);
+        if (subs[n])
+            n++;
+    }
+    closedir(d);
+    qsort(subs, n, sizeof *subs, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char dir[PATH_MAX];
+        struct stat st;
+        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", backends, subs[i]) < sizeof dir &&
+            stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && !s->oom)
+            scan_dir(s, dir);
+        free(subs[i]);
+    }
+}
+
+lnet_status lnet_plugins_load(lnet_plugin_list *list, const char *first_path,
+                              int no_default_paths, lnet_log_fn log, void *log_user)
+{
+    search s = {list, 0, log, log_user, 0};
+    list->items = NULL;
+    list->count = 0;
+    pthread_mutex_lock(&registry_lock);
+    if (ltdl_users == 0 && lt_dlinit() != 0) {
+        const char *e = lt_dlerror();
+        pthread_mutex_unlock(&registry_lock);
+        return lnet_fail(LNET_ERR_PLUGIN, "libltdl failed to initialise: %s",
+                         e ? e : "unknown error");
+    }
+    ltdl_users++;
+    search_path_list(&s, first_path);
+    search_path_list(&s, getenv("LONGNET_PLUGIN_PATH"));
+    if (!no_default_paths) {
+        if (running_from_build_tree())
+            search_build_tree(&s);
+        else
+            search_entry(&s, LNET_PLUGIN_DIR);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (s.oom) {
+        lnet_plugins_release(list);
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory while loading plugins");
+    }
+    return LNET_OK;
+}
+
+void lnet_plugins_release(lnet_plugin_list *list)
+{
+    if (!list)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < list->count; i++) {
+        module_release(list->items[i].module);
+        free(list->items[i].path);
+    }
+    if (ltdl_users > 0 && --ltdl_users == 0)
+        lt_dlexit();
+    pthread_mutex_unlock(&registry_lock);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}

@@ -1,0 +1,125 @@
+/* longnet-plugin.h — the SDK a backend plugin is built against.
+ *
+ * A plugin is a shared module (libtool: -module -avoid-version) that exports
+ * one C symbol, LNET_PLUGIN_ENTRY_SYMBOL, a function returning a pointer to a
+ * constant lnet_plugin table. The table starts with the ABI version and its
+ * own size so that the loader can refuse a module built for another ABI, and
+ * so that later ABI revisions can add slots at the end (as SQLite's VFS does).
+ *
+ * Threading: the loader calls probe/describe/open/close from one thread at a
+ * time. Calls on one opened device come from one thread at a time; calls on
+ * different devices may come from different threads at once.
+ *
+ * Errors: a slot returns 0 on success or a negative lnet_status value (the
+ * same numbers as in longnet.h) and leaves a message for the calling thread,
+ * returned by last_error().
+ */
+#ifndef LONGNET_PLUGIN_H
+#define LONGNET_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LNET_PLUGIN_ABI_VERSION 1u
+#define LNET_PLUGIN_ENTRY_SYMBOL "lnet_plugin_entry"
+
+/* Status values a plugin returns; equal to those of longnet.h. */
+#define LNET_PLUGIN_OK 0
+#define LNET_PLUGIN_ERR_INVALID (-1)
+#define LNET_PLUGIN_ERR_NOMEM (-2)
+#define LNET_PLUGIN_ERR_DEVICE (-6)
+#define LNET_PLUGIN_ERR_UNSUPPORTED (-8)
+
+/* Head offset modes (DESIGN §1); equal to lnet_offsets in longnet.h. */
+#define LNET_PLUGIN_OFFSETS_INTERLEAVED 0
+#define LNET_PLUGIN_OFFSETS_GROUPED 1
+
+typedef struct lnet_plugin_device_desc {
+    char name[128];        /* human-readable device name */
+    char kind[16];         /* "cpu", "gpu", "accelerator", "fpga" or "other" */
+    uint64_t memory_bytes; /* usable memory, 0 if unknown */
+    int compute_units;
+    char kernels[128];     /* comma-separated kernel names, the default first */
+} lnet_plugin_device_desc;
+
+/* One SEGMENT_ATTENTION node of the graph: one level of dilated attention
+ * applied to the query rows [row_begin, row_end) of every batch and head.
+ *
+ * Buffers hold whole tensors in C order: q, k, v, out are float32
+ * [batch, rows, heads, dim]; lse is float32 [batch, heads, rows].
+ *
+ * For head h the offset o is h mod dilation (interleaved) or
+ * h / ceil(heads / dilation) (grouped). A query row q in segment
+ * s = q / segment, selected iff (q - s*segment) >= o and
+ * (q - s*segment - o) % dilation == 0, attends every selected key row of the
+ * same segment (causal: key <= q), with scores scale * q.k. The branch result
+ * (o_i, lse_i) is folded into the running (out, lse):
+ *     m = max(lse, lse_i);  out = (e^(lse-m) out + e^(lse_i-m) o_i) / (e^(lse-m) + e^(lse_i-m));
+ *     lse = m + log(e^(lse-m) + e^(lse_i-m)).
+ * With init = 1 (given only with dilation 1, which selects every row) the
+ * kernel overwrites out and lse instead of folding. Rows not selected are
+ * left untouched. Segments are aligned to row 0, not to row_begin.
+ */
+typedef struct lnet_segment_job {
+    size_t size;           /* sizeof(lnet_segment_job) of the caller */
+    int64_t batch, rows, heads, dim;
+    int64_t row_begin, row_end;
+    int64_t segment, dilation;
+    int offsets;           /* LNET_PLUGIN_OFFSETS_* */
+    int causal;
+    int init;
+    float scale;
+    const char *kernel;    /* NULL or "": the device's default kernel */
+    void *q, *k, *v, *out, *lse; /* buffers of this device */
+} lnet_segment_job;
+
+typedef struct lnet_plugin {
+    uint32_t abi_version;  /* LNET_PLUGIN_ABI_VERSION */
+    uint32_t size;         /* sizeof(lnet_plugin) */
+    const char *name;      /* backend name: lower case, [a-z0-9_], e.g. "cpu" */
+    const char *description;
+
+    /* Finds the devices; may be called again after shutdown. A plugin whose
+     * probe fails is refused with its message; zero devices is not a failure. */
+    int (*probe)(int *n_devices);
+    void (*shutdown)(void);
+    int (*describe)(int index, lnet_plugin_device_desc *desc);
+
+    /* options: NULL or a "key=value,key=value" string for the device. */
+    int (*open)(int index, const char *options, void **device);
+    void (*close)(void *device);
+
+    int (*buffer_alloc)(void *device, size_t bytes, void **buffer);
+    /* Optional (may be NULL): a buffer that is the host memory itself, for
+     * devices that share the host's memory; the host keeps ownership. */
+    int (*buffer_wrap_host)(void *device, void *host, size_t bytes, void **buffer);
+    void (*buffer_free)(void *device, void *buffer);
+    int (*buffer_write)(void *device, void *buffer, size_t offset, const void *src,
+                        size_t bytes);
+    int (*buffer_read)(void *device, void *buffer, size_t offset, void *dst, size_t bytes);
+
+    int (*run_segment)(void *device, const lnet_segment_job *job);
+    /* Waits until every job queued on the device has finished. */
+    int (*synchronize)(void *device);
+
+    /* The message of the last failure on the calling thread. */
+    const char *(*last_error)(void);
+} lnet_plugin;
+
+typedef const lnet_plugin *(*lnet_plugin_entry_fn)(void);
+
+#if defined(_WIN32)
+#define LNET_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define LNET_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LONGNET_PLUGIN_H */

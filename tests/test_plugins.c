@@ -1,0 +1,212 @@
+/* test_plugins.c — the plugin loader: fixture plugins that must be refused
+ * (wrong ABI, no entry symbol, failing probe), each with a warning naming
+ * the reason, while the CPU backend still loads; search order; duplicates;
+ * contexts sharing modules. */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "longnet.h"
+
+typedef struct warnings {
+    int count;
+    char text[16][1024];
+} warnings;
+
+static void collect(lnet_log_level level, const char *msg, void *user)
+{
+    warnings *w = user;
+    if (level == LNET_LOG_WARNING && w->count < 16)
+        snprintf(w->text[w->count++], sizeof w->text[0], "%s", msg);
+}
+
+static int warned(const warnings *w, const char *a, const char *b)
+{
+    for (int i = 0; i < w->count; i++)
+        if (strstr(w->text[i], a) && strstr(w->text[i], b))
+            return 1;
+    return 0;
+}
+
+/* The record for the module whose path contains `needle`, or -1. */
+static int find_plugin(const lnet_context *ctx, const char *needle, lnet_plugin_info *info)
+{
+    for (int i = 0; i < lnet_context_plugin_count(ctx); i++) {
+        ck_assert_int_eq(lnet_context_plugin(ctx, i, info), LNET_OK);
+        if (strstr(info->path, needle))
+            return i;
+    }
+    return -1;
+}
+
+static lnet_context *create(const char *path, int no_defaults, warnings *w)
+{
+    lnet_context_options o = {.size = sizeof o, .log = collect, .log_user = w,
+                              .plugin_path = path, .no_default_paths = no_defaults};
+    lnet_context *ctx = NULL;
+    ck_assert_msg(lnet_context_create(&o, &ctx) == LNET_OK, "%s", lnet_last_error());
+    return ctx;
+}
+
+START_TEST(fixtures_refused_cpu_loads)
+{
+    warnings w = {0};
+    lnet_context *ctx = create(FIXTURE_DIR, 0, &w);
+    lnet_plugin_info info;
+
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-badabi", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert_uint_eq(info.abi_version, 999);
+    ck_assert_ptr_nonnull(strstr(info.reason, "ABI version 999"));
+    ck_assert(warned(&w, "longnet-fixture-badabi", "ABI version 999"));
+
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-noentry", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert_ptr_nonnull(strstr(info.reason, "no entry symbol 'lnet_plugin_entry'"));
+    ck_assert(warned(&w, "longnet-fixture-noentry", "no entry symbol"));
+
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-failprobe", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert_ptr_nonnull(strstr(info.reason, "probe failed: fixture: no device answers"));
+    ck_assert(warned(&w, "longnet-fixture-failprobe", "probe failed"));
+
+    /* The build tree's CPU backend is found without installing. */
+    ck_assert_int_ge(find_plugin(ctx, "longnet-cpu", &info), 0);
+    ck_assert_int_eq(info.loaded, 1);
+    ck_assert_str_eq(info.name, "cpu");
+    ck_assert_uint_eq(info.abi_version, 1);
+    ck_assert_int_ge(info.devices, 1);
+    ck_assert_str_eq(info.reason, "");
+
+    int idx = -1;
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu", &idx), LNET_OK);
+    lnet_device_info dev;
+    ck_assert_int_eq(lnet_context_device(ctx, idx, &dev), LNET_OK);
+    ck_assert_str_eq(dev.backend, "cpu");
+    ck_assert_int_eq(dev.index, 0);
+    ck_assert_str_eq(dev.kind, "cpu");
+    ck_assert_int_ge(dev.compute_units, 1);
+    ck_assert_ptr_nonnull(strstr(dev.kernels, "reference"));
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:0", &idx), LNET_OK);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(env_path_searched)
+{
+    warnings w = {0};
+    setenv("LONGNET_PLUGIN_PATH", FIXTURE_DIR "/longnet-fixture-badabi.la:/nonexistent/dir", 1);
+    lnet_context *ctx = create(NULL, 1, &w);
+    unsetenv("LONGNET_PLUGIN_PATH");
+    lnet_plugin_info info;
+    ck_assert_int_eq(lnet_context_plugin_count(ctx), 1);
+    ck_assert_int_ge(find_plugin(ctx, "badabi", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert(warned(&w, "/nonexistent/dir", "does not exist"));
+    ck_assert_int_eq(lnet_context_device_count(ctx), 0);
+    int idx;
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu", &idx), LNET_ERR_DEVICE);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "unknown device 'cpu'"));
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(first_found_wins)
+{
+    /* The CPU backend given explicitly and found again in the build tree:
+     * the second is refused as a duplicate, the first serves. */
+    warnings w = {0};
+    lnet_context *ctx = create(CPU_PLUGIN_DIR, 0, &w);
+    int loaded = 0, refused = 0;
+    for (int i = 0; i < lnet_context_plugin_count(ctx); i++) {
+        lnet_plugin_info info;
+        lnet_context_plugin(ctx, i, &info);
+        if (!strstr(info.path, "longnet-cpu"))
+            continue;
+        if (info.loaded)
+            loaded++;
+        else {
+            refused++;
+            ck_assert_ptr_nonnull(strstr(info.reason, "already loaded"));
+        }
+    }
+    ck_assert_int_eq(loaded, 1);
+    ck_assert_int_eq(refused, 1);
+    ck_assert_int_eq(lnet_context_device_count(ctx), 1);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(device_specs)
+{
+    warnings w = {0};
+    lnet_context *ctx = create(NULL, 0, &w);
+    int idx;
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:7", &idx), LNET_ERR_DEVICE);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "'cpu:7' does not exist"));
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:x", &idx), LNET_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "'x'"));
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:-1", &idx), LNET_ERR_INVALID);
+    ck_assert_int_eq(lnet_context_find_device(ctx, "tpu", &idx), LNET_ERR_DEVICE);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "'tpu'"));
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "cpu:0"));
+    ck_assert_int_eq(lnet_context_find_device(ctx, "", &idx), LNET_ERR_INVALID);
+    lnet_device_info dev;
+    ck_assert_int_eq(lnet_context_device(ctx, 99, &dev), LNET_ERR_INVALID);
+    lnet_plugin_info info;
+    ck_assert_int_eq(lnet_context_plugin(ctx, -1, &info), LNET_ERR_INVALID);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(contexts_share_modules)
+{
+    warnings w = {0};
+    lnet_context *a = create(NULL, 0, &w);
+    lnet_context *b = create(NULL, 0, &w);
+    ck_assert_int_eq(lnet_context_device_count(a), lnet_context_device_count(b));
+    lnet_context_free(a);
+    /* b still works after a released its reference to the module. */
+    int idx;
+    ck_assert_int_eq(lnet_context_find_device(b, "cpu", &idx), LNET_OK);
+    lnet_device_info dev;
+    ck_assert_int_eq(lnet_context_device(b, idx, &dev), LNET_OK);
+    ck_assert_str_eq(dev.backend, "cpu");
+    lnet_context_free(b);
+    ck_assert_int_eq(w.count, 0);
+}
+END_TEST
+
+START_TEST(bad_options)
+{
+    lnet_context_options o = {0};
+    lnet_context *ctx = NULL;
+    ck_assert_int_eq(lnet_context_create(&o, &ctx), LNET_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "size"));
+    ck_assert_int_eq(lnet_context_create(NULL, NULL), LNET_ERR_INVALID);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plugins");
+    TCase *tc = tcase_create("loader");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, fixtures_refused_cpu_loads);
+    tcase_add_test(tc, env_path_searched);
+    tcase_add_test(tc, first_found_wins);
+    tcase_add_test(tc, device_specs);
+    tcase_add_test(tc, contexts_share_modules);
+    tcase_add_test(tc, bad_options);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,353 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* cmd_run.c — `longnet run`: dilated attention forward on three .npy files.
+ *
+ * Everything that can be checked before computing is checked first, cheapest
+ * first (the command line, then the configuration's syntax, then the files,
+ * then the devices), so that a mistake is reported before minutes of work and
+ * an existing output file is never touched by a run that fails.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+void cmd_run_usage(FILE *out)
+{
+    fputs("Usage: longnet run --q Q.npy --k K.npy --v V.npy\n"
+          "                   --segments W0,W1,... --dilations R0,R1,...\n"
+          "                   --out O.npy [--lse LSE.npy] [--causal]\n"
+          "                   [--offsets interleaved|grouped] [--scale S]\n"
+          "                   [--device SPEC] [--kernel NAME] [--quiet]\n"
+          "\n"
+          "Computes LongNet's dilated attention O = attn(Q, K, V) for float32 or\n"
+          "float64 .npy inputs of identical shape [B, N, H, D] (batch, tokens,\n"
+          "heads, head dim) and writes O as float32 [B, N, H, D].\n"
+          "\n"
+          "  --q, --k, --v FILE   the inputs\n"
+          "  --segments LIST      segment length of each level (w >= 1)\n"
+          "  --dilations LIST     dilation of each level (1 <= r <= w); as many\n"
+          "                       entries as --segments, at least one equal to 1\n"
+          "  --out FILE           the output O (replaced atomically; a failed run\n"
+          "                       leaves an existing file as it was)\n"
+          "  --lse FILE           also write the log-sum-exp, float32 [B, H, N]\n"
+          "  --causal             a query attends only keys at or before it\n"
+          "  --offsets MODE       head offsets: interleaved (head h uses h mod r,\n"
+          "                       the default) or grouped (h / ceil(H / r))\n"
+          "  --scale S            score scale, a positive finite number\n"
+          "                       (default 1/sqrt(D))\n"
+          "  --device SPEC        BACKEND or BACKEND:INDEX (default cpu); see\n"
+          "                       'longnet info'\n"
+          "  --kernel NAME        a kernel of that device (default: its first)\n"
+          "  --quiet              print nothing on success\n"
+          "\n"
+          "Output files must differ from each other and from the inputs.\n", out);
+}
+
+enum {
+    OPT_Q = 1, OPT_K, OPT_V, OPT_SEGMENTS, OPT_DILATIONS, OPT_CAUSAL, OPT_OFFSETS,
+    OPT_SCALE, OPT_DEVICE, OPT_KERNEL, OPT_OUT, OPT_LSE, OPT_QUIET
+};
+
+typedef struct run_args {
+    const char *path[3]; /* q, k, v */
+    const char *segments, *dilations, *offsets, *scale, *device, *kernel;
+    const char *out, *lse;
+    int causal, quiet;
+} run_args;
+
+static const char *const input_name[3] = { "--q", "--k", "--v" };
+
+/* Parses the command line into `a`; returns -1 when done, else an exit code. */
+static int parse_args(int argc, char **argv, run_args *a)
+{
+    static const cli_option options[] = {
+        { "q", 1, OPT_Q }, { "k", 1, OPT_K }, { "v", 1, OPT_V },
+        { "segments", 1, OPT_SEGMENTS }, { "dilations", 1, OPT_DILATIONS },
+        { "causal", 0, OPT_CAUSAL }, { "offsets", 1, OPT_OFFSETS },
+        { "scale", 1, OPT_SCALE }, { "device", 1, OPT_DEVICE },
+        { "kernel", 1, OPT_KERNEL }, { "out", 1, OPT_OUT }, { "lse", 1, OPT_LSE },
+        { "quiet", 0, OPT_QUIET },
+        { NULL, 0, 0 }
+    };
+    memset(a, 0, sizeof *a);
+    a->device = "cpu";
+
+    cli_parser p;
+    cli_parser_init(&p, argc, argv, options);
+    for (int id; (id = cli_next_option(&p)) != CLI_OPT_END;) {
+        switch (id) {
+        case CLI_OPT_HELP: cmd_run_usage(stdout); return CLI_EXIT_OK;
+        case CLI_OPT_ERROR: return CLI_EXIT_USAGE;
+        case OPT_Q: a->path[0] = p.value; break;
+        case OPT_K: a->path[1] = p.value; break;
+        case OPT_V: a->path[2] = p.value; break;
+        case OPT_SEGMENTS: a->segments = p.value; break;
+        case OPT_DILATIONS: a->dilations = p.value; break;
+        case OPT_CAUSAL: a->causal = 1; break;
+        case OPT_OFFSETS: a->offsets = p.value; break;
+        case OPT_SCALE: a->scale = p.value; break;
+        case OPT_DEVICE: a->device = p.value; break;
+        case OPT_KERNEL: a->kernel = p.value; break;
+        case OPT_OUT: a->out = p.value; break;
+        case OPT_LSE: a->lse = p.value; break;
+        case OPT_QUIET: a->quiet = 1; break;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        if (!a->path[i])
+            return cli_usage_error("missing required option %s", input_name[i]);
+    if (!a->segments)
+        return cli_usage_error("missing required option --segments");
+    if (!a->dilations)
+        return cli_usage_error("missing required option --dilations");
+    if (!a->out)
+        return cli_usage_error("missing required option --out");
+    return -1;
+}
+
+/* Writing O over Q would destroy an input the user may still need, and the
+ * same file for O and LSE would keep only the last one written. */
+static int check_paths(const run_args *a)
+{
+    const char *outs[2] = { a->out, a->lse };
+    const char *out_name[2] = { "--out", "--lse" };
+    for (int o = 0; o < 2; o++) {
+        if (!outs[o])
+            continue;
+        for (int i = 0; i < 3; i++)
+            if (cli_same_file(outs[o], a->path[i])) {
+                cli_error("%s '%s' is the same file as the input %s '%s'", out_name[o],
+                          outs[o], input_name[i], a->path[i]);
+                return CLI_EXIT_FAIL;
+            }
+    }
+    if (a->lse && cli_same_file(a->out, a->lse)) {
+        cli_error("--out '%s' and --lse '%s' are the same file", a->out, a->lse);
+        return CLI_EXIT_FAIL;
+    }
+    return -1;
+}
+
+/* The levels and settings; D is not known yet, so validation comes later. */
+static int build_config(const run_args *a, lnet_config **out)
+{
+    lnet_config *cfg = NULL;
+    if (lnet_config_create(&cfg) != LNET_OK)
+        return cli_lib_error(NULL);
+    *out = cfg;
+    if (lnet_config_parse_levels(cfg, a->segments, a->dilations) != LNET_OK)
+        return cli_lib_error(NULL);
+    if (lnet_config_set_causal(cfg, a->causal) != LNET_OK)
+        return cli_lib_error(NULL);
+    if (a->offsets) {
+        lnet_offsets mode;
+        if (lnet_offsets_parse(a->offsets, &mode) != LNET_OK)
+            return cli_lib_error("--offsets");
+        if (lnet_config_set_offsets(cfg, mode) != LNET_OK)
+            return cli_lib_error(NULL);
+    }
+    if (a->scale) {
+        double s;
+        /* 0 would silently mean "default" to the library; a user who typed
+         * 0 made a mistake, so only positive values are accepted here. */
+        if (cli_parse_double(a->scale, &s) != CLI_NUM_OK || !(s > 0)) {
+            cli_error("--scale '%s' is not a positive finite number", a->scale);
+            return CLI_EXIT_FAIL;
+        }
+        if (lnet_config_set_scale(cfg, s) != LNET_OK)
+            return cli_lib_error("--scale");
+    }
+    return -1;
+}
+
+/* Loads Q, K, V and checks they are 4-D and of one shape. */
+static int load_inputs(const run_args *a, lnet_tensor *t[3])
+{
+    static const char *const tname[3] = { "Q", "K", "V" };
+    char s0[256], s1[256];
+    for (int i = 0; i < 3; i++) {
+        if (lnet_npy_load(a->path[i], &t[i]) != LNET_OK)
+            return cli_lib_error(NULL);
+        if (lnet_tensor_ndim(t[i]) != 4) {
+            cli_error("%s '%s' has shape %s (%d-D); expected 4-D [B, N, H, D]", tname[i],
+                      a->path[i], cli_tensor_shape_str(t[i], s0, sizeof s0),
+                      lnet_tensor_ndim(t[i]));
+            return CLI_EXIT_FAIL;
+        }
+    }
+    for (int i = 1; i < 3; i++)
+        for (int d = 0; d < 4; d++)
+            if (lnet_tensor_dim(t[i], d) != lnet_tensor_dim(t[0], d)) {
+                cli_error("%s '%s' has shape %s but %s '%s' has shape %s; Q, K and V "
+                          "must have one shape", tname[i], a->path[i],
+                          cli_tensor_shape_str(t[i], s1, sizeof s1), tname[0],
+                          a->path[0], cli_tensor_shape_str(t[0], s0, sizeof s0));
+                return CLI_EXIT_FAIL;
+            }
+    return -1;
+}
+
+/* Log messages while `run` loads plugins: not printed (a refused plugin the
+ * user does not need is no reason for noise, and stderr must stay one line
+ * on failure), only counted so that a missing device can point at them. */
+static void count_warning(lnet_log_level level, const char *message, void *user)
+{
+    (void)message;
+    if (level >= LNET_LOG_WARNING)
+        ++*(int *)user;
+}
+
+/* 1 if `name` is one entry of the comma-separated `list`. */
+static int in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Finds the device and checks the kernel against its list, so that a typo
+ * is reported with the names that would have worked. */
+static int pick_device(const run_args *a, lnet_context *ctx, int warnings,
+                       lnet_device_info *dev)
+{
+    int index;
+    if (lnet_context_find_device(ctx, a->device, &index) != LNET_OK) {
+        if (warnings > 0)
+            cli_error("%s (%d plugin warning%s; see 'longnet info')", lnet_last_error(),
+                      warnings, warnings == 1 ? "" : "s");
+        else
+            cli_error("%s", lnet_last_error());
+        return CLI_EXIT_FAIL;
+    }
+    if (lnet_context_device(ctx, index, dev) != LNET_OK)
+        return cli_lib_error(NULL);
+    if (a->kernel && dev->kernels && !in_list(dev->kernels, a->kernel)) {
+        cli_error("--kernel '%s' is not a kernel of device %s:%d (it has: %s)", a->kernel,
+                  dev->backend, dev->index, dev->kernels);
+        return CLI_EXIT_FAIL;
+    }
+    return -1;
+}
+
+static void print_summary(const run_args *a, const lnet_config *cfg, const lnet_tensor *q,
+                          const lnet_tensor *lse, const lnet_device_info *dev, double ms)
+{
+    char s[256];
+    printf("input   %s [B, N, H, D]\n", cli_tensor_shape_str(q, s, sizeof s));
+    printf("levels ");
+    for (int i = 0; i < lnet_config_levels(cfg); i++)
+        printf(" %lld/%lld", (long long)lnet_config_segment(cfg, i),
+               (long long)lnet_config_dilation(cfg, i));
+    printf("  (segment/dilation)\n");
+    double scale = lnet_config_scale(cfg);
+    printf("causal  %s, offsets %s, scale ", lnet_config_causal(cfg) ? "yes" : "no",
+           lnet_config_offsets(cfg) == LNET_OFFSETS_GROUPED ? "grouped" : "interleaved");
+    if (scale > 0)
+        printf("%.17g\n", scale);
+    else
+        printf("1/sqrt(%lld)\n", (long long)lnet_tensor_dim(q, 3));
+    const char *kernel = a->kernel;
+    char first[128];
+    if (!kernel) {
+        /* The default kernel is the first of the device's list. */
+        const char *k = dev->kernels ? dev->kernels : "";
+        size_t len = strcspn(k, ",");
+        snprintf(first, sizeof first, "%.*s", (int)len, k);
+        kernel = *first ? first : "default";
+    }
+    printf("device  %s:%d (%s), kernel %s\n", dev->backend, dev->index,
+           dev->name ? dev->name : "?", kernel);
+    printf("time    %.3f ms\n", ms);
+    printf("out     %s %s\n", a->out, cli_tensor_shape_str(q, s, sizeof s));
+    if (lse)
+        printf("lse     %s %s\n", a->lse, cli_tensor_shape_str(lse, s, sizeof s));
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+int cmd_run_main(int argc, char **argv)
+{
+    cli_set_prog("longnet run");
+    run_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if ((rc = check_paths(&a)) >= 0)
+        return rc;
+
+    lnet_config *cfg = NULL;
+    lnet_tensor *in[3] = { NULL, NULL, NULL };
+    lnet_tensor *out = NULL, *lse = NULL;
+    lnet_context *ctx = NULL;
+    int warnings = 0;
+    lnet_device_info dev;
+
+    if ((rc = build_config(&a, &cfg)) >= 0)
+        goto done;
+    if ((rc = load_inputs(&a, in)) >= 0)
+        goto done;
+    int64_t shape[4];
+    for (int d = 0; d < 4; d++)
+        shape[d] = lnet_tensor_dim(in[0], d);
+    if (lnet_config_validate(cfg, shape[3]) != LNET_OK) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
+
+    lnet_context_options copts = { .size = sizeof copts, .log = count_warning,
+                                   .log_user = &warnings };
+    if (lnet_context_create(&copts, &ctx) != LNET_OK) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
+    if ((rc = pick_device(&a, ctx, warnings, &dev)) >= 0)
+        goto done;
+
+    int64_t lse_shape[3] = { shape[0], shape[2], shape[1] }; /* [B, H, N] */
+    if (lnet_tensor_create(4, shape, &out) != LNET_OK ||
+        (a.lse && lnet_tensor_create(3, lse_shape, &lse) != LNET_OK)) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
+
+    lnet_run_options ropts = { .size = sizeof ropts, .device = a.device, .kernel = a.kernel };
+    double t0 = now_ms();
+    if (lnet_attention_forward(ctx, cfg, in[0], in[1], in[2], out, lse, &ropts) != LNET_OK) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
+    double ms = now_ms() - t0;
+
+    /* Each save is atomic; O goes first so that an LSE failure at least
+     * leaves the main result (and the error says which file failed). */
+    if (lnet_npy_save(a.out, out) != LNET_OK ||
+        (lse && lnet_npy_save(a.lse, lse) != LNET_OK)) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
+    if (!a.quiet)
+        print_summary(&a, cfg, in[0], lse, &dev, ms);
+    rc = CLI_EXIT_OK;
+
+done:
+    lnet_tensor_free(lse);
+    lnet_tensor_free(out);
+    for (int i = 0; i < 3; i++)
+        lnet_tensor_free(in[i]);
+    lnet_context_free(ctx);
+    lnet_config_free(cfg);
+    return rc;
+}
