@@ -342,26 +342,21 @@ static void search_path_list(search *s, const char *list)
     }
 }
 
-/* True when this library is the one in its build tree's core/.libs, i.e. it
- * runs uninstalled: then the build tree's backends are the ones to load. */
+/* True when this library is the one in its build tree's liblongnet/.libs,
+ * i.e. it runs uninstalled: then the build tree's backends are the ones to
+ * load. An installed copy never looks into the build tree. */
 static int running_from_build_tree(void)
 {
 #ifdef HAVE_DLADDR
     Dl_info info;
-    char prefix[PATH_MAX];
+    char libs[PATH_MAX], self[PATH_MAX], dir[PATH_MAX];
     if (!LNET_BUILD_DIR[0] || !dladdr((void *)&lnet_plugins_load, &info) || !info.dli_fname)
         return 0;
-    snprintf(prefix, sizeof prefix, "%s/core/.libs/", LNET_BUILD_DIR);
-    char canon[PATH_MAX];
-    const char *self = realpath(info.dli_fname, canon) ? canon : info.dli_fname;
-    char canon_prefix[PATH_MAX];
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/core/.libs", LNET_BUILD_DIR);
-    if (realpath(dir, canon_prefix)) {
-        size_t n = strlen(canon_prefix);
-        return strncmp(self, canon_prefix, n) == 0 && self[n] == '/';
-    }
-    return strncmp(self, prefix, strlen(prefix)) == 0;
+    snprintf(dir, sizeof dir, "%s/liblongnet/.libs", LNET_BUILD_DIR);
+    if (!realpath(dir, libs) || !realpath(info.dli_fname, self))
+        return 0;
+    size_t n = strlen(libs);
+    return strncmp(self, libs, n) == 0 && self[n] == '/';
 #else
     return 0;
 #endif

@@ -1,4 +1,4 @@
-/* internal.h — what the core's files share and nothing outside core/ sees. */
+/* internal.h — what the core's files share and nothing outside liblongnet/ sees. */
 #ifndef LNET_INTERNAL_H
 #define LNET_INTERNAL_H
 
