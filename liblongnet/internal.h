@@ -47,7 +47,5 @@ static inline int lnet_add_size(size_t a, size_t b, size_t *out)
  * every product checked; also refuses dimensions < 1. */
 lnet_status lnet_shape_bytes(int ndim, const int64_t *shape, size_t *numel, size_t *bytes);
 
-/* "[1, 64, 4, 16]" into buf, for messages. */
-const char *lnet_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 
 #endif /* LNET_INTERNAL_H */

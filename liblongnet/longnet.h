@@ -71,6 +71,10 @@ size_t lnet_tensor_numel(const lnet_tensor *t);
 float *lnet_tensor_data(lnet_tensor *t);
 const float *lnet_tensor_cdata(const lnet_tensor *t);
 
+/* Writes a shape as "[1, 64, 4, 16]" into buf (truncated to len) and
+ * returns buf; for messages. */
+const char *lnet_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
+
 /* ------------------------------------------------------------ .npy files */
 
 /* Reads a little-endian float32 or float64 C-ordered .npy file (float64 is

@@ -88,8 +88,6 @@ cli_num_status cli_parse_double(const char *s, double *out);
 int cli_parse_i64_list(const char *s, const char *what, int64_t min, int64_t max,
                        int64_t *out, int max_n, int *n, char *err, size_t errlen);
 
-/* "[1, 64, 4, 16]" into buf. */
-const char *cli_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 const char *cli_tensor_shape_str(const lnet_tensor *t, char *buf, size_t len);
 
 /* ------------------------------------------------------------- options */

@@ -205,21 +205,6 @@ int cli_parse_i64_list(const char *s, const char *what, int64_t min, int64_t max
     return 0;
 }
 
-const char *cli_shape_str(int ndim, const int64_t *shape, char *buf, size_t len)
-{
-    size_t used = 0;
-    if (len == 0)
-        return buf;
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < ndim && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
-    if (used < len)
-        snprintf(buf + used, len - used, "]");
-    return buf;
-}
-
 const char *cli_tensor_shape_str(const lnet_tensor *t, char *buf, size_t len)
 {
     int64_t shape[LNET_MAX_DIMS];
@@ -228,7 +213,7 @@ const char *cli_tensor_shape_str(const lnet_tensor *t, char *buf, size_t len)
         ndim = 0;
     for (int i = 0; i < ndim; i++)
         shape[i] = lnet_tensor_dim(t, i);
-    return cli_shape_str(ndim, shape, buf, len);
+    return lnet_shape_str(ndim, shape, buf, len);
 }
 
 /* ------------------------------------------------------------- options */

@@ -2,8 +2,8 @@
 #include <config.h>
 #endif
 /* cpu_plugin.c — the CPU backend: one device (the host), host-memory
- * buffers, and the segment kernels of cpu_reference.c behind the plugin ABI
- * of longnet-plugin.h. It is the backend that is always there, so it checks
+ * buffers, and the segment kernels ("fast", cpu_fast.c, the default;
+ * "reference", cpu_reference.c) behind the plugin ABI of longnet-plugin.h. It is the backend that is always there, so it checks
  * every job fully and never trusts the caller's sizes. */
 #include <ctype.h>
 #include <math.h>
@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "cpu_backend.h"
+#include "cpu_fast.h"
+#include "cpu_simd.h"
 
 /* ------------------------------------------------------------- errors */
 
@@ -39,13 +41,39 @@ static const char *cpu_last_error(void)
 
 /* ------------------------------------------------------------ kernels */
 
-/* The kernels a job may name; the first is the default. A faster kernel is
- * added here, in front, to become the default. */
+/* The host is one device: the index is checked once, in open, so the
+ * other slots may rely on it. The fast kernel's state (thread pool, SIMD
+ * path) lives as long as the opened device. */
+typedef struct cpu_device {
+    int index;
+    cpu_fast *fast;
+} cpu_device;
+
+/* A kernel as run_segment calls it: with the device, for the kernels that
+ * keep state in it. */
+typedef int (*cpu_device_kernel_fn)(cpu_device *dev, const lnet_segment_job *job, const float *q,
+                                    const float *k, const float *v, float *out, float *lse);
+
+static int cpu_run_fast(cpu_device *dev, const lnet_segment_job *job, const float *q,
+                        const float *k, const float *v, float *out, float *lse)
+{
+    return cpu_fast_segment(dev->fast, job, q, k, v, out, lse);
+}
+
+static int cpu_run_reference(cpu_device *dev, const lnet_segment_job *job, const float *q,
+                             const float *k, const float *v, float *out, float *lse)
+{
+    (void)dev;
+    return cpu_reference_segment(job, q, k, v, out, lse);
+}
+
+/* The kernels a job may name; the first is the default. */
 static const struct {
     const char *name;
-    cpu_kernel_fn run;
+    cpu_device_kernel_fn run;
 } cpu_kernels[] = {
-    {"reference", cpu_reference_segment},
+    {"fast", cpu_run_fast},
+    {"reference", cpu_run_reference},
 };
 #define CPU_N_KERNELS (sizeof cpu_kernels / sizeof cpu_kernels[0])
 
@@ -63,12 +91,6 @@ static void cpu_kernel_list(char *buf, size_t len)
 }
 
 /* ------------------------------------------------------------ devices */
-
-/* The host is one device: the index is checked once, here, so the other
- * slots may rely on it. */
-typedef struct cpu_device {
-    int index;
-} cpu_device;
 
 typedef struct cpu_buffer {
     void *data;
@@ -135,6 +157,14 @@ static int cpu_describe(int index, lnet_plugin_device_desc *desc)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu describe: desc is NULL");
     memset(desc, 0, sizeof *desc);
     cpu_model_name(desc->name, sizeof desc->name);
+    /* The SIMD path the fast kernel will take when the device is opened
+     * (LONGNET_CPU_SIMD, else the best this CPU runs); a bad value is
+     * reported by open, not here. */
+    const cpu_tile_kernel *simd = NULL;
+    if (cpu_simd_select(getenv("LONGNET_CPU_SIMD"), "LONGNET_CPU_SIMD", &simd))
+        simd = cpu_simd_best();
+    size_t name_len = strlen(desc->name);
+    snprintf(desc->name + name_len, sizeof desc->name - name_len, " (%s)", simd->name);
     snprintf(desc->kind, sizeof desc->kind, "cpu");
 
     long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
@@ -149,11 +179,17 @@ static int cpu_describe(int index, lnet_plugin_device_desc *desc)
     return LNET_PLUGIN_OK;
 }
 
-/* The cpu device takes no options yet; a key it does not know is refused
- * rather than ignored, so that a typo never passes silently. Empty items
- * ("", ",,") are allowed. */
-static int cpu_check_options(const char *options)
+/* The device options the cpu backend takes ("threads=4,simd=avx2"); a key
+ * it does not know is refused rather than ignored, so that a typo never
+ * passes silently. Empty items ("", ",,") are allowed. */
+typedef struct cpu_options {
+    char threads[64], simd[64];
+    int has_threads, has_simd;
+} cpu_options;
+
+static int cpu_parse_options(const char *options, cpu_options *opt)
 {
+    memset(opt, 0, sizeof *opt);
     if (!options)
         return LNET_PLUGIN_OK;
     const char *p = options;
@@ -162,10 +198,30 @@ static int cpu_check_options(const char *options)
         size_t item_len = item_end ? (size_t)(item_end - p) : strlen(p);
         const char *eq = memchr(p, '=', item_len);
         size_t key_len = eq ? (size_t)(eq - p) : item_len;
-        if (item_len > 0)
-            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                            "cpu open: unknown device option '%.*s' in \"%s\" (the cpu backend takes no options)",
-                            (int)(key_len < 200 ? key_len : 200), p, options);
+        if (item_len > 0) {
+            char *value = NULL;
+            int *has = NULL;
+            if (eq && key_len == 7 && strncmp(p, "threads", 7) == 0) {
+                value = opt->threads;
+                has = &opt->has_threads;
+            } else if (eq && key_len == 4 && strncmp(p, "simd", 4) == 0) {
+                value = opt->simd;
+                has = &opt->has_simd;
+            } else {
+                return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                                "cpu open: unknown device option '%.*s' in \"%s\" "
+                                "(the cpu backend takes threads=N and simd=avx512|avx2|generic|auto)",
+                                (int)(key_len < 200 ? key_len : 200), p, options);
+            }
+            size_t value_len = item_len - key_len - 1;
+            if (value_len >= sizeof opt->threads)
+                return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                                "cpu open: the value of device option '%.*s' is too long in \"%.200s\"",
+                                (int)key_len, p, options);
+            memcpy(value, eq + 1, value_len);
+            value[value_len] = '\0';
+            *has = 1;
+        }
         p += item_len;
         if (*p == ',')
             p++;
@@ -181,7 +237,8 @@ static int cpu_open(int index, const char *options, void **device)
     int st = cpu_check_index("open", index);
     if (st)
         return st;
-    st = cpu_check_options(options);
+    cpu_options opt;
+    st = cpu_parse_options(options, &opt);
     if (st)
         return st;
     cpu_device *dev = calloc(1, sizeof *dev);
@@ -189,13 +246,24 @@ static int cpu_open(int index, const char *options, void **device)
         return cpu_fail(LNET_PLUGIN_ERR_NOMEM, "cpu open: out of memory allocating %zu bytes",
                         sizeof *dev);
     dev->index = index;
+    /* Options win over LONGNET_CPU_SIMD / LONGNET_CPU_THREADS. */
+    st = cpu_fast_create(opt.has_simd ? opt.simd : NULL, opt.has_threads ? opt.threads : NULL,
+                         &dev->fast);
+    if (st) {
+        free(dev);
+        return st;
+    }
     *device = dev;
     return LNET_PLUGIN_OK;
 }
 
 static void cpu_close(void *device)
 {
-    free(device);
+    cpu_device *dev = device;
+    if (!dev)
+        return;
+    cpu_fast_free(dev->fast);
+    free(dev);
 }
 
 /* ------------------------------------------------------------ buffers */
@@ -425,7 +493,7 @@ static int cpu_run_segment(void *device, const lnet_segment_job *job)
     if (st)
         return st;
 
-    cpu_kernel_fn run = NULL;
+    cpu_device_kernel_fn run = NULL;
     if (!job->kernel || !job->kernel[0]) {
         run = cpu_kernels[0].run;
     } else {
@@ -441,9 +509,9 @@ static int cpu_run_segment(void *device, const lnet_segment_job *job)
                         list);
     }
 
-    return run(job, ((const cpu_buffer *)job->q)->data, ((const cpu_buffer *)job->k)->data,
-               ((const cpu_buffer *)job->v)->data, ((cpu_buffer *)job->out)->data,
-               ((cpu_buffer *)job->lse)->data);
+    return run(device, job, ((const cpu_buffer *)job->q)->data,
+               ((const cpu_buffer *)job->k)->data, ((const cpu_buffer *)job->v)->data,
+               ((cpu_buffer *)job->out)->data, ((cpu_buffer *)job->lse)->data);
 }
 
 /* -------------------------------------------------------------- entry */
@@ -452,7 +520,7 @@ static const lnet_plugin cpu_plugin = {
     .abi_version = LNET_PLUGIN_ABI_VERSION,
     .size = sizeof(lnet_plugin),
     .name = "cpu",
-    .description = "host CPU (reference kernel)",
+    .description = "host CPU (fast and reference kernels)",
     .probe = cpu_probe,
     .shutdown = cpu_shutdown,
     .describe = cpu_describe,

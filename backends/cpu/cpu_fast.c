@@ -1,0 +1,291 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* cpu_fast.c — the fast kernel's driver: the device's state (SIMD path,
+ * thread pool, per-thread scratch), and one job cut into work items.
+ *
+ * A work item is one tile: up to tq selected query rows of one (batch,
+ * segment, head). Items are numbered so that consecutive ones share a
+ * segment (its K and V stay in cache while the threads work through it) and
+ * a segment's tiles come largest first: under causal masking tile t sees
+ * t + 1 key tiles, and taking the big ones first from an atomic counter
+ * leaves only small items for the end of the job, where they even out the
+ * threads. No item writes a row another item writes, so items need no
+ * locks; the only shared state is the counter. */
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu_backend.h"
+#include "cpu_fast.h"
+#include "cpu_pool.h"
+#include "cpu_simd.h"
+
+#define CPU_MAX_THREADS 1024
+#define LNET_LOG2E 1.442695040888963407359924681001892137
+
+struct cpu_fast {
+    const cpu_tile_kernel *kern;
+    cpu_pool *pool;
+    int threads;
+    float **scratch;      /* one per thread */
+    size_t scratch_floats; /* capacity of each */
+};
+
+/* ------------------------------------------------------------- set-up */
+
+static int parse_threads(const char *text, const char *origin, int *threads)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno || n < 1 || n > CPU_MAX_THREADS)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu: %s = '%.100s' is not a thread count (an integer 1..%d)", origin, text,
+                        CPU_MAX_THREADS);
+    *threads = (int)n;
+    return LNET_PLUGIN_OK;
+}
+
+int cpu_fast_create(const char *simd, const char *threads, cpu_fast **out)
+{
+    *out = NULL;
+    const char *simd_origin = "device option simd";
+    if (!simd) {
+        simd = getenv("LONGNET_CPU_SIMD");
+        simd_origin = "LONGNET_CPU_SIMD";
+    }
+    const cpu_tile_kernel *kern;
+    int st = cpu_simd_select(simd, simd_origin, &kern);
+    if (st)
+        return st;
+
+    int n = 0;
+    const char *threads_origin = "device option threads";
+    if (!threads) {
+        threads = getenv("LONGNET_CPU_THREADS");
+        threads_origin = "LONGNET_CPU_THREADS";
+        if (threads && !threads[0])
+            threads = NULL; /* set but empty: as if unset */
+    }
+    if (threads) {
+        st = parse_threads(threads, threads_origin, &n);
+        if (st)
+            return st;
+    } else {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores < 1 ? 1 : cores > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)cores;
+    }
+
+    cpu_fast *f = calloc(1, sizeof *f);
+    float **scratch = calloc((size_t)n, sizeof *scratch);
+    if (!f || !scratch) {
+        free(f);
+        free(scratch);
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM, "cpu fast kernel: out of memory for %d threads", n);
+    }
+    f->kern = kern;
+    f->threads = n;
+    f->scratch = scratch;
+    st = cpu_pool_create(n, &f->pool);
+    if (st) {
+        cpu_fast_free(f);
+        return st;
+    }
+    *out = f;
+    return LNET_PLUGIN_OK;
+}
+
+void cpu_fast_free(cpu_fast *f)
+{
+    if (!f)
+        return;
+    cpu_pool_free(f->pool);
+    for (int t = 0; t < f->threads; t++)
+        free(f->scratch[t]);
+    free(f->scratch);
+    free(f);
+}
+
+const char *cpu_fast_simd(const cpu_fast *f)
+{
+    return f->kern->name;
+}
+
+int cpu_fast_threads(const cpu_fast *f)
+{
+    return f->threads;
+}
+
+/* Grows every thread's scratch to `floats`; kept between jobs, so a run of
+ * levels with one head dim allocates once. */
+static int ensure_scratch(cpu_fast *f, size_t floats)
+{
+    if (floats <= f->scratch_floats)
+        return LNET_PLUGIN_OK;
+    for (int t = 0; t < f->threads; t++) {
+        void *p = NULL;
+        if (posix_memalign(&p, (size_t)f->kern->align, floats * sizeof(float)) != 0)
+            return cpu_fail(LNET_PLUGIN_ERR_NOMEM,
+                            "cpu fast kernel: out of memory allocating %zu bytes of scratch",
+                            floats * sizeof(float));
+        free(f->scratch[t]);
+        f->scratch[t] = p;
+    }
+    f->scratch_floats = floats;
+    return LNET_PLUGIN_OK;
+}
+
+/* ------------------------------------------------------------- one job */
+
+typedef struct fast_run {
+    const cpu_fast *f;
+    const lnet_segment_job *job;
+    cpu_tile_job tj;
+    const float *q, *k, *v;
+    float *out, *lse;
+    int64_t s_first, n_segs; /* segments touching [row_begin, row_end) */
+    int64_t tiles;           /* tiles in the largest segment */
+    int64_t items;           /* batch * n_segs * heads * tiles */
+    atomic_llong next;
+} fast_run;
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* Fills tile t of item k; returns 0 when the item selects nothing (a short
+ * last segment, a head whose offset leaves fewer rows, the edges of the
+ * row range). */
+static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
+{
+    const lnet_segment_job *job = R->job;
+    const int64_t N = job->rows, H = job->heads, D = job->dim;
+    const int64_t w = job->segment, r = job->dilation;
+    const int64_t tq = R->f->kern->tq;
+
+    const int64_t seg_item = item / R->tiles;
+    const int64_t tile = R->tiles - 1 - item % R->tiles; /* largest first */
+    const int64_t h = seg_item % H;
+    const int64_t bs = seg_item / H;
+    const int64_t s = R->s_first + bs % R->n_segs;
+    const int64_t b = bs / R->n_segs;
+
+    const int64_t o = cpu_head_offset(job->offsets, h, H, r);
+    const int64_t start = s * w;
+    const int64_t end = (w > N - start) ? N : start + w;
+    if (start + o >= end)
+        return 0;
+    const int64_t first = start + o;
+    const int64_t n_sel = ceil_div(end - first, r);
+    const int64_t jq0 = tile * tq;
+    if (jq0 >= n_sel)
+        return 0;
+    /* Queries of this segment inside [row_begin, row_end). */
+    const int64_t j_lo = job->row_begin > first ? ceil_div(job->row_begin - first, r) : 0;
+    int64_t j_hi = job->row_end > first ? ceil_div(job->row_end - first, r) : 0;
+    if (j_hi > n_sel)
+        j_hi = n_sel;
+    int64_t q_end = jq0 + tq < j_hi ? jq0 + tq : j_hi;
+    int64_t q_begin = jq0 > j_lo ? jq0 : j_lo;
+    if (q_begin >= q_end)
+        return 0;
+
+    const size_t base = (((size_t)b * (size_t)N + (size_t)first) * (size_t)H + (size_t)h) *
+                        (size_t)D;
+    t->q0 = R->q + base;
+    t->k0 = R->k + base;
+    t->v0 = R->v + base;
+    t->out0 = R->out + base;
+    t->lse0 = R->lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)N + (size_t)first;
+    t->n_keys = n_sel;
+    t->jq0 = jq0;
+    t->nq = q_end - jq0; /* later queries are not needed, even under causal */
+    t->w0 = q_begin - jq0;
+    t->w1 = q_end - jq0;
+    return 1;
+}
+
+static void run_items(void *arg, int thread)
+{
+    fast_run *R = arg;
+    float *scratch = R->f->scratch[thread];
+    for (;;) {
+        const long long item = atomic_fetch_add_explicit(&R->next, 1, memory_order_relaxed);
+        if (item >= R->items)
+            break;
+        cpu_tile t;
+        if (item_tile(R, item, &t))
+            R->f->kern->run(&R->tj, &t, scratch);
+    }
+}
+
+int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
+                     const float *k, const float *v, float *out, float *lse)
+{
+    if (job->row_begin >= job->row_end)
+        return LNET_PLUGIN_OK; /* an empty row range selects nothing */
+
+    const int64_t N = job->rows, H = job->heads, D = job->dim;
+    const int64_t w = job->segment, r = job->dilation;
+
+    const size_t floats = f->kern->scratch_floats(D);
+    if (floats == 0)
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM,
+                        "cpu fast kernel: head dim %lld needs more scratch than fits in memory",
+                        (long long)D);
+    int st = ensure_scratch(f, floats);
+    if (st)
+        return st;
+
+    fast_run *R = calloc(1, sizeof *R);
+    if (!R)
+        return cpu_fail(LNET_PLUGIN_ERR_NOMEM, "cpu fast kernel: out of memory");
+    R->f = f;
+    R->job = job;
+    R->q = q;
+    R->k = k;
+    R->v = v;
+    R->out = out;
+    R->lse = lse;
+
+    /* A dilation >= N selects one row per segment, so its stride is never
+     * applied; capping it keeps r * H * D (<= N * H * D, checked by
+     * run_segment to fit in size_t) from overflowing. */
+    const int64_t r_eff = r < N ? r : N;
+    R->tj.dim = D;
+    R->tj.sel_stride = (size_t)r_eff * (size_t)H * (size_t)D;
+    R->tj.dilation = r_eff;
+    R->tj.causal = job->causal;
+    R->tj.init = job->init;
+    R->tj.qscale = (float)((double)job->scale * LNET_LOG2E);
+
+    R->s_first = job->row_begin / w;
+    R->n_segs = (job->row_end - 1) / w - R->s_first + 1;
+    const int64_t span = w < N ? w : N;
+    R->tiles = ceil_div(ceil_div(span, r), f->kern->tq);
+    /* items = B * segments * H * tiles: each factor is at most a count of
+     * rows of the tensor, but the product is checked anyway. */
+    int64_t items = job->batch;
+    const int64_t factors[3] = {R->n_segs, H, R->tiles};
+    for (int i = 0; i < 3; i++) {
+        if (factors[i] > 0 && items > LLONG_MAX / factors[i]) {
+            free(R);
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu fast kernel: %lld x %lld x %lld x %lld work items overflow",
+                            (long long)job->batch, (long long)factors[0], (long long)factors[1],
+                            (long long)factors[2]);
+        }
+        items *= factors[i];
+    }
+    R->items = items;
+    atomic_init(&R->next, 0);
+
+    cpu_pool_run(f->pool, run_items, R);
+    free(R);
+    return LNET_PLUGIN_OK;
+}

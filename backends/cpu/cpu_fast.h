@@ -1,0 +1,28 @@
+/* cpu_fast.h — the CPU backend's fast segment kernel ("fast", the default):
+ * a blocked online softmax (FlashAttention-2 style) over tiles of selected
+ * rows read in place, SIMD tile kernels chosen at run time (cpu_simd.h),
+ * and a thread pool that lives as long as the opened device. */
+#ifndef LNET_CPU_FAST_H
+#define LNET_CPU_FAST_H
+
+#include "longnet-plugin.h"
+
+typedef struct cpu_fast cpu_fast;
+
+/* Starts the kernel's state for one opened device. `simd` and `threads` are
+ * the values of the device options simd= and threads= (NULL when not
+ * given); without them the environment's LONGNET_CPU_SIMD and
+ * LONGNET_CPU_THREADS are used, and without those the best SIMD path and
+ * all online cores. A bad value is LNET_PLUGIN_ERR_INVALID naming it; a
+ * SIMD path this CPU cannot run is LNET_PLUGIN_ERR_UNSUPPORTED. */
+int cpu_fast_create(const char *simd, const char *threads, cpu_fast **out);
+void cpu_fast_free(cpu_fast *fast);
+
+const char *cpu_fast_simd(const cpu_fast *fast); /* "avx512", "avx2", "generic" */
+int cpu_fast_threads(const cpu_fast *fast);
+
+/* Runs one validated job (see cpu_kernel_fn in cpu_backend.h). */
+int cpu_fast_segment(cpu_fast *fast, const lnet_segment_job *job, const float *q,
+                     const float *k, const float *v, float *out, float *lse);
+
+#endif /* LNET_CPU_FAST_H */

@@ -1,0 +1,52 @@
+/* cpu_tile.h — the interface between the fast kernel's driver (cpu_fast.c)
+ * and its per-ISA tile kernels (cpu_tile_avx512.c, cpu_tile_avx2.c,
+ * cpu_tile_generic.c, all instances of cpu_tile_template.h).
+ *
+ * A tile is one work item: up to `tq` selected query rows of one (batch,
+ * head, segment) against every selected key row of that segment they may
+ * see, with the result folded into the running (out, lse). The driver only
+ * computes where things are; the tile kernel does all the arithmetic. */
+#ifndef LNET_CPU_TILE_H
+#define LNET_CPU_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What is the same for every tile of one job. */
+typedef struct cpu_tile_job {
+    int64_t dim;        /* D */
+    size_t sel_stride;  /* floats between two selected rows: r * H * D */
+    int64_t dilation;   /* r: lse entries between two selected rows */
+    int causal;
+    int init;           /* 1: overwrite out and lse instead of folding */
+    float qscale;       /* scale * log2(e): scores come out in base 2 */
+} cpu_tile_job;
+
+/* One work item. Row j of the segment's selection ("selected index" j) is
+ * q0 + j * sel_stride (likewise k0, v0, out0) and lse0[j * dilation]. */
+typedef struct cpu_tile {
+    const float *q0, *k0, *v0;
+    float *out0, *lse0;
+    int64_t n_keys;     /* selected rows in the segment */
+    int64_t jq0;        /* first query of the tile: a multiple of tq */
+    int64_t nq;         /* queries computed: jq0 .. jq0 + nq - 1, nq <= tq */
+    int64_t w0, w1;     /* of those, the ones written back: [w0, w1) relative to jq0 */
+} cpu_tile;
+
+typedef struct cpu_tile_kernel {
+    const char *name;   /* "avx512", "avx2", "generic" */
+    int tq;             /* queries per tile, also keys per key tile */
+    int align;          /* bytes the scratch must be aligned to */
+    /* Floats of per-thread scratch a tile of head dim D needs, or 0 when
+     * that does not fit in size_t. */
+    size_t (*scratch_floats)(int64_t dim);
+    void (*run)(const cpu_tile_job *job, const cpu_tile *tile, float *scratch);
+} cpu_tile_kernel;
+
+extern const cpu_tile_kernel cpu_tile_generic;
+#if defined(__x86_64__) || defined(__i386__)
+extern const cpu_tile_kernel cpu_tile_avx2;
+extern const cpu_tile_kernel cpu_tile_avx512;
+#endif
+
+#endif /* LNET_CPU_TILE_H */

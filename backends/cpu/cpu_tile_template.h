@@ -1,0 +1,357 @@
+/* cpu_tile_template.h — the fast kernel's tile, written once over a small
+ * vector vocabulary and compiled once per instruction set: each of
+ * cpu_tile_avx512.c, cpu_tile_avx2.c and cpu_tile_generic.c defines the
+ * vocabulary and then includes this file (a template by inclusion, so that
+ * the blocked online softmax exists in one copy only).
+ *
+ * The including file defines:
+ *   VW               lanes of a vector (16, 8, ...)
+ *   MV               query vectors per register block
+ *   NR               keys per Q.K^T register block
+ *   DR               head-dim entries per P.V register block
+ *   TQ               queries per tile and keys per key tile, a multiple of MV*VW
+ *   vf               the vector type, and the functions
+ *   vf_zero() vf_load(p) vf_store(p, x) vf_bcast(p) vf_fma(a, b, c) = a*b + c
+ *   vf_add vf_mul vf_sub vf_max vf_exp2(x) (2^x for x <= 0, -inf -> 0)
+ *   vf_set1(x) vf_any_gt(a, b) (some lane a > b)
+ *   vf_mask_below(x, k) (lanes < k set to -inf)
+ *   TILE_KERNEL, TILE_NAME   the cpu_tile_kernel to define and its name
+ *
+ * Layout (FlashAttention-2 with the roles of the lanes swapped for a CPU):
+ * the lanes of every vector are *queries*. Q is packed transposed,
+ * Qt[d][i], pre-scaled by scale*log2(e); the scores of a key tile are
+ * St[j][i] = sum_d K[j][d] Qt[d][i], a broadcast of K times a vector of Qt,
+ * so the row maximum and row sum of the softmax are lane-wise max/add down
+ * the key axis (no horizontal reductions), and P.V is
+ * Ot[d][i] += sum_j V[j][d] St[j][i], again a broadcast of V times a vector
+ * of probabilities. Any head dim works without masking, because D and the
+ * key count are only ever loop bounds of broadcasts; padded query lanes
+ * compute harmless values that are never written back.
+ *
+ * Scratch (per thread, 64-byte aligned), in floats:
+ *   Qt[D][TQ], Ot[D][TQ], St[TQ][TQ], Kp[TQ][D], Vp[TQ][D], m[TQ], l[TQ].
+ * Kp and Vp are the key tile's K and V rows copied contiguous (a GEMM's
+ * packing: TQ rows, read TQ times each, so the copy costs ~1/TQ of the
+ * arithmetic) so that the micro-kernels see one fixed row stride.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_tile.h"
+
+#if TQ % (MV * VW) != 0
+#error "TQ must be a multiple of MV * VW"
+#endif
+
+#define BW (MV * VW) /* queries per register block */
+#define LNET_LN2 0.693147180559945309417232121458176568
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static size_t tile_scratch_floats(int64_t dim)
+{
+    const size_t fixed = (size_t)TQ * TQ + 2 * (size_t)TQ;
+    if (dim < 1 || (uint64_t)dim > (SIZE_MAX / sizeof(float) - fixed) / (4 * (size_t)TQ))
+        return 0;
+    return 4 * (size_t)dim * TQ + fixed;
+}
+
+/* St[n][*] = sum_d Kp[n][d] * Qt[d][*] for nr keys and one register block of
+ * queries; with D a constant (the dispatch below) the K offsets are
+ * immediates and the whole block lives in registers. */
+static ALWAYS_INLINE void qk_micro(const int nr, const int64_t D, const float *restrict qt,
+                                   const float *restrict kp, float *restrict st)
+{
+    vf acc[NR][MV];
+#pragma GCC unroll 32
+    for (int n = 0; n < nr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            acc[n][m] = vf_zero();
+    for (int64_t d = 0; d < D; d++) {
+        vf a[MV];
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            a[m] = vf_load(qt + d * TQ + m * VW);
+#pragma GCC unroll 32
+        for (int n = 0; n < nr; n++) {
+            const vf b = vf_bcast(kp + n * D + d);
+#pragma GCC unroll 8
+            for (int m = 0; m < MV; m++)
+                acc[n][m] = vf_fma(a[m], b, acc[n][m]);
+        }
+    }
+#pragma GCC unroll 32
+    for (int n = 0; n < nr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            vf_store(st + n * TQ + m * VW, acc[n][m]);
+}
+
+/* Ot[d0 + n][*] += sum_j Vp[j][d0 + n] * St[j][*] for dr entries of the
+ * head dim and one register block of queries, over nk keys. */
+static ALWAYS_INLINE void pv_micro(const int dr, const int64_t D, int64_t nk,
+                                   const float *restrict st, const float *restrict vp,
+                                   float *restrict ot)
+{
+    vf acc[DR][MV];
+#pragma GCC unroll 32
+    for (int n = 0; n < dr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            acc[n][m] = vf_load(ot + n * TQ + m * VW);
+    for (int64_t j = 0; j < nk; j++) {
+        vf p[MV];
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            p[m] = vf_load(st + j * TQ + m * VW);
+#pragma GCC unroll 32
+        for (int n = 0; n < dr; n++) {
+            const vf b = vf_bcast(vp + j * D + n);
+#pragma GCC unroll 8
+            for (int m = 0; m < MV; m++)
+                acc[n][m] = vf_fma(p[m], b, acc[n][m]);
+        }
+    }
+#pragma GCC unroll 32
+    for (int n = 0; n < dr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            vf_store(ot + n * TQ + m * VW, acc[n][m]);
+}
+
+/* Scores of one query block against nk keys: full NR blocks, then one
+ * remainder block whose size the switch turns into a constant. */
+static ALWAYS_INLINE void qk_block(const int64_t D, int64_t nk, const float *qt,
+                                   const float *kp, float *st)
+{
+    int64_t j = 0;
+    for (; j + NR <= nk; j += NR)
+        qk_micro(NR, D, qt, kp + j * D, st + j * TQ);
+    switch (nk - j) {
+#define QK_REM(r)                                                                                  \
+    case r:                                                                                        \
+        if (r < NR)                                                                                \
+            qk_micro(r < NR ? r : 1, D, qt, kp + j * D, st + j * TQ);                              \
+        break;
+        QK_REM(1) QK_REM(2) QK_REM(3) QK_REM(4) QK_REM(5) QK_REM(6) QK_REM(7)
+        QK_REM(8) QK_REM(9) QK_REM(10) QK_REM(11) QK_REM(12) QK_REM(13) QK_REM(14) QK_REM(15)
+#undef QK_REM
+    default:
+        break;
+    }
+}
+
+static ALWAYS_INLINE void pv_block(const int64_t D, int64_t nk, const float *st, const float *vp,
+                                   float *ot)
+{
+    int64_t d = 0;
+    for (; d + DR <= D; d += DR)
+        pv_micro(DR, D, nk, st, vp + d, ot + d * TQ);
+    switch (D - d) {
+#define PV_REM(r)                                                                                  \
+    case r:                                                                                        \
+        if (r < DR)                                                                                \
+            pv_micro(r < DR ? r : 1, D, nk, st, vp + d, ot + d * TQ);                              \
+        break;
+        PV_REM(1) PV_REM(2) PV_REM(3) PV_REM(4) PV_REM(5) PV_REM(6) PV_REM(7)
+        PV_REM(8) PV_REM(9) PV_REM(10) PV_REM(11) PV_REM(12) PV_REM(13) PV_REM(14) PV_REM(15)
+#undef PV_REM
+    default:
+        break;
+    }
+}
+
+/* Online softmax of one query vector over the nk scores St[0..nk)[lanes]:
+ * masks the causal diagonal (key j is hidden from lanes < j - diag_base
+ * when diag_base is given), raises the running max m, rescales l and the
+ * accumulator column only when some lane's max grew, and turns the scores
+ * into probabilities in place. */
+static ALWAYS_INLINE void softmax_vec(int64_t D, int64_t nk, int diag, int64_t diag_base,
+                                      float *st, float *ot, float *mp, float *lp)
+{
+    vf mt = vf_set1(-INFINITY);
+    if (diag) {
+        for (int64_t j = 0; j < nk; j++) {
+            vf s = vf_load(st + j * TQ);
+            if (j > diag_base) {
+                s = vf_mask_below(s, j - diag_base);
+                vf_store(st + j * TQ, s);
+            }
+            mt = vf_max(mt, s);
+        }
+    } else {
+        int64_t j = 0;
+        vf mt2 = mt;
+        for (; j + 2 <= nk; j += 2) {
+            mt = vf_max(mt, vf_load(st + j * TQ));
+            mt2 = vf_max(mt2, vf_load(st + (j + 1) * TQ));
+        }
+        if (j < nk)
+            mt = vf_max(mt, vf_load(st + j * TQ));
+        mt = vf_max(mt, mt2);
+    }
+    const vf mold = vf_load(mp);
+    const vf mnew = vf_max(mold, mt);
+    vf l = vf_load(lp);
+    if (vf_any_gt(mnew, mold)) {
+        /* exp2(-inf - finite) = 0 on a tile's first key tile: the zero
+         * accumulator stays zero. */
+        const vf alpha = vf_exp2(vf_sub(mold, mnew));
+        l = vf_mul(l, alpha);
+        for (int64_t d = 0; d < D; d++)
+            vf_store(ot + d * TQ, vf_mul(vf_load(ot + d * TQ), alpha));
+        vf_store(mp, mnew);
+    }
+    vf s0 = vf_zero(), s1 = vf_zero();
+    int64_t j = 0;
+    for (; j + 2 <= nk; j += 2) {
+        const vf p0 = vf_exp2(vf_sub(vf_load(st + j * TQ), mnew));
+        const vf p1 = vf_exp2(vf_sub(vf_load(st + (j + 1) * TQ), mnew));
+        vf_store(st + j * TQ, p0);
+        vf_store(st + (j + 1) * TQ, p1);
+        s0 = vf_add(s0, p0);
+        s1 = vf_add(s1, p1);
+    }
+    if (j < nk) {
+        const vf p0 = vf_exp2(vf_sub(vf_load(st + j * TQ), mnew));
+        vf_store(st + j * TQ, p0);
+        s0 = vf_add(s0, p0);
+    }
+    vf_store(lp, vf_add(l, vf_add(s0, s1)));
+}
+
+/* Writes (or folds) the tile's finished rows: o = Ot / l, lse = ln2 (m + log2 l).
+ * The fold mirrors the reference kernel, in double for the per-row weights. */
+static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float *ot,
+                        const float *mp, const float *lp)
+{
+    const int64_t D = job->dim;
+    for (int64_t i = t->w0; i < t->w1; i++) {
+        const int64_t jq = t->jq0 + i;
+        float *orow = t->out0 + (size_t)jq * job->sel_stride;
+        float *lrow = t->lse0 + (size_t)jq * (size_t)job->dilation;
+        const double l = (double)lp[i];
+        const double lse_i = ((double)mp[i] + log2(l)) * LNET_LN2;
+        double keep = 0.0, take = 1.0 / l;
+        double lse_new = lse_i;
+        if (!job->init) {
+            const double prev = (double)*lrow;
+            const double mm = prev > lse_i ? prev : lse_i;
+            const double a = exp(prev - mm), c = exp(lse_i - mm);
+            const double den = a + c;
+            keep = a / den;
+            take = c / (den * l);
+            lse_new = mm + log(den);
+        }
+        const float fk = (float)keep, ft = (float)take;
+        if (keep > 0.0) {
+            for (int64_t d = 0; d < D; d++)
+                orow[d] = fk * orow[d] + ft * ot[d * TQ + i];
+        } else {
+            /* A row with no branch yet takes o_i alone, whatever out holds
+             * (even NaN). */
+            for (int64_t d = 0; d < D; d++)
+                orow[d] = ft * ot[d * TQ + i];
+        }
+        *lrow = (float)lse_new;
+    }
+}
+
+static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, const cpu_tile *t,
+                                    float *scratch)
+{
+    float *qt = scratch;
+    float *ot = qt + (size_t)D * TQ;
+    float *st = ot + (size_t)D * TQ;
+    float *kp = st + (size_t)TQ * TQ;
+    float *vp = kp + (size_t)TQ * D;
+    float *mp = vp + (size_t)TQ * D;
+    float *lp = mp + TQ;
+
+    const int64_t nq = t->nq;
+    const int64_t nb = (nq + BW - 1) / BW; /* query register blocks */
+    const int64_t npad = nb * BW;
+    const size_t ss = job->sel_stride;
+
+    /* Q transposed and pre-scaled; padded lanes are zero (finite scores). */
+    for (int64_t i = 0; i < nq; i++) {
+        const float *row = t->q0 + (size_t)(t->jq0 + i) * ss;
+        for (int64_t d = 0; d < D; d++)
+            qt[d * TQ + i] = row[d] * job->qscale;
+    }
+    for (int64_t d = 0; d < D; d++) {
+        for (int64_t i = nq; i < npad; i++)
+            qt[d * TQ + i] = 0.0f;
+        for (int64_t i = 0; i < npad; i += VW)
+            vf_store(ot + d * TQ + i, vf_zero());
+    }
+    for (int64_t i = 0; i < npad; i += VW) {
+        vf_store(mp + i, vf_set1(-INFINITY));
+        vf_store(lp + i, vf_zero());
+    }
+
+    /* Causal: no key after the tile's last query; the key tiles are aligned
+     * with the query tiles, so only the last one (kt0 == jq0) is diagonal. */
+    const int64_t kend =
+        job->causal ? (t->n_keys < t->jq0 + nq ? t->n_keys : t->jq0 + nq) : t->n_keys;
+    for (int64_t kt0 = 0; kt0 < kend; kt0 += TQ) {
+        const int64_t nk = kend - kt0 < TQ ? kend - kt0 : TQ;
+        const int diag = job->causal && kt0 == t->jq0;
+        for (int64_t j = 0; j < nk; j++) {
+            memcpy(kp + j * D, t->k0 + (size_t)(kt0 + j) * ss, (size_t)D * sizeof(float));
+            memcpy(vp + j * D, t->v0 + (size_t)(kt0 + j) * ss, (size_t)D * sizeof(float));
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            /* On the diagonal, keys after the block's last query are
+             * hidden from all of it: skip them in every step. */
+            int64_t nkb = nk;
+            if (diag && nkb > (b + 1) * BW)
+                nkb = (b + 1) * BW;
+            float *stb = st + b * BW, *otb = ot + b * BW;
+            qk_block(D, nkb, qt + b * BW, kp, stb);
+            for (int m = 0; m < MV; m++)
+                softmax_vec(D, nkb, diag, b * BW + m * VW, stb + m * VW, otb + m * VW,
+                            mp + b * BW + m * VW, lp + b * BW + m * VW);
+            pv_block(D, nkb, stb, vp, otb);
+        }
+    }
+    tile_finish(job, t, ot, mp, lp);
+}
+
+/* Head dims with their own copy of the tile, where the constant D lets the
+ * compiler turn every K/V offset into an immediate; others take the
+ * general copy. */
+static void tile_d64(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
+{
+    tile_body(64, job, t, scratch);
+}
+
+static void tile_d128(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
+{
+    tile_body(128, job, t, scratch);
+}
+
+static void tile_any(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
+{
+    tile_body(job->dim, job, t, scratch);
+}
+
+static void tile_run(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
+{
+    if (job->dim == 64)
+        tile_d64(job, t, scratch);
+    else if (job->dim == 128)
+        tile_d128(job, t, scratch);
+    else
+        tile_any(job, t, scratch);
+}
+
+const cpu_tile_kernel TILE_KERNEL = {
+    .name = TILE_NAME,
+    .tq = TQ,
+    .align = 64,
+    .scratch_floats = tile_scratch_floats,
+    .run = tile_run,
+};
