@@ -44,7 +44,11 @@ typedef struct lnet_plugin_device_desc {
     uint64_t memory_bytes; /* usable memory, 0 if unknown */
     int compute_units;
     char kernels[128];     /* comma-separated kernel names, the default first */
+    unsigned caps;         /* LNET_PLUGIN_CAP_* flags */
 } lnet_plugin_device_desc;
+
+/* The device's kernels honour the row windows of lnet_segment_job. */
+#define LNET_PLUGIN_CAP_WINDOWS 1u
 
 /* One SEGMENT_ATTENTION node of the graph: one level of dilated attention
  * applied to the query rows [row_begin, row_end) of every batch and head.
@@ -63,6 +67,18 @@ typedef struct lnet_plugin_device_desc {
  * With init = 1 (given only with dilation 1, which selects every row) the
  * kernel overwrites out and lse instead of folding. Rows not selected are
  * left untouched. Segments are aligned to row 0, not to row_begin.
+ *
+ * Row windows (used by the multi-device scheduler, only on devices whose
+ * description sets LNET_PLUGIN_CAP_WINDOWS). `rows` is then the length of the
+ * whole sequence (it decides where the last segment ends), while the buffers
+ * hold only part of it: q, out and lse hold `q_rows` rows starting at the
+ * absolute row `q_base` (q, out: [batch, q_rows, heads, dim]; lse:
+ * [batch, heads, q_rows]), k and v hold `kv_rows` rows starting at `kv_base`.
+ * A selected query then attends only the selected keys of its segment that
+ * lie in the K/V window; a query left with no key is left untouched. init = 1
+ * is given only when every query's own row lies in the K/V window. With
+ * q_rows = 0 (or a job too small to have these fields) there is no window:
+ * all four are taken as 0, rows, 0, rows.
  */
 typedef struct lnet_segment_job {
     size_t size;           /* sizeof(lnet_segment_job) of the caller */
@@ -75,7 +91,14 @@ typedef struct lnet_segment_job {
     float scale;
     const char *kernel;    /* NULL or "": the device's default kernel */
     void *q, *k, *v, *out, *lse; /* buffers of this device */
+    /* Row windows (see above); read only when `size` covers them. */
+    int64_t q_base, q_rows;
+    int64_t kv_base, kv_rows;
 } lnet_segment_job;
+
+/* The job fields a plugin must see before it may read the windows. */
+#define LNET_PLUGIN_JOB_HAS_WINDOWS(job) \
+    ((job)->size >= offsetof(lnet_segment_job, kv_rows) + sizeof(int64_t) && (job)->q_rows > 0)
 
 typedef struct lnet_plugin {
     uint32_t abi_version;  /* LNET_PLUGIN_ABI_VERSION */

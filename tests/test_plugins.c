@@ -137,7 +137,13 @@ START_TEST(first_found_wins)
     }
     ck_assert_int_eq(loaded, 1);
     ck_assert_int_eq(refused, 1);
-    ck_assert_int_eq(lnet_context_device_count(ctx), 1);
+    int cpu_devices = 0;
+    for (int i = 0; i < lnet_context_device_count(ctx); i++) {
+        lnet_device_info dev;
+        ck_assert_int_eq(lnet_context_device(ctx, i, &dev), LNET_OK);
+        cpu_devices += strcmp(dev.backend, "cpu") == 0;
+    }
+    ck_assert_int_eq(cpu_devices, 1);
     lnet_context_free(ctx);
 }
 END_TEST

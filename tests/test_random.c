@@ -525,7 +525,7 @@ START_TEST(device_and_buffers_plugin)
     void *dev = NULL;
     expect_fail(cpu->open(3, NULL, &dev), LNET_PLUGIN_ERR_INVALID, "index 3", "open(3)");
     ck_assert(dev == NULL);
-    expect_fail(cpu->open(0, "threads=4", &dev), LNET_PLUGIN_ERR_INVALID, "threads",
+    expect_fail(cpu->open(0, "bogus=4", &dev), LNET_PLUGIN_ERR_INVALID, "bogus",
                 "open with an unknown option");
     expect_fail(cpu->open(0, ",verbose", &dev), LNET_PLUGIN_ERR_INVALID, "verbose",
                 "open with an unknown flag");
@@ -609,7 +609,7 @@ START_TEST(bad_jobs_plugin)
     BAD(j.rows = 9, LNET_PLUGIN_ERR_INVALID, "buffer q holds 256 bytes");
     BAD(j.dim = INT64_MAX, LNET_PLUGIN_ERR_INVALID, "more bytes than fit");
     BAD(j.kernel = "bogus", LNET_PLUGIN_ERR_UNSUPPORTED, "bogus");
-    BAD(j.kernel = "bogus", LNET_PLUGIN_ERR_UNSUPPORTED, "available: reference");
+    BAD(j.kernel = "bogus", LNET_PLUGIN_ERR_UNSUPPORTED, "available: fast,reference");
     expect_fail(cpu->run_segment(NULL, &good), LNET_PLUGIN_ERR_INVALID, "device", "NULL device");
     expect_fail(cpu->run_segment(dev, NULL), LNET_PLUGIN_ERR_INVALID, "job", "NULL job");
 #undef BAD

@@ -50,6 +50,9 @@ void cmd_gen_usage(FILE *out);
  * command being run so that helpers need not be told who is calling. */
 void cli_set_prog(const char *prog);
 const char *cli_prog(void);
+/* The hint that ends a usage error, CLI_HINT unless another program sharing
+ * these helpers (longnet-bench) names its own help. */
+void cli_set_hint(const char *hint);
 
 /* "PROG: message" on stderr as exactly one line: newlines inside the message
  * (a library message may quote a file's bytes) are turned into spaces, so a

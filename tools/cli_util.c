@@ -16,10 +16,16 @@
 /* -------------------------------------------------------------- errors */
 
 static const char *prog_name = "longnet";
+static const char *usage_hint = CLI_HINT;
 
 void cli_set_prog(const char *prog)
 {
     prog_name = prog;
+}
+
+void cli_set_hint(const char *hint)
+{
+    usage_hint = hint;
 }
 
 const char *cli_prog(void)
@@ -72,7 +78,9 @@ int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage("", fmt, ap, "; " CLI_HINT);
+    char tail[256];
+    snprintf(tail, sizeof tail, "; %s", usage_hint);
+    vmessage("", fmt, ap, tail);
     va_end(ap);
     return CLI_EXIT_USAGE;
 }

@@ -36,4 +36,26 @@ static inline int64_t cpu_head_offset(int offsets, int64_t h, int64_t heads, int
     return h % r;
 }
 
+/* The rows a job's buffers hold (the row windows of lnet_segment_job): q,
+ * out, lse from q_base (q_rows rows), k, v from kv_base (kv_rows rows). A
+ * job without windows holds every row. */
+typedef struct cpu_window {
+    int64_t q_base, q_rows, kv_base, kv_rows;
+} cpu_window;
+
+static inline void cpu_job_window(const lnet_segment_job *job, cpu_window *w)
+{
+    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
+        w->q_base = job->q_base;
+        w->q_rows = job->q_rows;
+        w->kv_base = job->kv_base;
+        w->kv_rows = job->kv_rows;
+    } else {
+        w->q_base = 0;
+        w->q_rows = job->rows;
+        w->kv_base = 0;
+        w->kv_rows = job->rows;
+    }
+}
+
 #endif /* LNET_CPU_BACKEND_H */

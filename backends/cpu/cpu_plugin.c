@@ -466,18 +466,38 @@ static int cpu_check_job(const lnet_segment_job *job)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: scale = %g is not finite",
                         (double)job->scale);
 
-    const int64_t qkv_dims[4] = {job->batch, job->rows, job->heads, job->dim};
-    size_t qkv_bytes, lse_bytes;
-    if (cpu_tensor_bytes(qkv_dims, 4, &qkv_bytes) || cpu_tensor_bytes(qkv_dims, 3, &lse_bytes))
+    cpu_window win;
+    cpu_job_window(job, &win);
+    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
+        if (win.q_base < 0 || win.q_rows > job->rows - win.q_base)
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu run_segment: query window of %lld rows from row %lld lies outside the %lld rows",
+                            (long long)win.q_rows, (long long)win.q_base, (long long)job->rows);
+        if (win.kv_base < 0 || win.kv_rows < 1 || win.kv_rows > job->rows - win.kv_base)
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu run_segment: key/value window of %lld rows from row %lld lies outside the %lld rows",
+                            (long long)win.kv_rows, (long long)win.kv_base, (long long)job->rows);
+        if (job->row_begin < job->row_end &&
+            (job->row_begin < win.q_base || job->row_end > win.q_base + win.q_rows))
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu run_segment: rows [%lld, %lld) are not inside the query window [%lld, %lld)",
+                            (long long)job->row_begin, (long long)job->row_end,
+                            (long long)win.q_base, (long long)(win.q_base + win.q_rows));
+    }
+    const int64_t q_dims[4] = {job->batch, win.q_rows, job->heads, job->dim};
+    const int64_t kv_dims[4] = {job->batch, win.kv_rows, job->heads, job->dim};
+    size_t q_bytes, kv_bytes, lse_bytes;
+    if (cpu_tensor_bytes(q_dims, 4, &q_bytes) || cpu_tensor_bytes(q_dims, 3, &lse_bytes) ||
+        cpu_tensor_bytes(kv_dims, 4, &kv_bytes))
         return cpu_fail(LNET_PLUGIN_ERR_INVALID,
                         "cpu run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
                         (long long)job->batch, (long long)job->rows, (long long)job->heads,
                         (long long)job->dim);
     int st;
-    if ((st = cpu_check_buffer("q", job->q, qkv_bytes)) ||
-        (st = cpu_check_buffer("k", job->k, qkv_bytes)) ||
-        (st = cpu_check_buffer("v", job->v, qkv_bytes)) ||
-        (st = cpu_check_buffer("out", job->out, qkv_bytes)) ||
+    if ((st = cpu_check_buffer("q", job->q, q_bytes)) ||
+        (st = cpu_check_buffer("k", job->k, kv_bytes)) ||
+        (st = cpu_check_buffer("v", job->v, kv_bytes)) ||
+        (st = cpu_check_buffer("out", job->out, q_bytes)) ||
         (st = cpu_check_buffer("lse", job->lse, lse_bytes)))
         return st;
     return LNET_PLUGIN_OK;

@@ -11,6 +11,10 @@
  * Cost: for each segment, |R|^2 * D multiply-adds where |R| <= ceil(w / r)
  * is the number of selected rows, so the total is linear in N for a fixed
  * segment length. Scratch memory: |R| + D doubles per call.
+ *
+ * Row windows (LNET_PLUGIN_CAP_WINDOWS): rows are absolute throughout; only
+ * the buffer addresses subtract the window's first row, and only the keys
+ * inside the K/V window are scored.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -37,6 +41,11 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
     const int64_t w = job->segment, r = job->dilation;
     const int64_t row_begin = job->row_begin, row_end = job->row_end;
     const double scale = (double)job->scale;
+    /* The rows the buffers hold (DESIGN §2, the scheduler's windows): q, out
+     * and lse from absolute row qb (qn rows), k and v from kb (kn rows). */
+    cpu_window win;
+    cpu_job_window(job, &win);
+    const int64_t qb = win.q_base, qn = win.q_rows, kb = win.kv_base, kn = win.kv_rows;
 
     if (row_begin >= row_end)
         return LNET_PLUGIN_OK; /* an empty row range selects nothing */
@@ -79,16 +88,25 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                 if (j_hi > n_sel)
                     j_hi = n_sel;
 
+                /* The selected keys held in the K/V window: [k_lo, k_hi). */
+                const int64_t k_lo = kb > first ? ceil_div(kb - first, r) : 0;
+                int64_t k_hi = kb + kn > first ? ceil_div(kb + kn - first, r) : 0;
+                if (k_hi > n_sel)
+                    k_hi = n_sel;
+
                 for (int64_t jq = j_lo; jq < j_hi; jq++) {
                     const int64_t qrow = first + jq * r;
-                    const float *qv = q + bnh_index(b, qrow, h, N, H, D);
-                    /* Causal: keys up to and including the query row, which
-                     * is itself selected, so every row sees >= 1 key. */
-                    const int64_t nk = job->causal ? jq + 1 : n_sel;
+                    const float *qv = q + bnh_index(b, qrow - qb, h, qn, H, D);
+                    /* Causal: keys up to and including the query row. Without
+                     * a window the row itself is selected, so every row sees
+                     * >= 1 key; a window may leave a row none (untouched). */
+                    const int64_t nk = job->causal && jq + 1 < k_hi ? jq + 1 : k_hi;
+                    if (nk <= k_lo)
+                        continue;
 
                     double m = -INFINITY;
-                    for (int64_t jk = 0; jk < nk; jk++) {
-                        const float *kv = k + bnh_index(b, first + jk * r, h, N, H, D);
+                    for (int64_t jk = k_lo; jk < nk; jk++) {
+                        const float *kv = k + bnh_index(b, first + jk * r - kb, h, kn, H, D);
                         double dot = 0.0;
                         for (int64_t d = 0; d < D; d++)
                             dot += (double)qv[d] * (double)kv[d];
@@ -101,18 +119,18 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                     double l = 0.0;
                     for (int64_t d = 0; d < D; d++)
                         acc[d] = 0.0;
-                    for (int64_t jk = 0; jk < nk; jk++) {
+                    for (int64_t jk = k_lo; jk < nk; jk++) {
                         const double p = exp(scores[jk] - m);
-                        const float *vv = v + bnh_index(b, first + jk * r, h, N, H, D);
+                        const float *vv = v + bnh_index(b, first + jk * r - kb, h, kn, H, D);
                         l += p;
                         for (int64_t d = 0; d < D; d++)
                             acc[d] += p * (double)vv[d];
                     }
                     const double lse_i = m + log(l);
 
-                    float *orow = out + bnh_index(b, qrow, h, N, H, D);
-                    float *lrow = lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)N +
-                                  (size_t)qrow;
+                    float *orow = out + bnh_index(b, qrow - qb, h, qn, H, D);
+                    float *lrow = lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)qn +
+                                  (size_t)(qrow - qb);
                     if (job->init) {
                         for (int64_t d = 0; d < D; d++)
                             orow[d] = (float)(acc[d] / l);

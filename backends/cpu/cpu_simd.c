@@ -12,7 +12,9 @@
 #include "cpu_backend.h"
 #include "cpu_simd.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+/* configure defines LNET_HAVE_X86_SIMD when the AVX-512 and AVX2 tiles are
+ * built (an x86 host whose compiler takes their -m flags). */
+#ifdef LNET_HAVE_X86_SIMD
 #define CPU_X86 1
 #endif
 

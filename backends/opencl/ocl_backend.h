@@ -1,0 +1,129 @@
+/* ocl_backend.h — what the OpenCL backend's files share; nothing outside
+ * backends/opencl/ sees it. The module exports only lnet_plugin_entry (the
+ * link step restricts the exported symbols), so these names stay private.
+ *
+ * Only OpenCL 1.2 entry points are used (CL_TARGET_OPENCL_VERSION 120, set
+ * by configure), so that the module loads against every ICD. */
+#ifndef LNET_OCL_BACKEND_H
+#define LNET_OCL_BACKEND_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longnet-plugin.h"
+
+/* ------------------------------------------------------------- errors */
+
+/* Records the message returned by the plugin's last_error() for this thread
+ * and returns `status`, so that an error path is one line. */
+int ocl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The plugin's last_error slot. */
+const char *ocl_last_error(void);
+
+/* "CL_OUT_OF_RESOURCES" for -5; "unknown OpenCL error -1234" otherwise
+ * (in a per-thread buffer). */
+const char *ocl_error_name(cl_int err);
+
+/* The failure of an OpenCL call: "<what>: <call>: <CL_ERROR_NAME>", with a
+ * status of LNET_PLUGIN_ERR_NOMEM for the out-of-memory codes and
+ * LNET_PLUGIN_ERR_DEVICE otherwise. */
+int ocl_fail_cl(const char *what, const char *call, cl_int err);
+
+/* ------------------------------------------------------------ devices */
+
+/* What probe learns of a device; describe and open read it. */
+typedef struct ocl_devinfo {
+    cl_platform_id platform;
+    cl_device_id id;
+    char name[128];
+    char platform_name[128];
+    char platform_version[128];
+    char driver_version[128];
+    char device_version[128];
+    char kind[16];
+    cl_ulong global_mem, max_alloc, local_mem;
+    size_t max_wg;
+    cl_uint compute_units;
+} ocl_devinfo;
+
+/* A built program for one set of build options, kept by the opened device
+ * (the in-memory cache in front of the on-disk one). */
+typedef struct ocl_program {
+    struct ocl_program *next;
+    char options[256];
+    cl_program program;
+    cl_kernel fused, softmax, fold;
+    size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the fused kernel */
+} ocl_program;
+
+typedef struct ocl_device {
+    ocl_devinfo info;
+    cl_context context;
+    cl_command_queue queue;
+    int tile_q, tile_k;           /* overrides; 0: chosen from the device */
+    ocl_program *programs;
+    /* The gemm path's scratch (scores, branch outputs, branch lse), grown
+     * on demand and kept for the next job. */
+    cl_mem scores, branch_out, branch_lse;
+    size_t scores_bytes, branch_out_bytes, branch_lse_bytes;
+} ocl_device;
+
+typedef struct ocl_buffer {
+    cl_mem mem;
+    size_t bytes;
+} ocl_buffer;
+
+/* ------------------------------------------------------------ programs */
+
+/* The tile sizes a job of head dimension `dim` runs with: the overrides of
+ * the device, else chosen from its local memory and work-group limits.
+ * Fails, naming the value, when an override does not fit the device. */
+int ocl_choose_tiles(const ocl_device *dev, int64_t dim, int *tile_q, int *tile_k);
+
+/* The program for (dim, tile_q, tile_k) on this device: from the device's
+ * in-memory list, else the on-disk cache, else built from the embedded
+ * source (and then cached). */
+int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_program **out);
+void ocl_free_programs(ocl_device *dev);
+
+/* ---------------------------------------------------------- disk cache */
+
+/* The cache directory: $LONGNET_CACHE_DIR, else $XDG_CACHE_HOME/longnet,
+ * else $HOME/.cache/longnet. Returns 0 and creates it (mode 0700), or -1
+ * when there is none usable (then nothing is cached). */
+int ocl_cache_dir(char *buf, size_t len);
+
+/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0,
+ * or -1 when there is no valid entry (missing, truncated, corrupted, or
+ * another key): the caller then builds and stores a fresh one. */
+int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *len);
+
+/* Writes the entry atomically (temporary file, then rename). Failures are
+ * silent: an unwritable cache only means no caching. */
+void ocl_cache_store(const unsigned char key[32], const unsigned char *data, size_t len);
+
+/* ---------------------------------------------------------- the kernels */
+
+/* The job fields the kernels need, validated by run_segment. */
+int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job);
+int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job);
+int ocl_have_gemm(void);
+
+/* The head offset of head h (DESIGN §1), as the kernels compute it. */
+static inline int64_t ocl_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
+{
+    if (offsets == LNET_PLUGIN_OFFSETS_GROUPED)
+        return h / ((heads + r - 1) / r);
+    return h % r;
+}
+
+/* Sources embedded at build time (scripts/embed-cl, ocl_kernels.c). */
+extern const char ocl_src_dilated_attention[];
+extern const char ocl_src_gemm_softmax[];
+
+#endif /* LNET_OCL_BACKEND_H */

@@ -1,0 +1,120 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* ocl_fused.c — the "fused" kernel's launch (kernels/dilated_attention.cl):
+ * one pass over Q, K, V per level, no scratch memory. */
+#include <stdio.h>
+
+#include "ocl_backend.h"
+
+/* Some drivers cap a grid at 65535 groups in the second and third
+ * dimensions; larger grids are cut into several launches. */
+#define OCL_MAX_GROUPS_YZ 65535
+
+static int64_t ceil_div64(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* The program for the job's D with tiles the compiled kernel can run: a
+ * driver may allow a kernel fewer work-items than the device maximum (many
+ * registers); then a chosen tile_q shrinks, an overridden one is an error. */
+static int ocl_fused_program(ocl_device *dev, int64_t dim, ocl_program **prog, int *tile_q)
+{
+    int tq, tk;
+    int st = ocl_choose_tiles(dev, dim, &tq, &tk);
+    if (st)
+        return st;
+    for (;;) {
+        if ((st = ocl_get_program(dev, dim, tq, tk, prog)))
+            return st;
+        if ((size_t)tq <= (*prog)->fused_wg)
+            break;
+        if (dev->tile_q > 0 || tq == 1)
+            return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                            "opencl run_segment: tile_q=%d is more than the %zu work-items the "
+                            "fused kernel for D=%lld may use on %s",
+                            tq, (*prog)->fused_wg, (long long)dim, dev->info.name);
+        while ((size_t)tq > (*prog)->fused_wg && tq > 1)
+            tq /= 2;
+    }
+    *tile_q = tq;
+    return LNET_PLUGIN_OK;
+}
+
+/* Sets argument `a` of `kern` to x and moves on; on failure, returns. */
+#define OCL_ARG(x)                                                                       \
+    do {                                                                                 \
+        if ((err = clSetKernelArg(kern, a, sizeof(x), &(x))) != CL_SUCCESS)              \
+            return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl fused: clSetKernelArg(%u, %s): %s", \
+                            a, #x, ocl_error_name(err));                                 \
+        a++;                                                                             \
+    } while (0)
+
+int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job)
+{
+    if (job->row_begin >= job->row_end)
+        return LNET_PLUGIN_OK;
+    ocl_program *prog = NULL;
+    int tile_q = 1;
+    int st = ocl_fused_program(dev, job->dim, &prog, &tile_q);
+    if (st)
+        return st;
+
+    const int64_t N = job->rows, w = job->segment, r = job->dilation;
+    const int64_t s_first = job->row_begin / w, s_last = (job->row_end - 1) / w;
+    const int64_t span = w < N ? w : N;
+    const int64_t q_tiles = ceil_div64(ceil_div64(span, r), tile_q);
+    const int64_t n_bh = job->batch * job->heads;
+
+    cl_kernel kern = prog->fused;
+    cl_mem q = ((ocl_buffer *)job->q)->mem, k = ((ocl_buffer *)job->k)->mem,
+           v = ((ocl_buffer *)job->v)->mem, out = ((ocl_buffer *)job->out)->mem,
+           lse = ((ocl_buffer *)job->lse)->mem;
+    cl_long n_l = N, w_l = w, r_l = r, rb = job->row_begin, re = job->row_end;
+    cl_int H = (cl_int)job->heads, grouped = job->offsets == LNET_PLUGIN_OFFSETS_GROUPED;
+    cl_int causal = job->causal, init = job->init;
+    cl_float scale = job->scale;
+    cl_int err;
+    cl_uint a = 0;
+    OCL_ARG(q);
+    OCL_ARG(k);
+    OCL_ARG(v);
+    OCL_ARG(out);
+    OCL_ARG(lse);
+    OCL_ARG(n_l);
+    OCL_ARG(H);
+    OCL_ARG(w_l);
+    OCL_ARG(r_l);
+    OCL_ARG(grouped);
+    OCL_ARG(causal);
+    OCL_ARG(init);
+    OCL_ARG(scale);
+    OCL_ARG(rb);
+    OCL_ARG(re);
+
+    for (int64_t s0 = s_first; s0 <= s_last; s0 += OCL_MAX_GROUPS_YZ) {
+        int64_t n_seg = s_last - s0 + 1;
+        if (n_seg > OCL_MAX_GROUPS_YZ)
+            n_seg = OCL_MAX_GROUPS_YZ;
+        for (int64_t bh0 = 0; bh0 < n_bh; bh0 += OCL_MAX_GROUPS_YZ) {
+            int64_t n_grp = n_bh - bh0 < OCL_MAX_GROUPS_YZ ? n_bh - bh0 : OCL_MAX_GROUPS_YZ;
+            cl_long s0_l = s0;
+            cl_int bh0_i = (cl_int)bh0;
+            a = 15;
+            OCL_ARG(s0_l);
+            OCL_ARG(bh0_i);
+            size_t global[3] = {(size_t)q_tiles * (size_t)tile_q, (size_t)n_seg, (size_t)n_grp};
+            size_t local[3] = {(size_t)tile_q, 1, 1};
+            err = clEnqueueNDRangeKernel(dev->queue, kern, 3, NULL, global, local, 0, NULL, NULL);
+            if (err != CL_SUCCESS)
+                return ocl_fail(err == CL_OUT_OF_HOST_MEMORY ? LNET_PLUGIN_ERR_NOMEM
+                                                             : LNET_PLUGIN_ERR_DEVICE,
+                                "opencl fused: clEnqueueNDRangeKernel: %s (global %zu x %zu x "
+                                "%zu, local %zu, D=%lld)",
+                                ocl_error_name(err), global[0], global[1], global[2], local[0],
+                                (long long)job->dim);
+        }
+    }
+    return LNET_PLUGIN_OK;
+}

@@ -1,0 +1,272 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* ocl_plugin.c — the OpenCL backend's plugin table: buffers in device
+ * memory (clCreateBuffer, blocking reads and writes), the checks of a job,
+ * and the choice between the "fused" kernel (ocl_fused.c, the default) and
+ * the CLBlast "gemm" path (ocl_gemm.c). Devices: ocl_device.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ocl_backend.h"
+#include "ocl_device.h"
+
+/* ------------------------------------------------------------ buffers */
+
+static int ocl_buffer_alloc(void *device, size_t bytes, void **buffer)
+{
+    if (!buffer)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_alloc: buffer output pointer is NULL");
+    *buffer = NULL;
+    ocl_device *dev = device;
+    if (!dev)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_alloc: device is NULL");
+    /* Refused before the call: some drivers accept an oversized buffer and
+     * fail later, at the first kernel that touches it. */
+    if ((cl_ulong)bytes > dev->info.max_alloc || (cl_ulong)bytes > dev->info.global_mem)
+        return ocl_fail(LNET_PLUGIN_ERR_NOMEM,
+                        "opencl buffer_alloc: %zu bytes is more than %s can allocate at once "
+                        "(CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu bytes, global memory %llu bytes)",
+                        bytes, dev->info.name, (unsigned long long)dev->info.max_alloc,
+                        (unsigned long long)dev->info.global_mem);
+    ocl_buffer *buf = malloc(sizeof *buf);
+    if (!buf)
+        return ocl_fail(LNET_PLUGIN_ERR_NOMEM, "opencl buffer_alloc: out of memory");
+    cl_int err;
+    /* OpenCL refuses zero-sized buffers; a zero-byte one gets 4 bytes. */
+    buf->mem = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &err);
+    if (err != CL_SUCCESS) {
+        free(buf);
+        return ocl_fail(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
+                                err == CL_INVALID_BUFFER_SIZE
+                            ? LNET_PLUGIN_ERR_NOMEM
+                            : LNET_PLUGIN_ERR_DEVICE,
+                        "opencl buffer_alloc: clCreateBuffer(%zu bytes): %s", bytes,
+                        ocl_error_name(err));
+    }
+    buf->bytes = bytes;
+    *buffer = buf;
+    return LNET_PLUGIN_OK;
+}
+
+static void ocl_buffer_free(void *device, void *buffer)
+{
+    (void)device;
+    ocl_buffer *buf = buffer;
+    if (!buf)
+        return;
+    clReleaseMemObject(buf->mem);
+    free(buf);
+}
+
+/* offset + bytes <= size, written so that it cannot overflow. */
+static int ocl_check_range(const char *what, const ocl_buffer *buf, size_t offset, size_t bytes)
+{
+    if (offset > buf->bytes || bytes > buf->bytes - offset)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl %s: range of %zu bytes at offset %zu exceeds the buffer's %zu bytes",
+                        what, bytes, offset, buf->bytes);
+    return LNET_PLUGIN_OK;
+}
+
+static int ocl_buffer_write(void *device, void *buffer, size_t offset, const void *src,
+                            size_t bytes)
+{
+    ocl_device *dev = device;
+    ocl_buffer *buf = buffer;
+    if (!dev || !buf)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_write: %s is NULL",
+                        !dev ? "device" : "buffer");
+    int st = ocl_check_range("buffer_write", buf, offset, bytes);
+    if (st || bytes == 0)
+        return st;
+    if (!src)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl buffer_write: source is NULL for %zu bytes", bytes);
+    /* Blocking: the caller may free or reuse src as soon as this returns. */
+    cl_int err = clEnqueueWriteBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, src, 0, NULL,
+                                      NULL);
+    return err == CL_SUCCESS ? LNET_PLUGIN_OK
+                             : ocl_fail_cl("buffer_write", "clEnqueueWriteBuffer", err);
+}
+
+static int ocl_buffer_read(void *device, void *buffer, size_t offset, void *dst, size_t bytes)
+{
+    ocl_device *dev = device;
+    ocl_buffer *buf = buffer;
+    if (!dev || !buf)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_read: %s is NULL",
+                        !dev ? "device" : "buffer");
+    int st = ocl_check_range("buffer_read", buf, offset, bytes);
+    if (st || bytes == 0)
+        return st;
+    if (!dst)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl buffer_read: destination is NULL for %zu bytes", bytes);
+    /* Blocking, and after every queued job (the queue is in order). */
+    cl_int err = clEnqueueReadBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, dst, 0, NULL,
+                                     NULL);
+    return err == CL_SUCCESS ? LNET_PLUGIN_OK
+                             : ocl_fail_cl("buffer_read", "clEnqueueReadBuffer", err);
+}
+
+static int ocl_synchronize(void *device)
+{
+    ocl_device *dev = device;
+    if (!dev)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl synchronize: device is NULL");
+    cl_int err = clFinish(dev->queue);
+    return err == CL_SUCCESS ? LNET_PLUGIN_OK : ocl_fail_cl("synchronize", "clFinish", err);
+}
+
+/* --------------------------------------------------------- run_segment */
+
+/* A caller built against a shorter job (an older ABI revision) is refused. */
+#define OCL_JOB_MIN_SIZE (offsetof(lnet_segment_job, lse) + sizeof(void *))
+
+static int ocl_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
+{
+    size_t n = sizeof(float);
+    for (int i = 0; i < ndims; i++) {
+        if ((uint64_t)dims[i] > SIZE_MAX || n > SIZE_MAX / (size_t)dims[i])
+            return -1;
+        n *= (size_t)dims[i];
+    }
+    *bytes = n;
+    return 0;
+}
+
+static int ocl_check_buffer(const char *name, const void *buffer, size_t need)
+{
+    const ocl_buffer *buf = buffer;
+    if (!buf)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: buffer %s is NULL", name);
+    if (buf->bytes < need)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: buffer %s holds %zu bytes but the job's shape needs %zu",
+                        name, buf->bytes, need);
+    return LNET_PLUGIN_OK;
+}
+
+static int ocl_check_job(const lnet_segment_job *job)
+{
+    if (job->size < OCL_JOB_MIN_SIZE)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: job size %zu is smaller than the %zu bytes this backend reads",
+                        job->size, (size_t)OCL_JOB_MIN_SIZE);
+    const struct {
+        const char *name;
+        int64_t value;
+    } dims[] = {
+        {"batch", job->batch}, {"rows", job->rows}, {"heads", job->heads}, {"dim", job->dim}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].value < 1)
+            return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: %s = %lld (must be >= 1)",
+                            dims[i].name, (long long)dims[i].value);
+    if (job->row_begin < 0 || job->row_begin > job->row_end || job->row_end > job->rows)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: row range [%lld, %lld) is not inside [0, %lld]",
+                        (long long)job->row_begin, (long long)job->row_end, (long long)job->rows);
+    if (job->segment < 1)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: segment = %lld (must be >= 1)",
+                        (long long)job->segment);
+    if (job->dilation < 1 || job->dilation > job->segment)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: dilation = %lld is outside 1..segment (segment = %lld)",
+                        (long long)job->dilation, (long long)job->segment);
+    if (job->init != 0 && job->init != 1)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: init = %d (must be 0 or 1)",
+                        job->init);
+    if (job->init && job->dilation != 1)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: init = 1 with dilation = %lld (init needs dilation 1)",
+                        (long long)job->dilation);
+    if (job->causal != 0 && job->causal != 1)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: causal = %d (must be 0 or 1)",
+                        job->causal);
+    if (job->offsets != LNET_PLUGIN_OFFSETS_INTERLEAVED && job->offsets != LNET_PLUGIN_OFFSETS_GROUPED)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: offsets mode %d is neither interleaved (%d) nor grouped (%d)",
+                        job->offsets, LNET_PLUGIN_OFFSETS_INTERLEAVED, LNET_PLUGIN_OFFSETS_GROUPED);
+    if (!isfinite(job->scale))
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: scale = %g is not finite",
+                        (double)job->scale);
+    /* The kernels index heads and batch x heads with 32-bit ints. */
+    if (job->heads > INT32_MAX || job->batch > INT32_MAX / job->heads)
+        return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                        "opencl run_segment: batch x heads = %lld x %lld is more than the kernels "
+                        "index (2^31 - 1)",
+                        (long long)job->batch, (long long)job->heads);
+    if (job->dim > 4096)
+        return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                        "opencl run_segment: dim = %lld; the kernels keep a row in private "
+                        "memory and take D <= 4096",
+                        (long long)job->dim);
+
+    const int64_t qkv_dims[4] = {job->batch, job->rows, job->heads, job->dim};
+    size_t qkv_bytes, lse_bytes;
+    if (ocl_tensor_bytes(qkv_dims, 4, &qkv_bytes) || ocl_tensor_bytes(qkv_dims, 3, &lse_bytes))
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
+                        (long long)job->batch, (long long)job->rows, (long long)job->heads,
+                        (long long)job->dim);
+    int st;
+    if ((st = ocl_check_buffer("q", job->q, qkv_bytes)) ||
+        (st = ocl_check_buffer("k", job->k, qkv_bytes)) ||
+        (st = ocl_check_buffer("v", job->v, qkv_bytes)) ||
+        (st = ocl_check_buffer("out", job->out, qkv_bytes)) ||
+        (st = ocl_check_buffer("lse", job->lse, lse_bytes)))
+        return st;
+    return LNET_PLUGIN_OK;
+}
+
+static int ocl_run_segment(void *device, const lnet_segment_job *job)
+{
+    if (!device)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: device is NULL");
+    if (!job)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: job is NULL");
+    int st = ocl_check_job(job);
+    if (st)
+        return st;
+    const char *kernel = job->kernel && job->kernel[0] ? job->kernel : "fused";
+    if (strcmp(kernel, "fused") == 0)
+        return ocl_run_fused(device, job);
+    if (strcmp(kernel, "gemm") == 0 && ocl_have_gemm())
+        return ocl_run_gemm(device, job);
+    return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                    "opencl run_segment: unknown kernel '%.200s' (available: %s)%s", kernel,
+                    ocl_have_gemm() ? "fused,gemm" : "fused",
+                    strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
+}
+
+/* -------------------------------------------------------------- entry */
+
+static const lnet_plugin ocl_plugin = {
+    .abi_version = LNET_PLUGIN_ABI_VERSION,
+    .size = sizeof(lnet_plugin),
+    .name = "opencl",
+    .description = "OpenCL devices through the ICD loader (fused kernel; CLBlast gemm path)",
+    .probe = ocl_probe,
+    .shutdown = ocl_shutdown,
+    .describe = ocl_describe,
+    .open = ocl_open,
+    .close = ocl_close,
+    .buffer_alloc = ocl_buffer_alloc,
+    .buffer_wrap_host = NULL,
+    .buffer_free = ocl_buffer_free,
+    .buffer_write = ocl_buffer_write,
+    .buffer_read = ocl_buffer_read,
+    .run_segment = ocl_run_segment,
+    .synchronize = ocl_synchronize,
+    .last_error = ocl_last_error,
+};
+
+LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
+
+LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void)
+{
+    return &ocl_plugin;
+}

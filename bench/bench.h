@@ -1,0 +1,278 @@
+/* bench.h — what the files of longnet-bench share: the options, the
+ * configurations, a cell of the matrix and its measurements, the machine
+ * description, and the functions of each bench_*.c file.
+ *
+ * The bench uses only the public API (longnet.h), like any user would, plus
+ * the command-line helpers of tools/cli_util.c.
+ */
+#ifndef LNET_BENCH_H
+#define LNET_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "longnet.h"
+
+#define BENCH_PROG "longnet-bench"
+#define BENCH_MAX_LIST 64       /* entries of --lengths, --device, --kernel */
+#define BENCH_MAX_REPEAT 1000
+#define BENCH_NAME_LEN 128
+#define BENCH_TEXT_LEN 512
+
+/* ------------------------------------------------------------ configurations */
+
+/* The built-in configurations of issue 5, and one from the command line. */
+typedef enum bench_config_kind {
+    BENCH_CFG_PAPER = 0,   /* segments 2048..32768, dilations 1,2,4,6,12, H 12 D 64 */
+    BENCH_CFG_FIGURE5 = 1, /* segments 2048*4^k <= N, dilation w/2048, H 1 D 64 */
+    BENCH_CFG_DENSE = 2,   /* one level w = N, r = 1 */
+    BENCH_CFG_CUSTOM = 3   /* --segments / --dilations */
+} bench_config_kind;
+
+typedef struct bench_levels {
+    int n;
+    int64_t w[LNET_MAX_LEVELS];
+    int64_t r[LNET_MAX_LEVELS];
+} bench_levels;
+
+const char *bench_config_name(bench_config_kind kind);
+int bench_config_parse(const char *name, bench_config_kind *out);
+/* The levels of `kind` for a sequence of N tokens (`custom` is the user's). */
+void bench_config_levels(bench_config_kind kind, int64_t n, const bench_levels *custom,
+                         bench_levels *out);
+/* The small instance the error check runs: every segment capped at `small`
+ * tokens, every dilation at its capped segment (DESIGN §1: r <= w). */
+void bench_levels_cap(const bench_levels *in, int64_t small, bench_levels *out);
+/* "2048/1 4096/2" into buf. */
+const char *bench_levels_str(const bench_levels *lv, char *buf, size_t len);
+/* The comma lists lnet_config_parse_levels takes. */
+void bench_levels_lists(const bench_levels *lv, char *w, char *r, size_t len);
+
+/* (query, key) pairs actually scored for B x N x H under `lv` (causal: key
+ * <= query), counted exactly per level, head offset and segment (bench_flops.c). */
+double bench_pairs(const bench_levels *lv, int64_t batch, int64_t n, int64_t heads,
+                   int causal, lnet_offsets offsets);
+/* FLOPs: 4*D per pair (2*D for the score q.k, 2*D for p*v). */
+double bench_flops(double pairs, int64_t dim);
+
+/* ------------------------------------------------------------------ options */
+
+typedef struct bench_options {
+    const char *devices;  /* comma-separated specs, NULL: every device */
+    const char *kernels;  /* comma-separated names, "all", NULL: the default set */
+    bench_config_kind configs[4];
+    int nconfigs;
+    bench_levels custom;  /* --segments/--dilations */
+    int64_t heads, dim;   /* 0: the configuration's own */
+    int64_t batch;
+    int64_t lengths[BENCH_MAX_LIST];
+    int nlengths;
+    int causal_modes[2];  /* the causal values to run, in order */
+    int ncausal;
+    int causal_given;     /* --causal was on the command line */
+    lnet_offsets offsets;
+    int repeat, warmup;
+    double max_seconds;   /* per sweep */
+    uint64_t max_memory;  /* bytes of Q, K, V and O */
+    int64_t check_length; /* error-check instance length; 0: no check */
+    const char *csv, *json, *outdir;
+    int run_matrix, run_figure5;
+    int64_t figure5_max_length;
+    int quiet;            /* no progress on stderr */
+} bench_options;
+
+/* Returns -1 to go on, else the exit code (help printed, or a usage error). */
+int bench_parse_options(int argc, char **argv, bench_options *o);
+void bench_usage(FILE *out);
+
+/* ------------------------------------------------------------------ machine */
+
+typedef struct bench_device {
+    char spec[BENCH_NAME_LEN];    /* "cpu:0" */
+    char backend[BENCH_NAME_LEN];
+    int index;
+    char name[BENCH_TEXT_LEN];
+    char kind[32];
+    uint64_t memory_bytes;
+    int compute_units;
+    char kernels[BENCH_TEXT_LEN]; /* comma list, first is default */
+} bench_device;
+
+typedef struct bench_plugin {
+    char path[BENCH_TEXT_LEN];
+    char name[BENCH_NAME_LEN];
+    char description[BENCH_TEXT_LEN];
+    unsigned abi;
+    int loaded;
+    char reason[BENCH_TEXT_LEN];
+} bench_plugin;
+
+typedef struct bench_machine {
+    char cpu_model[BENCH_TEXT_LEN];
+    int cores;
+    uint64_t memory_bytes;
+    char os[BENCH_TEXT_LEN];       /* uname */
+    char longnet_version[32];
+    char compiler[BENCH_NAME_LEN];
+    char blas[BENCH_TEXT_LEN];     /* OpenBLAS config, or why none */
+    char date[40];                 /* UTC, ISO 8601 */
+    double load_start, load_end;   /* 1-minute load average: noise from others */
+    uint64_t baseline_rss_bytes;   /* peak RSS of a forked child that does nothing */
+    bench_device devices[BENCH_MAX_LIST];
+    int ndevices;
+    bench_plugin plugins[BENCH_MAX_LIST];
+    int nplugins;
+    char warnings[BENCH_TEXT_LEN * 2]; /* plugin warnings, '; '-joined */
+} bench_machine;
+
+/* Host facts, then the plugins and devices as a fresh process sees them
+ * (enumerated in a forked child: see bench_machine.c). */
+int bench_machine_describe(bench_machine *m);
+void bench_machine_finish(bench_machine *m); /* the closing load average */
+/* Resolves a device spec ("opencl", "cpu:0") against the enumerated
+ * devices; -1 with a message in err when none matches. */
+int bench_machine_find(const bench_machine *m, const char *spec, char *err, size_t len);
+
+/* --------------------------------------------------------------- roofline */
+
+typedef struct bench_roofline {
+    int available;      /* 0: built without OpenBLAS, or it failed */
+    char note[BENCH_TEXT_LEN];
+    int n, threads;
+    double median_ms, best_ms;
+    double gflops;      /* 2 n^3 / median */
+    double best_gflops;
+} bench_roofline;
+
+/* OpenBLAS cblas_sgemm, n x n x n, all cores, in a forked child. */
+void bench_roofline_measure(bench_roofline *rl, int quiet);
+
+/* ------------------------------------------------------------------- cells */
+
+typedef struct bench_cell {
+    char sweep[16];              /* "matrix" or "figure5" */
+    int device;                  /* index into bench_machine.devices */
+    char kernel[BENCH_NAME_LEN];
+    bench_config_kind config;
+    char pass[16];               /* "forward" (later: "backward") */
+    int causal;
+    lnet_offsets offsets;
+    int64_t batch, length, heads, dim;
+    bench_levels levels;
+    double pairs, flops;
+    int repeats, warmups;
+    double median_ms, min_ms, max_ms;
+    double tokens_per_s, gflops;
+    double sgemm_fraction;       /* NAN when not a CPU device or no roofline */
+    uint64_t peak_rss_bytes, qkvo_bytes;
+    double max_abs_err;          /* NAN when not checked */
+    int64_t check_length;
+    double wall_s;               /* the child's whole life: setup, warm-up, runs */
+    char status[16];             /* "ok" or "failed" */
+    char message[BENCH_TEXT_LEN];
+} bench_cell;
+
+typedef struct bench_results {
+    bench_cell *cells;
+    int ncells, cap;
+    char (*stops)[BENCH_TEXT_LEN]; /* why a series ended early (budget) */
+    int nstops, stopcap;
+    int failures;
+} bench_results;
+
+void bench_results_free(bench_results *r);
+
+/* Runs one cell in a forked child (timing, peak memory) and fills the
+ * measurements; and the error check, cached per small instance. */
+void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *o);
+void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options *o);
+void bench_check_cache_clear(void);
+
+/* The sweep: the series (device x kernel x configuration x causal) crossed
+ * with lengths, shortest lengths first so that every series gets its short
+ * cells before the budget is spent on long ones. */
+int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
+                const int64_t *lengths, int nlengths, const bench_options *o,
+                const bench_machine *m, const bench_roofline *rl, bench_results *res);
+
+/* Checks --device and --kernel against the devices found, before anything
+ * runs; -1 after printing an error. */
+int bench_check_selection(const bench_options *o, const bench_machine *m);
+
+/* ------------------------------------------------------------ child process */
+
+/* Forks; the child runs fn(arg, fd) writing its answer to fd and exits with
+ * its return value. The parent collects everything written (malloc'd into
+ * *data, *len) and the child's rusage. Returns 0 if the child exited with 0;
+ * otherwise -1 with a description ("exited with status 3", "killed by
+ * signal 9") in err. */
+int bench_child_run(int (*fn)(void *arg, int fd), void *arg, char **data, size_t *len,
+                    uint64_t *maxrss_bytes, char *err, size_t errlen);
+/* SIGINT, SIGTERM, SIGHUP: kill the running child and let the bench stop
+ * at the next cell (bench_interrupted() returns the signal) and clean up. */
+void bench_catch_signals(void);
+int bench_interrupted(void);
+/* write(2) all of buf. */
+int bench_write_all(int fd, const void *buf, size_t len);
+
+/* ------------------------------------------------------------- statistics */
+
+double bench_now(void);                 /* monotonic seconds */
+double bench_median(double *v, int n);  /* sorts v */
+double bench_min(const double *v, int n);
+double bench_max(const double *v, int n);
+
+/* ---------------------------------------------------------------- progress */
+
+typedef struct bench_progress {
+    const char *sweep;
+    int total, done;
+    double start;
+    int quiet;
+    int shown; /* a progress line was printed */
+} bench_progress;
+
+void bench_progress_start(bench_progress *p, const char *sweep, int total, int quiet);
+/* Before a cell that is predicted to take long; after every cell once the
+ * sweep has run a few seconds. `remaining_s` < 0: unknown. */
+void bench_progress_before(bench_progress *p, const bench_cell *c, const bench_machine *m,
+                           double predicted_s);
+void bench_progress_after(bench_progress *p, const bench_cell *c, const bench_machine *m,
+                          double remaining_s);
+/* "longnet-bench: budget: ..." and the line stored in res->stops. */
+void bench_note_stop(bench_results *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ output */
+
+/* A file written atomically: a temporary file beside `path`, renamed over it
+ * by bench_atomic_commit; bench_atomic_abort removes it. */
+typedef struct bench_atomic {
+    char path[4096], tmp[4096 + 16];
+    FILE *f;
+} bench_atomic;
+
+int bench_atomic_open(bench_atomic *a, const char *path);
+int bench_atomic_commit(bench_atomic *a); /* -1 with cli_error already printed */
+void bench_atomic_abort(bench_atomic *a);
+
+/* Creates `dir` and its parents; -1 with cli_error printed. */
+int bench_mkdirs(const char *dir);
+
+void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline *rl,
+                        const bench_options *o);
+void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
+                       const char *sweep);
+int bench_write_csv(const char *path, const bench_results *res, const bench_machine *m,
+                    const bench_roofline *rl, const char *sweep);
+int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,
+                     const bench_roofline *rl, const bench_options *o);
+
+/* Figure 5: outdir/figure5.{csv,json,gp,png,svg}; returns 0, or 1 after an
+ * error was printed. `drawn` receives the image paths written ("" if none). */
+int bench_figure5_write(const char *outdir, const bench_results *res,
+                        const bench_machine *m, const bench_roofline *rl,
+                        const bench_options *o, char *drawn, size_t len);
+
+#endif /* LNET_BENCH_H */

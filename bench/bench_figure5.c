@@ -1,0 +1,244 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* bench_figure5.c — the paper's Figure 5: the latency of dense attention and
+ * of dilated attention against the sequence length, log-log, one line per
+ * method and device (and kernel, and mask when both are run). Dense grows
+ * quadratically, dilated linearly; the crossing and the gap are the point.
+ *
+ * Writes, in --outdir: figure5.csv (every field, like --csv), figure5.gp (a
+ * self-contained gnuplot script with the data inline, so the figure can be
+ * restyled and redrawn without the bench), and figure5.png and figure5.svg
+ * drawn by gnuplot when it is installed. Every file is written atomically.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cli.h"
+
+/* Runs gnuplot with args; 0 when it exited 0. Its output is discarded
+ * unless `show` (then its errors reach the user's stderr). */
+static int run_gnuplot(char *const argv[], int show)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        FILE *null = fopen("/dev/null", "w");
+        if (null) {
+            dup2(fileno(null), 1);
+            if (!show)
+                dup2(fileno(null), 2);
+        }
+        execvp("gnuplot", argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The PNG terminal: cairo's when gnuplot has it (antialiased), else libgd's. */
+static const char *png_terminal(void)
+{
+    char *probe[] = { "gnuplot", "-e", "set terminal pngcairo", NULL };
+    if (run_gnuplot(probe, 0) == 0)
+        return "pngcairo";
+    char *probe_gd[] = { "gnuplot", "-e", "set terminal png", NULL };
+    if (run_gnuplot(probe_gd, 0) == 0)
+        return "png";
+    return NULL;
+}
+
+/* One line of the figure: cells of one method, device, kernel and mask. */
+typedef struct line {
+    bench_config_kind config;
+    int device;
+    char kernel[BENCH_NAME_LEN];
+    int causal;
+} line;
+
+static int same_line(const line *l, const bench_cell *c)
+{
+    return l->config == c->config && l->device == c->device && l->causal == c->causal &&
+           strcmp(l->kernel, c->kernel) == 0;
+}
+
+static int write_script(const char *path, const bench_results *res, const bench_machine *m,
+                        const bench_roofline *rl, const char *terminal)
+{
+    line lines[64];
+    int nl = 0, masks = 0;
+    for (int i = 0; i < res->ncells; i++) {
+        const bench_cell *c = &res->cells[i];
+        if (strcmp(c->sweep, "figure5") != 0 || strcmp(c->status, "ok") != 0)
+            continue;
+        masks |= 1 << c->causal;
+        int found = 0;
+        for (int j = 0; j < nl; j++)
+            found |= same_line(&lines[j], c);
+        if (!found && nl < 64) {
+            lines[nl].config = c->config;
+            lines[nl].device = c->device;
+            snprintf(lines[nl].kernel, sizeof lines[nl].kernel, "%s", c->kernel);
+            lines[nl].causal = c->causal;
+            nl++;
+        }
+    }
+    bench_atomic a;
+    if (bench_atomic_open(&a, path) != 0)
+        return -1;
+    FILE *f = a.f;
+    fprintf(f, "# figure5.gp — written by longnet-bench (longnet %s, %s); the data is inline.\n"
+            "# Redraw: gnuplot figure5.gp (writes figure5.png and figure5.svg here), or\n"
+            "#   gnuplot -e \"png_out='a.png'; svg_out='a.svg'\" figure5.gp\n",
+            m->longnet_version, m->date);
+    fprintf(f, "# machine: %s, %d cores", m->cpu_model, m->cores);
+    if (rl->available)
+        fprintf(f, "; OpenBLAS SGEMM %.1f GFLOP/s", rl->gflops);
+    fputs("\nif (!exists(\"png_out\")) png_out = \"figure5.png\"\n"
+          "if (!exists(\"svg_out\")) svg_out = \"figure5.svg\"\n\n", f);
+    for (int j = 0; j < nl; j++) {
+        fprintf(f, "$line%d << EOD\n# length median_ms\n", j);
+        for (int i = 0; i < res->ncells; i++) {
+            const bench_cell *c = &res->cells[i];
+            if (strcmp(c->sweep, "figure5") == 0 && strcmp(c->status, "ok") == 0 &&
+                same_line(&lines[j], c))
+                fprintf(f, "%lld %.6g\n", (long long)c->length, c->median_ms);
+        }
+        fputs("EOD\n", f);
+    }
+    const bench_cell *any = NULL;
+    for (int i = 0; i < res->ncells && !any; i++)
+        if (strcmp(res->cells[i].sweep, "figure5") == 0)
+            any = &res->cells[i];
+    fprintf(f, "\nset title \"Dense vs dilated attention: forward latency (%sH=%lld, D=%lld, "
+            "B=%lld)\\n%s, %d cores\"\n", masks == 2 ? "causal, " : masks == 1 ? "non-causal, " : "",
+            any ? (long long)any->heads : 1LL, any ? (long long)any->dim : 64LL,
+            any ? (long long)any->batch : 1LL, m->cpu_model, m->cores);
+    fputs("set xlabel \"sequence length (tokens)\"\n"
+          "set ylabel \"latency (ms), median\"\n"
+          "set logscale xy 2\n"
+          "set format y \"10^{%L}\"\n"
+          "set logscale y 10\n"
+          "set grid xtics ytics mytics\n"
+          "set key below box\n"
+          "set pointsize 1.2\n", f);
+    /* Dense lines dashed, dilated solid, one colour per device and kernel,
+     * as in the paper's figure. */
+    /* Tics at the measured lengths, named in binary units (8K = 8192), as
+     * the paper labels them; gnuplot's own prefixes are decimal (33k). */
+    fputs("set xtics (", f);
+    int64_t done = 0;
+    for (int i = 0, n = 0; i < res->ncells; i++) {
+        const bench_cell *c = &res->cells[i];
+        if (strcmp(c->sweep, "figure5") != 0 || c->length <= done)
+            continue;
+        done = c->length;
+        long long v = (long long)c->length;
+        const char *unit = "";
+        if (v % (1LL << 30) == 0) { v >>= 30; unit = "G"; }
+        else if (v % (1LL << 20) == 0) { v >>= 20; unit = "M"; }
+        else if (v % (1LL << 10) == 0) { v >>= 10; unit = "K"; }
+        fprintf(f, "%s\"%lld%s\" %lld", n++ ? ", " : "", v, unit, (long long)c->length);
+    }
+    fputs(")\n", f);
+    /* A margin around the lengths (and a range even for a single one). */
+    int64_t first_len = 0;
+    for (int i = 0; i < res->ncells && !first_len; i++)
+        if (strcmp(res->cells[i].sweep, "figure5") == 0)
+            first_len = res->cells[i].length;
+    if (first_len)
+        fprintf(f, "set xrange [%g:%g]\n", (double)first_len / 1.3, (double)done * 1.3);
+    int colour[64]; /* one per device and kernel, in order of appearance */
+    for (int j = 0, next = 0; j < nl; j++) {
+        colour[j] = -1;
+        for (int k = 0; k < j && colour[j] < 0; k++)
+            if (lines[k].device == lines[j].device && strcmp(lines[k].kernel, lines[j].kernel) == 0)
+                colour[j] = colour[k];
+        if (colour[j] < 0)
+            colour[j] = next++;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const char *term = pass == 0 ? terminal : "svg";
+        if (!term)
+            continue;
+        if (pass == 0)
+            fprintf(f, "\nset terminal %s size 960,720 font \",11\"\nset output png_out\n", term);
+        else
+            fputs("\nset terminal svg size 960,720 dynamic font \",11\"\nset output svg_out\n", f);
+        fputs("plot ", f);
+        for (int j = 0; j < nl; j++) {
+            const line *l = &lines[j];
+            int rank = colour[j];
+            int dense = l->config == BENCH_CFG_DENSE;
+            fprintf(f, "%s$line%d using 1:2 with linespoints lc %d dt %d pt %d lw 2 "
+                    "title \"%s, %s %s%s\"", j ? ", \\\n     " : "", j, rank + 1,
+                    dense ? 2 : 1, dense ? 6 : 7, dense ? "dense" : "dilated",
+                    m->devices[l->device].spec, l->kernel,
+                    masks == 3 ? (l->causal ? ", causal" : ", non-causal") : "");
+        }
+        if (nl == 0)
+            fputs("1/0 notitle", f);
+        fputs("\nunset output\n", f);
+    }
+    return bench_atomic_commit(&a);
+}
+
+int bench_figure5_write(const char *outdir, const bench_results *res,
+                        const bench_machine *m, const bench_roofline *rl,
+                        const bench_options *o, char *drawn, size_t len)
+{
+    (void)o;
+    drawn[0] = '\0';
+    if (bench_mkdirs(outdir) != 0)
+        return 1;
+    if (strchr(outdir, '\'') || strchr(outdir, '"')) {
+        cli_error("--outdir '%s': quotes in the directory name cannot be passed to gnuplot",
+                  outdir);
+        return 1;
+    }
+    char csv[4200], gp[4200], png[4200], svg[4200];
+    snprintf(csv, sizeof csv, "%s/figure5.csv", outdir);
+    snprintf(gp, sizeof gp, "%s/figure5.gp", outdir);
+    snprintf(png, sizeof png, "%s/figure5.png", outdir);
+    snprintf(svg, sizeof svg, "%s/figure5.svg", outdir);
+    if (bench_write_csv(csv, res, m, rl, "figure5") != 0)
+        return 1;
+    const char *term = png_terminal();
+    if (write_script(gp, res, m, rl, term ? term : "pngcairo") != 0)
+        return 1;
+    if (!term) {
+        cli_warning("gnuplot was not found (or has no PNG terminal): %s and %s not drawn; "
+                    "the data is in %s (install gnuplot-nox)", png, svg, csv);
+        return 0;
+    }
+    /* gnuplot writes temporary files that are renamed once it succeeded. */
+    char tpng[4300], tsvg[4300], vars[9000];
+    snprintf(tpng, sizeof tpng, "%s/.figure5.png.tmp%ld", outdir, (long)getpid());
+    snprintf(tsvg, sizeof tsvg, "%s/.figure5.svg.tmp%ld", outdir, (long)getpid());
+    snprintf(vars, sizeof vars, "png_out='%s'; svg_out='%s'", tpng, tsvg);
+    char *argv[] = { "gnuplot", "-e", vars, gp, NULL };
+    if (run_gnuplot(argv, 1) != 0) {
+        unlink(tpng);
+        unlink(tsvg);
+        cli_error("gnuplot failed on %s: %s and %s not drawn", gp, png, svg);
+        return 1;
+    }
+    if (rename(tpng, png) != 0 || rename(tsvg, svg) != 0) {
+        cli_error("%s: %s", png, strerror(errno));
+        unlink(tpng);
+        unlink(tsvg);
+        return 1;
+    }
+    snprintf(drawn, len, "%s and %s", png, svg);
+    return 0;
+}

@@ -1,0 +1,325 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* bench_output.c — what a person reads (the header and an aligned table on
+ * stdout) and what a program reads (CSV and JSON with every field and the
+ * machine description), both written atomically. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "bench_fields.h"
+#include "cli.h"
+
+static double gib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline *rl,
+                        const bench_options *o)
+{
+    fprintf(out, "longnet-bench, longnet %s, %s\n", m->longnet_version, m->date);
+    fprintf(out, "machine  %s, %d cores, %.1f GiB; load average %.2f at start\n", m->cpu_model,
+            m->cores, gib(m->memory_bytes), m->load_start);
+    for (int i = 0; i < m->ndevices; i++) {
+        const bench_device *d = &m->devices[i];
+        fprintf(out, "device   %s  %s (%s, %d compute units, %.1f GiB; kernels %s)\n",
+                d->spec, d->name, d->kind, d->compute_units, gib(d->memory_bytes), d->kernels);
+    }
+    if (rl->available)
+        fprintf(out, "roofline OpenBLAS SGEMM n=%d, %d threads: %.1f GFLOP/s (median of 5; "
+                "best %.1f)\n", rl->n, rl->threads, rl->gflops, rl->best_gflops);
+    else
+        fprintf(out, "roofline none: %s\n", rl->note);
+    fprintf(out, "counting GFLOP/s = 4*D FLOPs per (query, key) pair actually scored "
+            "(causal: key <= query only), over the median of %d runs after %d warm-up%s\n",
+            o->repeat, o->warmup, o->warmup == 1 ? "" : "s");
+}
+
+/* ---------------------------------------------------------------- table */
+
+#define TABLE_COLS 14
+
+static const char *const table_head[TABLE_COLS] = {
+    "device", "kernel", "config", "causal", "N", "H", "D", "median ms", "tokens/s",
+    "GFLOP/s", "%SGEMM", "peak MiB", "QKVO MiB", "max|err|"
+};
+
+void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
+                       const char *sweep)
+{
+    int rows = 0;
+    for (int i = 0; i < res->ncells; i++)
+        rows += strcmp(res->cells[i].sweep, sweep) == 0;
+    if (rows == 0) {
+        fprintf(out, "(%s: no cells ran)\n", sweep);
+        return;
+    }
+    char (*cell)[TABLE_COLS][64] = calloc((size_t)rows, sizeof *cell);
+    if (!cell)
+        return;
+    int width[TABLE_COLS];
+    for (int j = 0; j < TABLE_COLS; j++)
+        width[j] = (int)strlen(table_head[j]);
+    int r = 0;
+    for (int i = 0; i < res->ncells; i++) {
+        const bench_cell *c = &res->cells[i];
+        if (strcmp(c->sweep, sweep) != 0)
+            continue;
+        char (*t)[64] = cell[r++];
+        int ok = strcmp(c->status, "ok") == 0;
+        snprintf(t[0], 64, "%.60s", m->devices[c->device].spec);
+        snprintf(t[1], 64, "%.60s", c->kernel);
+        snprintf(t[2], 64, "%s", bench_config_name(c->config));
+        snprintf(t[3], 64, "%s", c->causal ? "yes" : "no");
+        snprintf(t[4], 64, "%lld", (long long)c->length);
+        snprintf(t[5], 64, "%lld", (long long)c->heads);
+        snprintf(t[6], 64, "%lld", (long long)c->dim);
+        if (ok) {
+            snprintf(t[7], 64, "%.2f", c->median_ms);
+            snprintf(t[8], 64, "%.3g", c->tokens_per_s);
+            snprintf(t[9], 64, "%.1f", c->gflops);
+        } else {
+            snprintf(t[7], 64, "failed");
+            snprintf(t[8], 64, "-");
+            snprintf(t[9], 64, "-");
+        }
+        if (isnan(c->sgemm_fraction))
+            snprintf(t[10], 64, "-");
+        else
+            snprintf(t[10], 64, "%.0f%%", 100 * c->sgemm_fraction);
+        snprintf(t[11], 64, "%.0f", (double)c->peak_rss_bytes / (1024.0 * 1024.0));
+        snprintf(t[12], 64, "%.0f", (double)c->qkvo_bytes / (1024.0 * 1024.0));
+        if (isnan(c->max_abs_err))
+            snprintf(t[13], 64, "-");
+        else
+            snprintf(t[13], 64, "%.1e", c->max_abs_err);
+        for (int j = 0; j < TABLE_COLS; j++)
+            if ((int)strlen(t[j]) > width[j])
+                width[j] = (int)strlen(t[j]);
+    }
+    /* Words left-aligned, numbers right-aligned, as one reads them. */
+    for (int j = 0; j < TABLE_COLS; j++)
+        fprintf(out, j < 4 ? "%-*s%s" : "%*s%s", width[j], table_head[j],
+                j + 1 < TABLE_COLS ? "  " : "\n");
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < TABLE_COLS; j++)
+            fprintf(out, j < 4 ? "%-*s%s" : "%*s%s", width[j], cell[i][j],
+                    j + 1 < TABLE_COLS ? "  " : "\n");
+    free(cell);
+}
+
+/* ------------------------------------------------------------------ CSV */
+
+static void csv_value(FILE *f, const char *v)
+{
+    if (strpbrk(v, ",\"\n") == NULL) {
+        fputs(v, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p == '\n' ? ' ' : *p, f);
+    }
+    fputc('"', f);
+}
+
+/* The machine description as '#' lines before the header: gnuplot,
+ * pandas (comment='#') and R skip them. */
+static void csv_machine(FILE *f, const bench_machine *m, const bench_roofline *rl)
+{
+    fprintf(f, "# longnet-bench: longnet %s, %s\n", m->longnet_version, m->date);
+    fprintf(f, "# machine: %s; %d cores; %llu bytes of memory; %s\n", m->cpu_model, m->cores,
+            (unsigned long long)m->memory_bytes, m->os);
+    fprintf(f, "# load average: %.2f at start, %.2f at end\n", m->load_start, m->load_end);
+    for (int i = 0; i < m->ndevices; i++) {
+        const bench_device *d = &m->devices[i];
+        fprintf(f, "# device: %s; %s; %s; %d compute units; %llu bytes; kernels %s\n", d->spec,
+                d->name, d->kind, d->compute_units, (unsigned long long)d->memory_bytes,
+                d->kernels);
+    }
+    for (int i = 0; i < m->nplugins; i++) {
+        const bench_plugin *p = &m->plugins[i];
+        fprintf(f, "# plugin: %s; %s; ABI %u; %s%s\n", p->name[0] ? p->name : "?",
+                p->description, p->abi, p->loaded ? "loaded" : "refused: ",
+                p->loaded ? "" : p->reason);
+    }
+    if (rl->available)
+        fprintf(f, "# roofline: OpenBLAS SGEMM n=%d, %d threads, %.3f GFLOP/s median, %.3f "
+                "best; %s\n", rl->n, rl->threads, rl->gflops, rl->best_gflops, rl->note);
+    else
+        fprintf(f, "# roofline: none: %s\n", rl->note);
+    fprintf(f, "# flops = 4 * dim * pairs; pairs = (query, key) pairs actually scored "
+            "(causal: key <= query); gflops = flops / median\n");
+}
+
+int bench_write_csv(const char *path, const bench_results *res, const bench_machine *m,
+                    const bench_roofline *rl, const char *sweep)
+{
+    bench_atomic a;
+    if (bench_atomic_open(&a, path) != 0)
+        return -1;
+    csv_machine(a.f, m, rl);
+    static bench_field f[BENCH_MAX_FIELDS];
+    bench_cell blank;
+    memset(&blank, 0, sizeof blank);
+    int n = bench_cell_fields(&blank, m, rl, f); /* the names */
+    for (int j = 0; j < n; j++)
+        fprintf(a.f, "%s%s", f[j].name, j + 1 < n ? "," : "\n");
+    for (int i = 0; i < res->ncells; i++) {
+        if (sweep && strcmp(res->cells[i].sweep, sweep) != 0)
+            continue;
+        n = bench_cell_fields(&res->cells[i], m, rl, f);
+        for (int j = 0; j < n; j++) {
+            csv_value(a.f, f[j].value);
+            fputc(j + 1 < n ? ',' : '\n', a.f);
+        }
+    }
+    return bench_atomic_commit(&a);
+}
+
+/* ----------------------------------------------------------------- JSON */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_key(FILE *f, const char *indent, const char *key, int *first)
+{
+    fprintf(f, "%s%s", *first ? "" : ",\n", indent);
+    json_string(f, key);
+    fputs(": ", f);
+    *first = 0;
+}
+
+static void json_kv_str(FILE *f, const char *indent, const char *key, const char *v, int *first)
+{
+    json_key(f, indent, key, first);
+    json_string(f, v);
+}
+
+static void json_kv_num(FILE *f, const char *indent, const char *key, double v, int *first)
+{
+    json_key(f, indent, key, first);
+    if (isnan(v))
+        fputs("null", f);
+    else
+        fprintf(f, "%.10g", v);
+}
+
+static void json_machine(FILE *f, const bench_machine *m, const bench_roofline *rl)
+{
+    int first = 1;
+    fputs("  \"machine\": {\n", f);
+    json_kv_str(f, "    ", "cpu_model", m->cpu_model, &first);
+    json_kv_num(f, "    ", "cores", m->cores, &first);
+    json_kv_num(f, "    ", "memory_bytes", (double)m->memory_bytes, &first);
+    json_kv_str(f, "    ", "os", m->os, &first);
+    json_kv_str(f, "    ", "compiler", m->compiler, &first);
+    json_kv_str(f, "    ", "longnet_version", m->longnet_version, &first);
+    json_kv_str(f, "    ", "date", m->date, &first);
+    json_kv_num(f, "    ", "load_average_start", m->load_start, &first);
+    json_kv_num(f, "    ", "load_average_end", m->load_end, &first);
+    json_kv_num(f, "    ", "baseline_rss_bytes", (double)m->baseline_rss_bytes, &first);
+    json_kv_str(f, "    ", "plugin_warnings", m->warnings, &first);
+    json_key(f, "    ", "devices", &first);
+    fputs("[", f);
+    for (int i = 0; i < m->ndevices; i++) {
+        const bench_device *d = &m->devices[i];
+        int df = 1;
+        fprintf(f, "%s\n      {\n", i ? "," : "");
+        json_kv_str(f, "        ", "spec", d->spec, &df);
+        json_kv_str(f, "        ", "backend", d->backend, &df);
+        json_kv_num(f, "        ", "index", d->index, &df);
+        json_kv_str(f, "        ", "name", d->name, &df);
+        json_kv_str(f, "        ", "kind", d->kind, &df);
+        json_kv_num(f, "        ", "memory_bytes", (double)d->memory_bytes, &df);
+        json_kv_num(f, "        ", "compute_units", d->compute_units, &df);
+        json_kv_str(f, "        ", "kernels", d->kernels, &df);
+        fputs("\n      }", f);
+    }
+    fputs("\n    ]", f);
+    json_key(f, "    ", "plugins", &first);
+    fputs("[", f);
+    for (int i = 0; i < m->nplugins; i++) {
+        const bench_plugin *p = &m->plugins[i];
+        int pf = 1;
+        fprintf(f, "%s\n      {\n", i ? "," : "");
+        json_kv_str(f, "        ", "path", p->path, &pf);
+        json_kv_str(f, "        ", "name", p->name, &pf);
+        json_kv_str(f, "        ", "description", p->description, &pf);
+        json_kv_num(f, "        ", "abi_version", p->abi, &pf);
+        json_kv_num(f, "        ", "loaded", p->loaded, &pf);
+        json_kv_str(f, "        ", "reason", p->reason, &pf);
+        fputs("\n      }", f);
+    }
+    fputs("\n    ]\n  },\n  \"roofline\": {\n", f);
+    first = 1;
+    json_kv_num(f, "    ", "available", rl->available, &first);
+    json_kv_str(f, "    ", "what", rl->available ? "OpenBLAS cblas_sgemm, C = A.B, n x n x n, "
+                "all cores, median of 5 after a warm-up" : "", &first);
+    json_kv_num(f, "    ", "n", rl->available ? rl->n : NAN, &first);
+    json_kv_num(f, "    ", "threads", rl->available ? rl->threads : NAN, &first);
+    json_kv_num(f, "    ", "median_ms", rl->available ? rl->median_ms : NAN, &first);
+    json_kv_num(f, "    ", "gflops", rl->available ? rl->gflops : NAN, &first);
+    json_kv_num(f, "    ", "best_gflops", rl->available ? rl->best_gflops : NAN, &first);
+    json_kv_str(f, "    ", "note", rl->note, &first);
+    fputs("\n  },\n", f);
+}
+
+int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,
+                     const bench_roofline *rl, const bench_options *o)
+{
+    bench_atomic a;
+    if (bench_atomic_open(&a, path) != 0)
+        return -1;
+    FILE *f = a.f;
+    fputs("{\n  \"longnet_bench\": 1,\n", f);
+    json_machine(f, m, rl);
+    int first = 1;
+    fputs("  \"settings\": {\n", f);
+    json_kv_num(f, "    ", "repeat", o->repeat, &first);
+    json_kv_num(f, "    ", "warmup", o->warmup, &first);
+    json_kv_num(f, "    ", "max_seconds", o->max_seconds, &first);
+    json_kv_num(f, "    ", "max_memory_bytes", (double)o->max_memory, &first);
+    json_kv_num(f, "    ", "check_length", (double)o->check_length, &first);
+    json_kv_str(f, "    ", "check_against", "cpu kernel reference", &first);
+    json_kv_str(f, "    ", "flops", "4 * dim per (query, key) pair actually scored "
+                "(causal: key <= query)", &first);
+    fputs("\n  },\n  \"cells\": [", f);
+    static bench_field fl[BENCH_MAX_FIELDS];
+    for (int i = 0; i < res->ncells; i++) {
+        int n = bench_cell_fields(&res->cells[i], m, rl, fl);
+        int cf = 1;
+        fprintf(f, "%s\n    {\n", i ? "," : "");
+        for (int j = 0; j < n; j++) {
+            json_key(f, "      ", fl[j].name, &cf);
+            if (!fl[j].numeric)
+                json_string(f, fl[j].value);
+            else
+                fputs(fl[j].value[0] ? fl[j].value : "null", f);
+        }
+        fputs("\n    }", f);
+    }
+    fputs("\n  ],\n  \"stops\": [", f);
+    for (int i = 0; i < res->nstops; i++) {
+        fprintf(f, "%s\n    ", i ? "," : "");
+        json_string(f, res->stops[i]);
+    }
+    fputs("\n  ]\n}\n", f);
+    return bench_atomic_commit(&a);
+}

@@ -1,0 +1,415 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* bench_sweep.c — the sweep: every series (device x kernel x configuration
+ * x causal mode) over the lengths, with the budget.
+ *
+ * Lengths are the outer loop: every series gets its short cells before any
+ * gets a long one, so a budget that runs out cuts the longest lengths, not
+ * whole devices. Before a cell, its time is predicted from the same series'
+ * previous cell: the kernel runs scale with the exact pair count, the setup
+ * (allocating, filling, loading plugins) with N. A cell predicted to end
+ * past its share of --max-seconds, or whose Q, K, V and O exceed
+ * --max-memory or the device's memory, ends its series, and the bench says
+ * so.
+ *
+ * Each device-and-kernel owns an equal share of the budget, so that one slow
+ * device cannot starve the others of their longer lengths; the share a
+ * device-and-kernel leaves unused when all its series have ended is handed
+ * on to those still running.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cli.h"
+
+typedef struct series {
+    int device;
+    char kernel[BENCH_NAME_LEN];
+    bench_config_kind config;
+    int causal;
+    int64_t heads, dim;
+    int dk;      /* its device-and-kernel, which owns a share of the budget */
+    int stopped;
+    int has_last;
+    double last_run_s, last_setup_s, last_pairs; /* previous cell */
+    int64_t last_length;
+} series;
+
+/* 1 if `name` is an entry of the comma-separated `list`. */
+static int in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = p[len] ? p + len + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The kernels to run on a device, into names[]; the default set is every
+ * kernel but the CPU reference, which is the error check's baseline and far
+ * slower than anything worth timing. */
+static int device_kernels(const bench_device *d, const char *want,
+                          char names[][BENCH_NAME_LEN], int max)
+{
+    int n = 0;
+    for (const char *p = d->kernels; *p && n < max;) {
+        size_t len = strcspn(p, ",");
+        char k[BENCH_NAME_LEN];
+        snprintf(k, sizeof k, "%.*s", (int)len, p);
+        int take;
+        if (!want)
+            take = !(strcmp(d->backend, "cpu") == 0 && strcmp(k, "reference") == 0);
+        else
+            take = strcmp(want, "all") == 0 || in_list(want, k);
+        if (take && *k)
+            snprintf(names[n++], BENCH_NAME_LEN, "%s", k);
+        p = p[len] ? p + len + 1 : p + len;
+    }
+    if (n == 0 && !want && *d->kernels) { /* only a reference: time it */
+        size_t len = strcspn(d->kernels, ",");
+        snprintf(names[n++], BENCH_NAME_LEN, "%.*s", (int)len, d->kernels);
+    }
+    return n;
+}
+
+/* The devices selected by --device, as indexes; -1 after an error. */
+static int selected_devices(const bench_options *o, const bench_machine *m, int *idx)
+{
+    int n = 0;
+    if (!o->devices) {
+        for (int i = 0; i < m->ndevices; i++)
+            idx[n++] = i;
+        return n;
+    }
+    for (const char *p = o->devices; *p;) {
+        size_t len = strcspn(p, ",");
+        char spec[BENCH_NAME_LEN], err[BENCH_TEXT_LEN];
+        snprintf(spec, sizeof spec, "%.*s", (int)len, p);
+        int d = bench_machine_find(m, spec, err, sizeof err);
+        if (d < 0) {
+            cli_error("%s", err);
+            return -1;
+        }
+        int dup = 0;
+        for (int i = 0; i < n; i++)
+            dup |= idx[i] == d;
+        if (!dup && n < BENCH_MAX_LIST)
+            idx[n++] = d;
+        p = p[len] ? p + len + 1 : p + len;
+    }
+    return n;
+}
+
+static void config_shape(bench_config_kind kind, const char *sweep, const bench_options *o,
+                         int64_t *heads, int64_t *dim)
+{
+    /* Issue 5: paper H 12, figure5 H 1, both D 64; dense takes the shape of
+     * what it is compared with: H 12 in the matrix, H 1 in Figure 5. */
+    int one_head = kind == BENCH_CFG_FIGURE5 ||
+                   (kind == BENCH_CFG_DENSE && strcmp(sweep, "figure5") == 0);
+    *heads = o->heads ? o->heads : one_head ? 1 : 12;
+    *dim = o->dim ? o->dim : 64;
+}
+
+/* Builds the series; -1 after printing an error. */
+static int build_series(const char *sweep, const bench_config_kind *configs, int nconfigs,
+                        const bench_options *o, const bench_machine *m, series **out)
+{
+    int dev[BENCH_MAX_LIST];
+    int nd = selected_devices(o, m, dev);
+    if (nd < 0)
+        return -1;
+    if (nd == 0) {
+        cli_error("no device to run on (see 'longnet info')");
+        return -1;
+    }
+    if (o->kernels && strcmp(o->kernels, "all") != 0) {
+        /* A kernel no selected device has is a typo worth stopping for. */
+        for (const char *p = o->kernels; *p;) {
+            size_t len = strcspn(p, ",");
+            char k[BENCH_NAME_LEN];
+            snprintf(k, sizeof k, "%.*s", (int)len, p);
+            int found = 0;
+            for (int i = 0; i < nd; i++)
+                found |= in_list(m->devices[dev[i]].kernels, k);
+            if (!found) {
+                char have[BENCH_TEXT_LEN * 2] = "";
+                for (int i = 0; i < nd; i++) {
+                    size_t used = strlen(have);
+                    snprintf(have + used, sizeof have - used, "%s%s: %s", i ? "; " : "",
+                             m->devices[dev[i]].spec, m->devices[dev[i]].kernels);
+                }
+                cli_error("--kernel '%s' is not a kernel of any selected device (%s)", k, have);
+                return -1;
+            }
+            p = p[len] ? p + len + 1 : p + len;
+        }
+    }
+    int cap = nd * 16 * nconfigs * o->ncausal, n = 0;
+    series *s = calloc((size_t)cap, sizeof *s);
+    if (!s) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (int i = 0; i < nd; i++) {
+        char names[16][BENCH_NAME_LEN];
+        int nk = device_kernels(&m->devices[dev[i]], o->kernels, names, 16);
+        for (int k = 0; k < nk; k++)
+            for (int c = 0; c < nconfigs; c++)
+                for (int cm = 0; cm < o->ncausal; cm++) {
+                    series *x = &s[n++];
+                    x->device = dev[i];
+                    snprintf(x->kernel, sizeof x->kernel, "%s", names[k]);
+                    x->config = configs[c];
+                    x->causal = o->causal_modes[cm];
+                    config_shape(configs[c], sweep, o, &x->heads, &x->dim);
+                }
+    }
+    /* Number the distinct device-and-kernel pairs. */
+    for (int i = 0; i < n; i++) {
+        s[i].dk = -1;
+        for (int j = 0; j < i && s[i].dk < 0; j++)
+            if (s[j].device == s[i].device && strcmp(s[j].kernel, s[i].kernel) == 0)
+                s[i].dk = s[j].dk;
+        if (s[i].dk < 0) {
+            int top = -1;
+            for (int j = 0; j < i; j++)
+                top = s[j].dk > top ? s[j].dk : top;
+            s[i].dk = top + 1;
+        }
+    }
+    *out = s;
+    return n;
+}
+
+static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t length,
+                      const bench_options *o)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->sweep, sizeof c->sweep, "%s", sweep);
+    c->device = s->device;
+    snprintf(c->kernel, sizeof c->kernel, "%s", s->kernel);
+    c->config = s->config;
+    snprintf(c->pass, sizeof c->pass, "forward");
+    c->causal = s->causal;
+    c->offsets = o->offsets;
+    c->batch = o->batch;
+    c->length = length;
+    c->heads = s->heads;
+    c->dim = s->dim;
+    bench_config_levels(s->config, length, &o->custom, &c->levels);
+    c->pairs = bench_pairs(&c->levels, c->batch, length, c->heads, c->causal, c->offsets);
+    c->flops = bench_flops(c->pairs, c->dim);
+    c->repeats = o->repeat;
+    c->warmups = o->warmup;
+    c->qkvo_bytes = 4ull * 4ull * (uint64_t)c->batch * (uint64_t)length *
+                    (uint64_t)c->heads * (uint64_t)c->dim;
+    c->sgemm_fraction = NAN;
+    c->max_abs_err = NAN;
+}
+
+/* Seconds the cell is expected to take, from its series' previous cell, or
+ * from the last rate seen on its device and kernel; -1 if nothing is known. */
+static double predict(const series *s, const bench_cell *c, double fallback_s_per_pair)
+{
+    if (s->has_last && s->last_pairs > 0)
+        return s->last_run_s * (c->pairs / s->last_pairs) +
+               s->last_setup_s * ((double)c->length / (double)s->last_length);
+    if (fallback_s_per_pair > 0)
+        return fallback_s_per_pair * c->pairs * (c->warmups + c->repeats);
+    return -1;
+}
+
+static int append(bench_results *res, const bench_cell *c)
+{
+    if (res->ncells == res->cap) {
+        int cap = res->cap ? 2 * res->cap : 32;
+        bench_cell *grown = realloc(res->cells, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        res->cells = grown;
+        res->cap = cap;
+    }
+    res->cells[res->ncells++] = *c;
+    return 0;
+}
+
+void bench_results_free(bench_results *r)
+{
+    free(r->cells);
+    free(r->stops);
+    memset(r, 0, sizeof *r);
+}
+
+static double fmt_gib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
+                const int64_t *lengths, int nlengths, const bench_options *o,
+                const bench_machine *m, const bench_roofline *rl, bench_results *res)
+{
+    series *s = NULL;
+    int ns = build_series(sweep, configs, nconfigs, o, m, &s);
+    if (ns < 0)
+        return -1;
+    double *rate = calloc((size_t)m->ndevices * 16 + 1, sizeof *rate); /* s per pair */
+    double any_rate = 0; /* the last rate of any device */
+    int ndk = 0;
+    for (int i = 0; i < ns; i++)
+        ndk = s[i].dk + 1 > ndk ? s[i].dk + 1 : ndk;
+    double *share = calloc((size_t)ndk + 1, sizeof *share);
+    double *spent = calloc((size_t)ndk + 1, sizeof *spent);
+    int *done_dk = calloc((size_t)ndk + 1, sizeof *done_dk);
+    for (int i = 0; i < ndk; i++)
+        share[i] = o->max_seconds / ndk;
+    bench_progress prog;
+    bench_progress_start(&prog, sweep, ns * nlengths, o->quiet);
+
+    for (int li = 0; li < nlengths; li++) {
+        for (int si = 0; si < ns; si++) {
+            series *x = &s[si];
+            if (x->stopped)
+                continue;
+            bench_cell c;
+            make_cell(&c, sweep, x, lengths[li], o);
+            const bench_device *d = &m->devices[x->device];
+            char what[BENCH_TEXT_LEN];
+            snprintf(what, sizeof what, "%s %s %s %s %s", sweep, d->spec, x->kernel,
+                     bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+            int left = nlengths - li;
+            if (c.qkvo_bytes > o->max_memory) {
+                bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
+                                "take %.2f GiB, more than --max-memory %.2f GiB",
+                                what, (long long)c.length, fmt_gib(c.qkvo_bytes),
+                                fmt_gib(o->max_memory));
+                x->stopped = 1;
+                prog.total -= left;
+                continue;
+            }
+            if (d->memory_bytes > 0 && c.qkvo_bytes > d->memory_bytes) {
+                bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
+                                "take %.2f GiB, more than the device's %.2f GiB", what,
+                                (long long)c.length, fmt_gib(c.qkvo_bytes),
+                                fmt_gib(d->memory_bytes));
+                x->stopped = 1;
+                prog.total -= left;
+                continue;
+            }
+            if (bench_interrupted())
+                goto out;
+            double expect = predict(x, &c, rate[x->device]);
+            /* Only the share is enforced: a slow device that overran its
+             * own share (its first cell cannot be predicted) must not eat
+             * the others'. */
+            if (expect >= 0 && spent[x->dk] + expect > share[x->dk]) {
+                bench_note_stop(res, "budget: %s stops before N=%lld: it would take about "
+                                "%.0f s, %.0f s are left of its device-and-kernel's share "
+                                "(%.0f s) of --max-seconds %.0f", what, (long long)c.length,
+                                expect, share[x->dk] > spent[x->dk] ? share[x->dk] - spent[x->dk] : 0,
+                                share[x->dk], o->max_seconds);
+                x->stopped = 1;
+                prog.total -= left;
+                continue;
+            }
+
+            bench_progress_before(&prog, &c, m, expect);
+            double t0 = bench_now();
+            bench_cell_run(&c, m, o);
+            if (bench_interrupted())
+                goto out;
+            bench_cell_check(&c, m, o);
+            spent[x->dk] += bench_now() - t0;
+            if (strcmp(c.status, "ok") == 0) {
+                double run_s = c.median_ms * 1e-3 * (c.warmups + c.repeats);
+                x->has_last = 1;
+                x->last_run_s = run_s;
+                x->last_setup_s = c.wall_s > run_s ? c.wall_s - run_s : 0;
+                x->last_pairs = c.pairs;
+                x->last_length = c.length;
+                if (c.pairs > 0)
+                    any_rate = rate[x->device] = c.median_ms * 1e-3 / c.pairs;
+                if (rl->available && strcmp(d->kind, "cpu") == 0)
+                    c.sgemm_fraction = c.gflops / rl->gflops;
+            } else {
+                res->failures++;
+                cli_error("%s N=%lld failed: %s", what, (long long)c.length, c.message);
+                if (li + 1 < nlengths)
+                    bench_note_stop(res, "%s stops after the failure at N=%lld", what,
+                                    (long long)c.length);
+                x->stopped = 1;
+                prog.total -= left - 1;
+            }
+            if (append(res, &c) != 0) {
+                cli_error("out of memory");
+                goto out;
+            }
+
+            /* What is left: every remaining cell, predicted like this one. */
+            double remaining = 0;
+            for (int lj = li; lj < nlengths && remaining >= 0; lj++)
+                for (int sj = lj == li ? si + 1 : 0; sj < ns; sj++) {
+                    if (s[sj].stopped)
+                        continue;
+                    bench_cell next;
+                    make_cell(&next, sweep, &s[sj], lengths[lj], o);
+                    double e = predict(&s[sj], &next, rate[s[sj].device]);
+                    if (e < 0 && any_rate > 0) /* a device not seen yet: guess */
+                        e = any_rate * next.pairs * (next.warmups + next.repeats);
+                    if (e < 0) {
+                        remaining = -1;
+                        break;
+                    }
+                    remaining += e;
+                }
+            /* The budget stops the sweep before it all runs. */
+            double budget_left = 0;
+            for (int k = 0; k < ndk; k++)
+                budget_left += share[k] > spent[k] ? share[k] - spent[k] : 0;
+            if (remaining > budget_left)
+                remaining = budget_left > 0 ? budget_left : 0;
+            bench_progress_after(&prog, &c, m, remaining);
+        }
+        /* Hand the unused share of finished device-and-kernels on. */
+        int active = 0;
+        double freed = 0;
+        for (int k = 0; k < ndk; k++) {
+            int running = 0;
+            for (int si = 0; si < ns; si++)
+                running |= s[si].dk == k && !s[si].stopped;
+            if (!running && !done_dk[k]) {
+                done_dk[k] = 1;
+                if (share[k] > spent[k])
+                    freed += share[k] - spent[k];
+                share[k] = spent[k];
+            }
+            active += running;
+        }
+        for (int k = 0; k < ndk && active > 0; k++)
+            if (!done_dk[k])
+                share[k] += freed / active;
+    }
+out:
+    free(share);
+    free(spent);
+    free(done_dk);
+    free(rate);
+    free(s);
+    return bench_interrupted() ? -1 : 0;
+}
+
+int bench_check_selection(const bench_options *o, const bench_machine *m)
+{
+    series *s = NULL;
+    bench_config_kind any = BENCH_CFG_DENSE;
+    int n = build_series("matrix", &any, 1, o, m, &s);
+    free(s);
+    return n < 0 ? -1 : 0;
+}

@@ -1,0 +1,129 @@
+# bench_smoke.sh — longnet-bench runs a tiny matrix and a tiny Figure-5
+# sweep and writes what it promises: the table, CSV with its header, JSON
+# with its keys, the Figure-5 files. It checks files and fields, never speed
+# (DESIGN §3: performance is measured in bench/, not asserted in tests).
+. "${TESTS_SRCDIR:-.}/cli_lib.sh"
+
+if test -z "$LONGNET_BENCH" || ! test -x "$LONGNET_BENCH"; then
+    echo "LONGNET_BENCH is not set to the built longnet-bench ('$LONGNET_BENCH'); skipping"
+    exit 77
+fi
+cd "$tmp" || exit 99
+
+# bench_fail SUBSTRING STATUS COMMAND... — fails with that exit status and
+# one line on stderr, "longnet-bench: ...", that contains SUBSTRING.
+bench_fail() {
+    want=$1
+    want_rc=$2
+    shift 2
+    desc="fails ($want_rc) naming '$want': $*"
+    "$@" >"$out" 2>"$err"
+    rc=$?
+    lines=$(awk 'END { print NR }' "$err")
+    if test "$rc" -ne "$want_rc"; then
+        fail "$desc" "exit status $rc, expected $want_rc"
+    elif test "$lines" -ne 1; then
+        fail "$desc" "$lines lines on stderr, expected exactly 1"
+    elif ! grep -q '^longnet-bench: ' "$err"; then
+        fail "$desc" "stderr does not start with 'longnet-bench: '"
+    elif ! grep -F -q -e "$want" "$err"; then
+        fail "$desc" "stderr does not contain '$want'"
+    else
+        pass "$desc"
+    fi
+}
+
+# The smallest useful cells: N=256, H=1, D=16, two small levels.
+tiny="--device cpu --lengths 256 --repeat 1 --warmup 0 --heads 1 --dim 16
+      --segments 64,128 --dilations 1,2 --check-length 128 --quiet"
+
+# ------------------------------------------------------------------ help
+expect_ok "$LONGNET_BENCH" --help
+for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
+    --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
+    --outdir --figure5 --matrix; do
+    check "--help describes $opt" grep -q -e "$opt" "$out"
+done
+expect_ok "$LONGNET_BENCH" --version
+check "--version names the version" grep -q '^longnet-bench [0-9]' "$out"
+
+# -------------------------------------------------------- bad command lines
+bench_fail "--frobnicate" 2 "$LONGNET_BENCH" --frobnicate
+check "a usage error points at longnet-bench --help" grep -q "see 'longnet-bench --help'" "$err"
+bench_fail "--dilations" 2 "$LONGNET_BENCH" --segments 64
+bench_fail "'0'" 1 "$LONGNET_BENCH" --lengths 256,0
+bench_fail "'x'" 1 "$LONGNET_BENCH" --repeat x
+bench_fail "'sometimes'" 1 "$LONGNET_BENCH" --causal sometimes
+bench_fail "'sparse'" 1 "$LONGNET_BENCH" --config paper,sparse
+bench_fail "'12Q'" 1 "$LONGNET_BENCH" --max-memory 12Q
+bench_fail "dilation" 1 "$LONGNET_BENCH" --segments 64,128 --dilations 2,4
+bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu,tpu
+bench_fail "'turbo'" 1 "$LONGNET_BENCH" --device cpu --kernel turbo
+
+# ------------------------------------------------------------ a tiny matrix
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --matrix $tiny --csv m.csv --json m.json
+check "the table has its header" grep -q 'device.*kernel.*config.*causal.*GFLOP/s.*%SGEMM.*max|err|' "$out"
+check "the table has a causal and a non-causal cell" \
+    sh -c "grep -c '^cpu:0 *fast *custom' '$out' | grep -qx 2"
+check "the header states how FLOPs are counted" grep -q '4\*D FLOPs per (query, key) pair' "$out"
+check "the output says where the CSV went" grep -q '^csv: m.csv' "$out"
+
+header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
+check "m.csv exists" test -s m.csv
+check "m.csv has the header" sh -c "grep -v '^#' m.csv | head -n 1 | grep -qx '$header'"
+check "m.csv has two ok rows" sh -c "grep -c '^matrix,cpu:0,.*,ok,' m.csv | grep -qx 2"
+check "m.csv describes the machine" grep -q '^# machine: ' m.csv
+check "m.csv describes the device" grep -q '^# device: cpu:0' m.csv
+check "m.csv names the roofline" grep -q '^# roofline: ' m.csv
+# The exact pair count: 64/1 gives 4 segments of 64 rows, 128/2 gives 2 of 64.
+check "pairs are counted exactly (non-causal 24576)" grep -q ',64/1 128/2,24576,' m.csv
+check "pairs are counted exactly (causal 12480)" grep -q ',64/1 128/2,12480,' m.csv
+check "m.json exists" test -s m.json
+for key in longnet_bench machine cpu_model cores memory_bytes longnet_version devices \
+    plugins kernels roofline settings cells stops median_ms tokens_per_s gflops \
+    sgemm_fraction peak_rss_bytes max_abs_err pass; do
+    check "m.json has \"$key\"" grep -q "\"$key\":" m.json
+done
+if command -v python3 >/dev/null 2>&1; then
+    check "m.json is valid JSON with two cells" python3 -c \
+        "import json,sys; d=json.load(open('m.json')); sys.exit(len(d['cells'])!=2)"
+fi
+
+# The reference kernel checked against itself: exactly 0.
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --matrix $tiny --kernel reference --causal yes --csv r.csv
+check "the reference kernel's error is 0" grep -q ',reference,custom,.*,128,0,[0-9.]*,ok,' r.csv
+
+# ---------------------------------------------------------------- budget
+# shellcheck disable=SC2086
+"$LONGNET_BENCH" --matrix $tiny --lengths 256,1024 --max-memory 100K --json b.json \
+    >"$out" 2>"$err"
+check "a memory budget is not a failure" test $? -eq 0
+check "the stop is said on stderr" grep -q 'budget: .*N=1024.*--max-memory' "$err"
+check "the stop is in the table's notes" grep -q 'stopped early' "$out"
+check "the stop is in the JSON" grep -q '"budget: ' b.json
+
+# ------------------------------------------------- outputs are atomic
+echo keep >kept.csv
+# shellcheck disable=SC2086
+bench_fail "no-such-dir/m.csv" 1 "$LONGNET_BENCH" --matrix $tiny --csv no-such-dir/m.csv
+check "no temporary file is left behind" sh -c "! ls -a | grep -q tmp"
+
+# --------------------------------------------------------- a tiny Figure 5
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu --figure5-max-length 8192 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 128 --quiet --outdir f5
+check "figure5.csv exists" test -s f5/figure5.csv
+check "figure5.csv has the header" sh -c "grep -v '^#' f5/figure5.csv | head -n 1 | grep -qx '$header'"
+check "figure5.csv has a dense row" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,' f5/figure5.csv
+check "figure5.csv has a dilated row" grep -q '^figure5,cpu:0,.*,fast,figure5,forward,1,' f5/figure5.csv
+check "figure5.gp exists" grep -q 'set logscale' f5/figure5.gp
+if command -v gnuplot >/dev/null 2>&1; then
+    check "the output says where the plot went" grep -q 'figure5.png and .*figure5.svg' "$out"
+    check "figure5.png is a PNG" sh -c "head -c 4 f5/figure5.png | grep -q PNG"
+    check "figure5.svg is an SVG" grep -q '<svg' f5/figure5.svg
+else
+    echo "gnuplot is not installed: the PNG and SVG are not checked"
+fi
+
+finish
