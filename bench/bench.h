@@ -141,12 +141,14 @@ typedef struct bench_roofline {
     char note[BENCH_TEXT_LEN];
     int n, threads;
     double median_ms, best_ms;
-    double gflops;      /* 2 n^3 / median */
+    double gflops;      /* the roofline: 2 n^3 / best run */
     double best_gflops;
 } bench_roofline;
 
 /* OpenBLAS cblas_sgemm, n x n x n, all cores, in a forked child. */
 void bench_roofline_measure(bench_roofline *rl, int quiet);
+/* Keeps in rl the better of rl and again. */
+void bench_roofline_better(bench_roofline *rl, const bench_roofline *again);
 
 /* ------------------------------------------------------------------- cells */
 

@@ -29,8 +29,9 @@ void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline 
                 d->spec, d->name, d->kind, d->compute_units, gib(d->memory_bytes), d->kernels);
     }
     if (rl->available)
-        fprintf(out, "roofline OpenBLAS SGEMM n=%d, %d threads: %.1f GFLOP/s (median of 5; "
-                "best %.1f)\n", rl->n, rl->threads, rl->gflops, rl->best_gflops);
+        fprintf(out, "roofline OpenBLAS SGEMM n=%d, %d threads: %.1f GFLOP/s (the best run, "
+                "measured at the start and the end; median %.1f)\n", rl->n, rl->threads,
+                rl->gflops, 2.0 * rl->n * (double)rl->n * rl->n / (rl->median_ms * 1e-3) * 1e-9);
     else
         fprintf(out, "roofline none: %s\n", rl->note);
     fprintf(out, "counting GFLOP/s = 4*D FLOPs per (query, key) pair actually scored "
@@ -149,8 +150,8 @@ static void csv_machine(FILE *f, const bench_machine *m, const bench_roofline *r
                 p->loaded ? "" : p->reason);
     }
     if (rl->available)
-        fprintf(f, "# roofline: OpenBLAS SGEMM n=%d, %d threads, %.3f GFLOP/s median, %.3f "
-                "best; %s\n", rl->n, rl->threads, rl->gflops, rl->best_gflops, rl->note);
+        fprintf(f, "# roofline: OpenBLAS SGEMM n=%d, %d threads, %.3f GFLOP/s (the best run of "
+                "those at the start and the end); %s\n", rl->n, rl->threads, rl->gflops, rl->note);
     else
         fprintf(f, "# roofline: none: %s\n", rl->note);
     fprintf(f, "# flops = 4 * dim * pairs; pairs = (query, key) pairs actually scored "
@@ -271,7 +272,8 @@ static void json_machine(FILE *f, const bench_machine *m, const bench_roofline *
     first = 1;
     json_kv_num(f, "    ", "available", rl->available, &first);
     json_kv_str(f, "    ", "what", rl->available ? "OpenBLAS cblas_sgemm, C = A.B, n x n x n, "
-                "all cores, median of 5 after a warm-up" : "", &first);
+                "all cores; gflops from the best of 5 runs after a warm-up, measured at the "
+                "start and the end of the bench, the better kept" : "", &first);
     json_kv_num(f, "    ", "n", rl->available ? rl->n : NAN, &first);
     json_kv_num(f, "    ", "threads", rl->available ? rl->threads : NAN, &first);
     json_kv_num(f, "    ", "median_ms", rl->available ? rl->median_ms : NAN, &first);

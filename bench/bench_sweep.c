@@ -256,6 +256,7 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 const int64_t *lengths, int nlengths, const bench_options *o,
                 const bench_machine *m, const bench_roofline *rl, bench_results *res)
 {
+    (void)rl; /* the fractions are set once the roofline is final */
     series *s = NULL;
     int ns = build_series(sweep, configs, nconfigs, o, m, &s);
     if (ns < 0)
@@ -336,8 +337,7 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 x->last_length = c.length;
                 if (c.pairs > 0)
                     any_rate = rate[x->device] = c.median_ms * 1e-3 / c.pairs;
-                if (rl->available && strcmp(d->kind, "cpu") == 0)
-                    c.sgemm_fraction = c.gflops / rl->gflops;
+
             } else {
                 res->failures++;
                 cli_error("%s N=%lld failed: %s", what, (long long)c.length, c.message);

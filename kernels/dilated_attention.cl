@@ -1,17 +1,34 @@
 /* dilated_attention.cl — fused dilated segment attention forward (DESIGN §1,
  * the job contract of longnet-plugin.h), shared by the OpenCL and FPGA
- * backends.
+ * backends. Two kernels compute the same thing for different hardware:
  *
- * A work-group takes TILE_Q consecutive selected query rows of one
- * (batch, head, segment), one row per work-item, and walks the segment's
- * selected key rows TILE_K at a time: the key and value rows of a tile are
- * staged in local memory by the whole group, then every work-item scores its
- * row against them and updates its running maximum, denominator and output
- * (online softmax, FlashAttention-2 style, in base 2: scores are scaled by
- * log2(e) once, in the query). Dilated rows are read in place: selected row
- * j of the segment is row first + j*r, so consecutive selected rows are
- * r*H*D floats apart. Causal: key tiles past the group's last query are
- * never loaded, and keys past a row's own index are masked.
+ *  - lnet_dilated_fwd ("tiled", for GPUs): a work-group takes TILE_Q
+ *    consecutive selected query rows of one (batch, head, segment), one row
+ *    per work-item, and walks the segment's selected key rows TILE_K at a
+ *    time: the key and value rows of a tile are staged in local memory by
+ *    the whole group, then every work-item scores its row against them.
+ *
+ *  - lnet_dilated_fwd_rows ("rows", for CPU devices such as PoCL): one
+ *    work-item takes LNET_RV query rows as the lanes of a vector, with no
+ *    local memory and no barrier (a CPU runtime runs the work-items of a
+ *    group one after another, and a barrier splits that loop). The queries
+ *    are transposed once, into [D][LNET_RV], so that a score block is an
+ *    outer product: for each d, the query column times a key's d-th value
+ *    broadcast, LNET_KB keys at once, with every lane its own row. The
+ *    online softmax is then lane-wise too (no horizontal reductions), and
+ *    the output accumulates transposed the same way.
+ *
+ * Both keep the online softmax (FlashAttention-2 style) in base 2: scores
+ * are scaled by log2(e) once, in the query. Dilated rows are read in place:
+ * selected row j of the segment is row first + j*r, so consecutive selected
+ * rows are r*H*D floats apart. Causal: key blocks past the last query are
+ * never read, and keys past a row's own index are masked.
+ *
+ * Row windows (longnet-plugin.h): rows are absolute (segments, selection,
+ * causality); only addresses subtract the window's first row. q, out hold
+ * q_rows rows from q_base, lse [B, H, q_rows]; k, v hold kv_rows rows from
+ * kv_base, and a query scores only the selected keys inside that window. A
+ * row left with no key (possible only with a window) is left untouched.
  *
  * The branch result (o_i, lse_i) is folded into the running (out, lse) — or
  * written over it with init = 1 — by the rule of longnet-plugin.h.
@@ -19,8 +36,8 @@
  * Build options (the host specialises every program, so loops over D and
  * over a tile have constant trip counts and unroll):
  *   HEAD_DIM  D, any value >= 1
- *   TILE_Q    work-group size: query rows per group
- *   TILE_K    key rows per local-memory tile
+ *   TILE_Q    work-group size of the tiled kernel: query rows per group
+ *   TILE_K    key rows per local-memory tile of the tiled kernel
  */
 #ifndef HEAD_DIM
 #error "build with -D HEAD_DIM=<head dimension>"
@@ -33,6 +50,7 @@
 #endif
 
 #define LNET_LOG2E 1.4426950408889634f
+#define LNET_LN2 0.6931471805599453f
 
 /* Rows are handled LNET_VW floats at a time with OpenCL vector types, so
  * that a device compiler (PoCL on CPUs in particular, which does not
@@ -78,7 +96,6 @@ inline float lnet_hsum(float4 x)
 #define lnet_hsum(x) (x)
 #endif
 #define LNET_NV (HEAD_DIM / LNET_VW)
-#define LNET_LN2 0.6931471805599453f
 
 /* The segment geometry every kernel of a job shares. */
 typedef struct {
@@ -86,6 +103,8 @@ typedef struct {
     long n_sel;   /* selected rows in the segment */
     long j_lo;    /* selected rows [j_lo, j_hi) are in the job's row range */
     long j_hi;
+    long k_lo;    /* selected rows [k_lo, k_hi) are in the K/V window */
+    long k_hi;
 } lnet_seg;
 
 inline long lnet_ceil_div(long a, long b)
@@ -100,7 +119,17 @@ inline int lnet_head_offset(int grouped, int h, int heads, long r)
     return (int)(h % r);
 }
 
-inline lnet_seg lnet_segment(long s, long N, long w, long r, int o, long row_begin, long row_end)
+/* The selected indices j (row first + j*r) with lo <= row < hi: [*a, *b). */
+inline void lnet_sel_range(long first, long r, long n_sel, long lo, long hi, long *a, long *b)
+{
+    *a = lo > first ? lnet_ceil_div(lo - first, r) : 0;
+    *b = hi > first ? lnet_ceil_div(hi - first, r) : 0;
+    if (*b > n_sel)
+        *b = n_sel;
+}
+
+inline lnet_seg lnet_segment(long s, long N, long w, long r, int o, long row_begin, long row_end,
+                             long kv_base, long kv_rows)
 {
     lnet_seg g;
     const long start = s * w;
@@ -108,16 +137,37 @@ inline lnet_seg lnet_segment(long s, long N, long w, long r, int o, long row_beg
     const long end = (w > N - start) ? N : start + w;
     g.first = start + o;
     g.n_sel = g.first < end ? lnet_ceil_div(end - g.first, r) : 0;
-    g.j_lo = row_begin > g.first ? lnet_ceil_div(row_begin - g.first, r) : 0;
-    g.j_hi = row_end > g.first ? lnet_ceil_div(row_end - g.first, r) : 0;
-    if (g.j_hi > g.n_sel)
-        g.j_hi = g.n_sel;
+    lnet_sel_range(g.first, r, g.n_sel, row_begin, row_end, &g.j_lo, &g.j_hi);
+    lnet_sel_range(g.first, r, g.n_sel, kv_base, kv_base + kv_rows, &g.k_lo, &g.k_hi);
     return g;
 }
 
-/* Folds the branch (o_i = acc / l, lse_i) into the running (out, lse) of one
- * row, or overwrites them (init). A row with no branch yet (lse = -inf)
- * takes o_i alone, whatever out holds. */
+/* The branch (o_i = acc[d * stride] / l, lse_i) of one row folded into the
+ * running (out, lse), or written over them (init). A row with no branch yet
+ * (lse = -inf) takes o_i alone, whatever out holds. */
+inline void lnet_fold_strided(__global float *orow, __global float *lrow, const float *acc,
+                              int stride, float l, float lse_i, int init)
+{
+    const float inv_l = 1.0f / l;
+    if (init) {
+        for (int d = 0; d < HEAD_DIM; d++)
+            orow[d] = acc[d * stride] * inv_l;
+        *lrow = lse_i;
+        return;
+    }
+    const float prev = *lrow;
+    const float mm = fmax(prev, lse_i);
+    const float a = exp(prev - mm), e = exp(lse_i - mm);
+    const float inv_den = 1.0f / (a + e);
+    const float ce = e * inv_l * inv_den, ca = a * inv_den;
+    for (int d = 0; d < HEAD_DIM; d++) {
+        const float prev_o = a > 0.0f ? ca * orow[d] : 0.0f;
+        orow[d] = prev_o + ce * acc[d * stride];
+    }
+    *lrow = mm + log(a + e);
+}
+
+/* The same for a row held as LNET_NV vectors (the tiled kernel). */
 inline void lnet_fold_row(__global float *orow, __global float *lrow, const lnet_vec *acc,
                           float l, float lse_i, int init)
 {
@@ -139,72 +189,80 @@ inline void lnet_fold_row(__global float *orow, __global float *lrow, const lnet
     *lrow = mm + log(a + e);
 }
 
+/* ------------------------------------------------------------- tiled */
+
 /* Global size: (q_tiles * TILE_Q, segments, batch * heads); local (TILE_Q, 1, 1).
- * Group (t, s, i) takes selected query rows [t*TILE_Q, (t+1)*TILE_Q) of
- * segment s_first + s of batch bh / H, head bh % H, where bh = bh0 + i (the
- * host splits large grids into launches of at most 65535 groups a side). */
+ * Group (t, s, i) takes the selected query rows [j_lo + t*TILE_Q, ...+TILE_Q)
+ * of segment s_first + s of batch bh / H, head bh % H, where bh = bh0 + i
+ * (the host splits large grids into launches of at most 65535 groups a
+ * side). Tiles start at j_lo, the segment's first row in the job's range,
+ * so that a short range (a scheduler's chunk) needs few groups. */
 __kernel __attribute__((reqd_work_group_size(TILE_Q, 1, 1)))
 void lnet_dilated_fwd(__global const float *restrict q, __global const float *restrict k,
                       __global const float *restrict v, __global float *restrict out,
                       __global float *restrict lse, const long N, const int H, const long w,
                       const long r, const int grouped, const int causal, const int init,
                       const float scale, const long row_begin, const long row_end,
-                      const long s_first, const int bh0)
+                      const long q_base, const long q_rows, const long kv_base,
+                      const long kv_rows, const long s_first, const int bh0)
 {
     __local float ks[TILE_K * HEAD_DIM];
     __local float vs[TILE_K * HEAD_DIM];
 
     const int lid = (int)get_local_id(0);
-    const long tile_j0 = (long)get_group_id(0) * TILE_Q;
     const long s = s_first + (long)get_group_id(1);
     const int bh = bh0 + (int)get_group_id(2);
     const int b = bh / H, h = bh % H;
     const int o = lnet_head_offset(grouped, h, H, r);
-    const lnet_seg g = lnet_segment(s, N, w, r, o, row_begin, row_end);
+    const lnet_seg g = lnet_segment(s, N, w, r, o, row_begin, row_end, kv_base, kv_rows);
+    const long tile_j0 = g.j_lo + (long)get_group_id(0) * TILE_Q;
 
     /* Uniform over the group (no barrier has been reached yet): a group
      * with no query row of the job's range leaves at once. */
-    if (tile_j0 >= g.j_hi || tile_j0 + TILE_Q <= g.j_lo)
+    if (tile_j0 >= g.j_hi)
         return;
 
     const long jq = tile_j0 + lid;
-    const int active = jq >= g.j_lo && jq < g.j_hi;
-    const long row_stride = (long)H * HEAD_DIM;
-    const long sel_stride = r * row_stride;
-    /* Element (b, first, h, 0): selected row j is at base + j * sel_stride. */
-    const long base = (((long)b * N + g.first) * H + h) * HEAD_DIM;
+    const int active = jq < g.j_hi;
+    const long sel_stride = r * (long)H * HEAD_DIM;
+    /* Element (b, first, h, 0) of each windowed buffer (possibly before its
+     * start: only selected rows inside the window are ever addressed). */
+    const long qbase = (((long)b * q_rows + (g.first - q_base)) * H + h) * HEAD_DIM;
+    const long kbase = (((long)b * kv_rows + (g.first - kv_base)) * H + h) * HEAD_DIM;
 
     lnet_vec qr[LNET_NV], acc[LNET_NV];
     const float qscale = scale * LNET_LOG2E;
     for (int c = 0; c < LNET_NV; c++) {
-        qr[c] = active ? lnet_vload(c, q + base + jq * sel_stride) * qscale : (lnet_vec)0.0f;
+        qr[c] = active ? lnet_vload(c, q + qbase + jq * sel_stride) * qscale : (lnet_vec)0.0f;
         acc[c] = (lnet_vec)0.0f;
     }
     float m = -INFINITY, l = 0.0f;
 
-    /* Causal: the group's last query row bounds the keys any row needs. */
-    long last_q = tile_j0 + TILE_Q;
-    if (last_q > g.j_hi)
-        last_q = g.j_hi;
-    const long n_keys = causal ? last_q : g.n_sel;
+    /* The keys any row of the group needs: the window's, and (causal) none
+     * after the group's last query row. */
+    long k_end = g.k_hi;
+    if (causal) {
+        const long last_q = tile_j0 + TILE_Q < g.j_hi ? tile_j0 + TILE_Q : g.j_hi;
+        if (k_end > last_q)
+            k_end = last_q;
+    }
 
-    for (long kt = 0; kt < n_keys; kt += TILE_K) {
+    for (long kt = g.k_lo; kt < k_end; kt += TILE_K) {
         for (int idx = lid; idx < TILE_K * HEAD_DIM; idx += TILE_Q) {
             const int kk = idx / HEAD_DIM, d = idx - kk * HEAD_DIM;
             const long jk = kt + kk;
-            const long at = base + jk * sel_stride + d;
-            ks[idx] = jk < n_keys ? k[at] : 0.0f;
-            vs[idx] = jk < n_keys ? v[at] : 0.0f;
+            const long at = kbase + jk * sel_stride + d;
+            ks[idx] = jk < k_end ? k[at] : 0.0f;
+            vs[idx] = jk < k_end ? v[at] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
-        if (active) {
-            /* Keys kt + kk valid for this row: below n_keys and (causal)
-             * not after the row itself. */
-            long lim = causal ? jq + 1 : n_keys;
-            if (lim > n_keys)
-                lim = n_keys;
-            const int nv = lim - kt >= TILE_K ? TILE_K : (int)(lim - kt);
+        /* Keys kt + kk valid for this row: below k_end and (causal) not
+         * after the row itself. With a K/V window a row may have none in a
+         * tile (or at all); such a tile leaves its state as it was. */
+        long lim = causal && jq + 1 < k_end ? jq + 1 : k_end;
+        const int nv = lim - kt >= TILE_K ? TILE_K : (lim > kt ? (int)(lim - kt) : 0);
+        if (active && nv > 0) {
             float sc[TILE_K];
             float tile_max = -INFINITY;
             for (int kk = 0; kk < TILE_K; kk++) {
@@ -214,8 +272,7 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
                 sc[kk] = kk < nv ? lnet_hsum(dv) : -INFINITY;
                 tile_max = fmax(tile_max, sc[kk]);
             }
-            /* The first tile always holds a valid key (key 0 <= jq), so
-             * m_new is finite from there on. */
+            /* nv > 0: m_new is finite, and alpha = 0 while m = -inf. */
             const float m_new = fmax(m, tile_max);
             const float alpha = exp2(m - m_new);
             l *= alpha;
@@ -232,11 +289,168 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    if (!active)
+    /* l = 0: no key of the window for this row; it stays as it was. */
+    if (!active || !(l > 0.0f))
         return;
     const long qrow = g.first + jq * r;
     const float lse_i = (m + log2(l)) * LNET_LN2;
-    __global float *orow = out + (((long)b * N + qrow) * H + h) * HEAD_DIM;
-    __global float *lrow = lse + ((long)b * H + h) * N + qrow;
+    __global float *orow = out + qbase + jq * sel_stride;
+    __global float *lrow = lse + ((long)b * H + h) * q_rows + (qrow - q_base);
     lnet_fold_row(orow, lrow, acc, l, lse_i, init);
 }
+
+/* -------------------------------------------------------------- rows */
+
+/* LNET_RV query rows per work-item as vector lanes, LNET_KB keys per score
+ * block: LNET_KB score vectors, the query column and a broadcast key value
+ * stay in registers (AVX-512 has 32, AVX2 16 of half the width: then the
+ * compiler splits each vector in two and still fits). Private memory per
+ * work-item: two [D][LNET_RV] arrays (queries, output), 8 KiB at D = 64;
+ * beyond LNET_ROWS_MAX_DIM the host uses the tiled kernel instead. */
+#define LNET_RV 16
+#define LNET_KB 8
+#define LNET_ROWS_MAX_DIM 256
+#define lnet_rvec float16
+#define lnet_rmask int16
+#define lnet_rload vload16
+#define lnet_rstore vstore16
+#define LNET_LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+
+#if HEAD_DIM <= LNET_ROWS_MAX_DIM
+
+/* One block of LNET_KB keys from selected index jk0 for the lanes' rows
+ * j0 + lane. `masked` (a constant where inlined) adds the checks the
+ * blocks at the causal diagonal and past k_end need; other blocks are
+ * valid for every lane. */
+inline void lnet_rows_block(__global const float *restrict k, __global const float *restrict v,
+                            long kbase, long sel_stride, long jk0, long k_end, long j0,
+                            int causal, int masked, const float *qt, float *acc, lnet_rvec *m,
+                            lnet_rvec *l)
+{
+    __global const float *kp[LNET_KB];
+    __global const float *vp[LNET_KB];
+    for (int kk = 0; kk < LNET_KB; kk++) {
+        /* A key past k_end (masked below) reads the last valid row. */
+        const long jk = jk0 + kk < k_end ? jk0 + kk : k_end - 1;
+        kp[kk] = k + kbase + jk * sel_stride;
+        vp[kk] = v + kbase + jk * sel_stride;
+    }
+
+    lnet_rvec s[LNET_KB];
+    for (int kk = 0; kk < LNET_KB; kk++)
+        s[kk] = (lnet_rvec)0.0f;
+    for (int d = 0; d < HEAD_DIM; d++) {
+        const lnet_rvec qd = lnet_rload(d, qt);
+        for (int kk = 0; kk < LNET_KB; kk++)
+            s[kk] = fma(qd, (lnet_rvec)kp[kk][d], s[kk]);
+    }
+    if (masked) {
+        for (int kk = 0; kk < LNET_KB; kk++) {
+            const long jk = jk0 + kk;
+            /* Lane i (row j0 + i) takes key jk iff jk <= j0 + i (causal). */
+            const int rel = jk - j0 < 0 ? 0 : (int)(jk - j0);
+            lnet_rmask ok = causal ? LNET_LANES >= (lnet_rmask)rel : (lnet_rmask)(-1);
+            if (jk >= k_end)
+                ok = (lnet_rmask)0;
+            s[kk] = select((lnet_rvec)(-INFINITY), s[kk], ok);
+        }
+    }
+
+    lnet_rvec mx = s[0];
+    for (int kk = 1; kk < LNET_KB; kk++)
+        mx = fmax(mx, s[kk]);
+    const lnet_rvec m_new = fmax(*m, mx);
+    /* A lane with no key yet (m_new = -inf) subtracts 0 instead, so that
+     * its p and alpha are 0 rather than NaN. */
+    const lnet_rvec m_use = select(m_new, (lnet_rvec)0.0f, m_new == (lnet_rvec)(-INFINITY));
+    const lnet_rvec alpha = exp2(*m - m_use);
+    lnet_rvec p[LNET_KB];
+    lnet_rvec sum = (lnet_rvec)0.0f;
+    for (int kk = 0; kk < LNET_KB; kk++) {
+        p[kk] = exp2(s[kk] - m_use);
+        sum += p[kk];
+    }
+    *l = fma(*l, alpha, sum);
+    *m = m_new;
+
+    for (int d = 0; d < HEAD_DIM; d++) {
+        lnet_rvec a = lnet_rload(d, acc) * alpha;
+        for (int kk = 0; kk < LNET_KB; kk++)
+            a = fma(p[kk], (lnet_rvec)vp[kk][d], a);
+        lnet_rstore(a, d, acc);
+    }
+}
+
+/* Global size: (row_blocks, segments, batch * heads), any local size (no
+ * barrier, no local memory). Work-item (t, s, i) takes the selected query
+ * rows [j_lo + t*LNET_RV, ...+LNET_RV) of segment s_first + s of batch
+ * bh / H, head bh % H, bh = bh0 + i. */
+__kernel void lnet_dilated_fwd_rows(__global const float *restrict q,
+                                    __global const float *restrict k,
+                                    __global const float *restrict v, __global float *restrict out,
+                                    __global float *restrict lse, const long N, const int H,
+                                    const long w, const long r, const int grouped,
+                                    const int causal, const int init, const float scale,
+                                    const long row_begin, const long row_end, const long q_base,
+                                    const long q_rows, const long kv_base, const long kv_rows,
+                                    const long s_first, const int bh0)
+{
+    const long s = s_first + (long)get_global_id(1);
+    const int bh = bh0 + (int)get_global_id(2);
+    const int b = bh / H, h = bh % H;
+    const int o = lnet_head_offset(grouped, h, H, r);
+    const lnet_seg g = lnet_segment(s, N, w, r, o, row_begin, row_end, kv_base, kv_rows);
+    const long j0 = g.j_lo + (long)get_global_id(0) * LNET_RV;
+    if (j0 >= g.j_hi)
+        return;
+    const int nq = g.j_hi - j0 < LNET_RV ? (int)(g.j_hi - j0) : LNET_RV;
+
+    const long sel_stride = r * (long)H * HEAD_DIM;
+    const long qbase = (((long)b * q_rows + (g.first - q_base)) * H + h) * HEAD_DIM;
+    const long kbase = (((long)b * kv_rows + (g.first - kv_base)) * H + h) * HEAD_DIM;
+
+    /* The queries transposed (qt[d * LNET_RV + lane]), pre-scaled; lanes
+     * past the range hold zeros and are never written back. */
+    float qt[HEAD_DIM * LNET_RV];
+    float acc[HEAD_DIM * LNET_RV];
+    const float qscale = scale * LNET_LOG2E;
+    for (int i = 0; i < LNET_RV; i++) {
+        __global const float *qrow = q + qbase + (j0 + i) * sel_stride;
+        for (int d = 0; d < HEAD_DIM; d++)
+            qt[d * LNET_RV + i] = i < nq ? qrow[d] * qscale : 0.0f;
+    }
+    for (int d = 0; d < HEAD_DIM; d++)
+        lnet_rstore((lnet_rvec)0.0f, d, acc);
+
+    long k_end = g.k_hi;
+    if (causal && k_end > j0 + nq)
+        k_end = j0 + nq;
+    /* Keys below `clean` are valid for every lane: inside the window and
+     * (causal) not after the first lane's row. */
+    long clean = k_end;
+    if (causal && clean > j0 + 1)
+        clean = j0 + 1;
+
+    lnet_rvec m = (lnet_rvec)(-INFINITY), l = (lnet_rvec)0.0f;
+    long jk0 = g.k_lo;
+    for (; jk0 + LNET_KB <= clean; jk0 += LNET_KB)
+        lnet_rows_block(k, v, kbase, sel_stride, jk0, k_end, j0, causal, 0, qt, acc, &m, &l);
+    for (; jk0 < k_end; jk0 += LNET_KB)
+        lnet_rows_block(k, v, kbase, sel_stride, jk0, k_end, j0, causal, 1, qt, acc, &m, &l);
+
+    float mf[LNET_RV], lf[LNET_RV];
+    lnet_rstore(m, 0, mf);
+    lnet_rstore(l, 0, lf);
+    for (int i = 0; i < nq; i++) {
+        /* l = 0: no key of the window for this row; it stays as it was. */
+        if (!(lf[i] > 0.0f))
+            continue;
+        const long qrow = g.first + (j0 + i) * r;
+        const float lse_i = (mf[i] + log2(lf[i])) * LNET_LN2;
+        __global float *orow = out + qbase + (j0 + i) * sel_stride;
+        __global float *lrow = lse + ((long)b * H + h) * q_rows + (qrow - q_base);
+        lnet_fold_strided(orow, lrow, acc + i, LNET_RV, lf[i], lse_i, init);
+    }
+}
+
+#endif /* HEAD_DIM <= LNET_ROWS_MAX_DIM */

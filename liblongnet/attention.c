@@ -1,5 +1,6 @@
-/* attention.c — lnet_attention_forward: validate, pick the device, move the
- * tensors to it, run the graph, bring the results back. */
+/* attention.c — lnet_attention_forward and lnet_attention_explain: validate
+ * the call, build the graph, choose the devices and hand them to the
+ * scheduler. */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
@@ -11,6 +12,7 @@
 #include "context.h"
 #include "graph.h"
 #include "internal.h"
+#include "scheduler.h"
 
 static int same_shape(const lnet_tensor *a, const lnet_tensor *b)
 {
@@ -51,79 +53,34 @@ static lnet_status check_inputs(const lnet_tensor *q, const lnet_tensor *k,
     return LNET_OK;
 }
 
-/* A tensor's image on a device: the host memory itself where the backend
- * can use it, else a device buffer. */
-typedef struct placed {
-    void *buf;
-    int wrapped;
-} placed;
-
-static lnet_status place(lnet_device *dev, void *host, size_t bytes, int upload, placed *p)
+/* Copies and checks the caller's options (NULL: defaults). */
+static lnet_status read_options(const lnet_run_options *opts, lnet_run_options *o)
 {
-    const lnet_plugin *pl = dev->plugin;
-    int rc;
-    p->buf = NULL;
-    p->wrapped = 0;
-    if (pl->buffer_wrap_host) {
-        rc = pl->buffer_wrap_host(dev->handle, host, bytes, &p->buf);
-        if (rc == 0) {
-            p->wrapped = 1;
-            return LNET_OK;
-        }
+    memset(o, 0, sizeof *o);
+    if (opts) {
+        if (opts->size == 0 || opts->size > sizeof *o)
+            return lnet_fail(LNET_ERR_INVALID,
+                             "lnet_run_options.size is %zu; set it to sizeof(lnet_run_options)",
+                             opts->size);
+        memcpy(o, opts, opts->size);
     }
-    rc = pl->buffer_alloc(dev->handle, bytes, &p->buf);
-    if (rc != 0) {
-        p->buf = NULL;
-        return lnet_device_fail(dev, rc, "buffer_alloc");
-    }
-    if (upload) {
-        rc = pl->buffer_write(dev->handle, p->buf, 0, host, bytes);
-        if (rc != 0)
-            return lnet_device_fail(dev, rc, "buffer_write");
-    }
+    if (!o->device)
+        o->device = "cpu";
+    if (o->algorithm != LNET_ALGORITHM_AUTO && o->algorithm != LNET_ALGORITHM_GATHER &&
+        o->algorithm != LNET_ALGORITHM_RING)
+        return lnet_fail(LNET_ERR_INVALID, "algorithm %d is none of auto (0), gather (1), ring (2)",
+                         (int)o->algorithm);
     return LNET_OK;
 }
 
-static lnet_status fetch(lnet_device *dev, placed *p, void *host, size_t bytes)
+/* The devices of the options, with weights (calibrated if not given). */
+static lnet_status devices_for(lnet_context *ctx, const lnet_graph *g, const lnet_run_options *o,
+                               lnet_devlist *list)
 {
-    if (p->wrapped)
-        return LNET_OK;
-    int rc = dev->plugin->buffer_read(dev->handle, p->buf, 0, host, bytes);
-    return rc ? lnet_device_fail(dev, rc, "buffer_read") : LNET_OK;
-}
-
-static void unplace(lnet_device *dev, placed *p)
-{
-    if (p->buf)
-        dev->plugin->buffer_free(dev->handle, p->buf);
-    p->buf = NULL;
-}
-
-static lnet_status run_graph(lnet_device *dev, const lnet_graph *g, const char *kernel,
-                             placed *bufs)
-{
-    for (int i = 0; i < g->n_nodes; i++) {
-        const lnet_graph_node *n = &g->nodes[i];
-        lnet_segment_job job = {
-            .size = sizeof job,
-            .batch = g->batch, .rows = g->rows, .heads = g->heads, .dim = g->dim,
-            .row_begin = n->row_begin, .row_end = n->row_end,
-            .segment = n->segment, .dilation = n->dilation,
-            .offsets = g->offsets, .causal = g->causal, .init = n->init,
-            .scale = g->scale, .kernel = kernel,
-            .q = bufs[0].buf, .k = bufs[1].buf, .v = bufs[2].buf,
-            .out = bufs[3].buf, .lse = bufs[4].buf,
-        };
-        int rc = dev->plugin->run_segment(dev->handle, &job);
-        if (rc != 0) {
-            char what[96];
-            snprintf(what, sizeof what, "level %d (segment %lld, dilation %lld)", n->level,
-                     (long long)n->segment, (long long)n->dilation);
-            return lnet_device_fail(dev, rc, what);
-        }
-    }
-    int rc = dev->plugin->synchronize(dev->handle);
-    return rc ? lnet_device_fail(dev, rc, "synchronize") : LNET_OK;
+    lnet_status st = lnet_devlist_parse(ctx, o->device, list);
+    if (!st)
+        st = lnet_calibrate(ctx, g, o->kernel, list);
+    return st;
 }
 
 lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
@@ -131,25 +88,21 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
                                    const lnet_tensor *v, lnet_tensor *out, lnet_tensor *lse,
                                    const lnet_run_options *opts)
 {
-    lnet_run_options o = {0};
+    lnet_run_options o;
     if (!ctx || !cfg)
         return lnet_fail(LNET_ERR_INVALID, "attention: %s is NULL", !ctx ? "context" : "config");
-    if (opts) {
-        if (opts->size == 0 || opts->size > sizeof o)
-            return lnet_fail(LNET_ERR_INVALID,
-                             "lnet_run_options.size is %zu; set it to sizeof(lnet_run_options)",
-                             opts->size);
-        memcpy(&o, opts, opts->size);
-    }
-    lnet_status st = check_inputs(q, k, v, out, lse);
+    lnet_status st = read_options(opts, &o);
+    if (st)
+        return st;
+    st = check_inputs(q, k, v, out, lse);
     if (st)
         return st;
     lnet_graph g;
     st = lnet_graph_build(cfg, q->shape[0], q->shape[1], q->shape[2], q->shape[3], &g);
     if (st)
         return st;
-    int index;
-    st = lnet_context_find_device(ctx, o.device ? o.device : "cpu", &index);
+    lnet_devlist list;
+    st = devices_for(ctx, &g, &o, &list);
     if (st)
         return st;
 
@@ -164,30 +117,47 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     if (!lse_host)
         return lnet_fail(LNET_ERR_NOMEM, "out of memory allocating %zu bytes for the log-sum-exp",
                          lse_bytes);
-
-    lnet_device *dev;
-    st = lnet_device_acquire(ctx, index, &dev);
-    if (st) {
-        if (!lse)
-            free(lse_host);
-        return st;
-    }
-    size_t bytes = q->numel * sizeof(float);
-    placed bufs[5] = {{0}};
-    void *hosts[5] = {q->data, k->data, v->data, out->data, lse_host};
-    size_t sizes[5] = {bytes, bytes, bytes, bytes, lse_bytes};
-    for (int i = 0; i < 5 && !st; i++)
-        st = place(dev, hosts[i], sizes[i], i < 3, &bufs[i]);
-    if (!st)
-        st = run_graph(dev, &g, o.kernel, bufs);
-    if (!st)
-        st = fetch(dev, &bufs[3], out->data, bytes);
-    if (!st && lse)
-        st = fetch(dev, &bufs[4], lse_host, lse_bytes);
-    for (int i = 0; i < 5; i++)
-        unplace(dev, &bufs[i]);
-    lnet_device_release(dev);
+    st = lnet_sched_forward(ctx, &g, &list, o.algorithm, o.kernel, q->data, k->data, v->data,
+                            out->data, lse_host);
     if (!lse)
         free(lse_host);
     return st;
+}
+
+lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                   int64_t rows, int64_t heads, int64_t dim,
+                                   const lnet_run_options *opts, char **text)
+{
+    lnet_run_options o;
+    if (!ctx || !cfg || !text)
+        return lnet_fail(LNET_ERR_INVALID, "explain: %s is NULL",
+                         !ctx ? "context" : !cfg ? "config" : "text");
+    *text = NULL;
+    lnet_status st = read_options(opts, &o);
+    if (st)
+        return st;
+    int64_t shape[4] = {batch, rows, heads, dim};
+    st = lnet_shape_bytes(4, shape, NULL, NULL);
+    if (st)
+        return st;
+    lnet_graph g;
+    st = lnet_graph_build(cfg, batch, rows, heads, dim, &g);
+    if (st)
+        return st;
+    lnet_devlist list;
+    st = devices_for(ctx, &g, &o, &list);
+    if (st)
+        return st;
+    lnet_plan p;
+    st = lnet_plan_build(&p, ctx, &g, o.algorithm, list.items, list.n, 0, rows);
+    if (st)
+        return st;
+    st = lnet_plan_describe(&p, ctx, text);
+    lnet_plan_free(&p);
+    return st;
+}
+
+void lnet_free(void *p)
+{
+    free(p);
 }

@@ -31,9 +31,11 @@ lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context *
         return lnet_fail(LNET_ERR_NOMEM, "out of memory allocating a context");
     ctx->log = o.log;
     ctx->log_user = o.log_user;
+    pthread_mutex_init(&ctx->cal_lock, NULL);
     lnet_status st = lnet_plugins_load(&ctx->plugins, o.plugin_path, o.no_default_paths, o.log,
                                        o.log_user);
     if (st) {
+        pthread_mutex_destroy(&ctx->cal_lock);
         free(ctx);
         return st;
     }
@@ -44,6 +46,7 @@ lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context *
     ctx->devices = calloc(total ? (size_t)total : 1, sizeof *ctx->devices);
     if (!ctx->devices) {
         lnet_plugins_release(&ctx->plugins);
+        pthread_mutex_destroy(&ctx->cal_lock);
         free(ctx);
         return lnet_fail(LNET_ERR_NOMEM, "out of memory listing %d devices", total);
     }
@@ -71,6 +74,8 @@ lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context *
             dev->desc.name[sizeof dev->desc.name - 1] = '\0';
             dev->desc.kind[sizeof dev->desc.kind - 1] = '\0';
             dev->desc.kernels[sizeof dev->desc.kernels - 1] = '\0';
+            /* Only the flags this ABI revision defines count. */
+            dev->desc.caps &= LNET_PLUGIN_CAP_WINDOWS;
             pthread_mutex_init(&dev->lock, NULL);
             ctx->n_devices++;
             kept++;
@@ -93,6 +98,8 @@ void lnet_context_free(lnet_context *ctx)
     }
     free(ctx->devices);
     lnet_plugins_release(&ctx->plugins);
+    free(ctx->cal);
+    pthread_mutex_destroy(&ctx->cal_lock);
     free(ctx);
 }
 

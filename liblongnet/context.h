@@ -16,12 +16,22 @@ typedef struct lnet_device {
     pthread_mutex_t lock;  /* the plugin ABI allows one thread per device */
 } lnet_device;
 
+/* A measured weight: a device's rows per second on one configuration. */
+typedef struct lnet_calibration {
+    int device;
+    uint64_t key;
+    double rows_per_second;
+} lnet_calibration;
+
 struct lnet_context {
     lnet_log_fn log;
     void *log_user;
     lnet_plugin_list plugins;
     lnet_device *devices;
     int n_devices;
+    pthread_mutex_t cal_lock;
+    lnet_calibration *cal;
+    int n_cal, cap_cal;
 };
 
 /* Opens device i if needed and locks it for the calling thread. */

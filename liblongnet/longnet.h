@@ -182,10 +182,26 @@ lnet_status lnet_context_find_device(const lnet_context *ctx, const char *spec, 
 
 /* ------------------------------------------------------------- attention */
 
+/* How a level whose segments span several devices' chunks is computed
+ * (DESIGN §2, The scheduler). */
+typedef enum lnet_algorithm {
+    LNET_ALGORITHM_AUTO = 0,   /* ring for dilation-1 levels spanning every chunk, else gather */
+    LNET_ALGORITHM_GATHER = 1, /* LongNet's: bring the segment's sparse K/V rows (1/r of them) */
+    LNET_ALGORITHM_RING = 2    /* pass K/V blocks around the devices (dilation-1 levels) */
+} lnet_algorithm;
+
+/* Parses "auto", "gather" or "ring". */
+lnet_status lnet_algorithm_parse(const char *name, lnet_algorithm *out);
+
 typedef struct lnet_run_options {
     size_t size;        /* sizeof(lnet_run_options): set it */
-    const char *device; /* device spec, "cpu", "opencl:1"; NULL: "cpu" */
+    /* One device ("cpu", "opencl:1") or a list that splits the sequence:
+     * "cpu,opencl:0" (weights measured by a short calibration on this
+     * configuration, cached in the context) or "cpu=1,opencl:0=3" (given
+     * weights). The same device may appear twice. NULL: "cpu". */
+    const char *device;
     const char *kernel; /* backend kernel name ("reference", ...); NULL: default */
+    lnet_algorithm algorithm;
 } lnet_run_options;
 
 /* Dilated attention forward (DESIGN §1). q, k, v and out are [B, N, H, D];
@@ -195,6 +211,17 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
                                    const lnet_tensor *q, const lnet_tensor *k,
                                    const lnet_tensor *v, lnet_tensor *out,
                                    lnet_tensor *lse, const lnet_run_options *opts);
+
+/* The plan a forward call with these options would run, as text: the
+ * chunk of rows per device with its weight, per level whether it runs
+ * locally or exchanges rows (and by which algorithm), the bytes each device
+ * receives and sends. May run the calibration. Free *text with lnet_free. */
+lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                   int64_t rows, int64_t heads, int64_t dim,
+                                   const lnet_run_options *opts, char **text);
+
+/* Frees memory the library returned (explain texts). */
+void lnet_free(void *p);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -19,7 +19,8 @@ void cmd_run_usage(FILE *out)
           "                   --segments W0,W1,... --dilations R0,R1,...\n"
           "                   --out O.npy [--lse LSE.npy] [--causal]\n"
           "                   [--offsets interleaved|grouped] [--scale S]\n"
-          "                   [--device SPEC] [--kernel NAME] [--quiet]\n"
+          "                   [--device LIST] [--kernel NAME]\n"
+          "                   [--algorithm auto|gather|ring] [--explain] [--quiet]\n"
           "\n"
           "Computes LongNet's dilated attention O = attn(Q, K, V) for float32 or\n"
           "float64 .npy inputs of identical shape [B, N, H, D] (batch, tokens,\n"
@@ -37,9 +38,18 @@ void cmd_run_usage(FILE *out)
           "                       the default) or grouped (h / ceil(H / r))\n"
           "  --scale S            score scale, a positive finite number\n"
           "                       (default 1/sqrt(D))\n"
-          "  --device SPEC        BACKEND or BACKEND:INDEX (default cpu); see\n"
-          "                       'longnet info'\n"
-          "  --kernel NAME        a kernel of that device (default: its first)\n"
+          "  --device LIST        one device, BACKEND or BACKEND:INDEX (default\n"
+          "                       cpu; see 'longnet info'), or several that split\n"
+          "                       the sequence: cpu,opencl:0 (weights measured by\n"
+          "                       a short calibration) or cpu=1,opencl:0=3\n"
+          "  --kernel NAME        a kernel of every listed device (default: each\n"
+          "                       device's first)\n"
+          "  --algorithm NAME     for segments that span devices: gather (LongNet's\n"
+          "                       sparse K/V exchange), ring (K/V blocks passed\n"
+          "                       around; dilation-1 levels) or auto (default: ring\n"
+          "                       for dilation-1 levels spanning every device)\n"
+          "  --explain            print the plan first: rows per device, per level\n"
+          "                       local or exchanged, bytes sent and received\n"
           "  --quiet              print nothing on success\n"
           "\n"
           "Output files must differ from each other and from the inputs.\n", out);
@@ -47,14 +57,14 @@ void cmd_run_usage(FILE *out)
 
 enum {
     OPT_Q = 1, OPT_K, OPT_V, OPT_SEGMENTS, OPT_DILATIONS, OPT_CAUSAL, OPT_OFFSETS,
-    OPT_SCALE, OPT_DEVICE, OPT_KERNEL, OPT_OUT, OPT_LSE, OPT_QUIET
+    OPT_SCALE, OPT_DEVICE, OPT_KERNEL, OPT_OUT, OPT_LSE, OPT_QUIET, OPT_ALGORITHM, OPT_EXPLAIN
 };
 
 typedef struct run_args {
     const char *path[3]; /* q, k, v */
     const char *segments, *dilations, *offsets, *scale, *device, *kernel;
-    const char *out, *lse;
-    int causal, quiet;
+    const char *out, *lse, *algorithm;
+    int causal, quiet, explain;
 } run_args;
 
 static const char *const input_name[3] = { "--q", "--k", "--v" };
@@ -68,7 +78,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         { "causal", 0, OPT_CAUSAL }, { "offsets", 1, OPT_OFFSETS },
         { "scale", 1, OPT_SCALE }, { "device", 1, OPT_DEVICE },
         { "kernel", 1, OPT_KERNEL }, { "out", 1, OPT_OUT }, { "lse", 1, OPT_LSE },
-        { "quiet", 0, OPT_QUIET },
+        { "quiet", 0, OPT_QUIET }, { "algorithm", 1, OPT_ALGORITHM },
+        { "explain", 0, OPT_EXPLAIN },
         { NULL, 0, 0 }
     };
     memset(a, 0, sizeof *a);
@@ -93,6 +104,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         case OPT_OUT: a->out = p.value; break;
         case OPT_LSE: a->lse = p.value; break;
         case OPT_QUIET: a->quiet = 1; break;
+        case OPT_ALGORITHM: a->algorithm = p.value; break;
+        case OPT_EXPLAIN: a->explain = 1; break;
         }
     }
     for (int i = 0; i < 3; i++)
@@ -189,14 +202,25 @@ static int load_inputs(const run_args *a, lnet_tensor *t[3])
     return -1;
 }
 
-/* Log messages while `run` loads plugins: not printed (a refused plugin the
- * user does not need is no reason for noise, and stderr must stay one line
- * on failure), only counted so that a missing device can point at them. */
-static void count_warning(lnet_log_level level, const char *message, void *user)
+/* Log messages of `run`. While plugins load they are not printed (a
+ * refused plugin the user does not need is no reason for noise, and stderr
+ * must stay one line on failure), only counted so that a missing device can
+ * point at them. Once running, a warning (a device failed and its rows went
+ * to the others) is news the user must see. */
+typedef struct run_log {
+    int loading;
+    int warnings;
+} run_log;
+
+static void on_log(lnet_log_level level, const char *message, void *user)
 {
-    (void)message;
-    if (level >= LNET_LOG_WARNING)
-        ++*(int *)user;
+    run_log *log = user;
+    if (level < LNET_LOG_WARNING)
+        return;
+    if (log->loading)
+        log->warnings++;
+    else
+        fprintf(stderr, "longnet run: warning: %s\n", message);
 }
 
 /* 1 if `name` is one entry of the comma-separated `list`. */
@@ -213,26 +237,40 @@ static int in_list(const char *list, const char *name)
     return 0;
 }
 
-/* Finds the device and checks the kernel against its list, so that a typo
- * is reported with the names that would have worked. */
-static int pick_device(const run_args *a, lnet_context *ctx, int warnings,
-                       lnet_device_info *dev)
+/* Finds every device of the list (its entries "SPEC" or "SPEC=WEIGHT") and
+ * checks the kernel against each device's kernels, so that a typo is
+ * reported with the names that would have worked. `dev` gets the first. */
+static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
+                        lnet_device_info *dev)
 {
-    int index;
-    if (lnet_context_find_device(ctx, a->device, &index) != LNET_OK) {
-        if (warnings > 0)
-            cli_error("%s (%d plugin warning%s; see 'longnet info')", lnet_last_error(),
-                      warnings, warnings == 1 ? "" : "s");
-        else
-            cli_error("%s", lnet_last_error());
-        return CLI_EXIT_FAIL;
-    }
-    if (lnet_context_device(ctx, index, dev) != LNET_OK)
-        return cli_lib_error(NULL);
-    if (a->kernel && dev->kernels && !in_list(dev->kernels, a->kernel)) {
-        cli_error("--kernel '%s' is not a kernel of device %s:%d (it has: %s)", a->kernel,
-                  dev->backend, dev->index, dev->kernels);
-        return CLI_EXIT_FAIL;
+    const char *p = a->device;
+    for (int first = 1; p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char spec[128];
+        snprintf(spec, sizeof spec, "%.*s", (int)(len < sizeof spec ? len : sizeof spec - 1), p);
+        spec[strcspn(spec, "=")] = '\0';
+        lnet_device_info d;
+        int index;
+        if (lnet_context_find_device(ctx, spec, &index) != LNET_OK) {
+            if (warnings > 0)
+                cli_error("%s (%d plugin warning%s; see 'longnet info')", lnet_last_error(),
+                          warnings, warnings == 1 ? "" : "s");
+            else
+                cli_error("%s", lnet_last_error());
+            return CLI_EXIT_FAIL;
+        }
+        if (lnet_context_device(ctx, index, &d) != LNET_OK)
+            return cli_lib_error(NULL);
+        if (a->kernel && d.kernels && !in_list(d.kernels, a->kernel)) {
+            cli_error("--kernel '%s' is not a kernel of device %s:%d (it has: %s)", a->kernel,
+                      d.backend, d.index, d.kernels);
+            return CLI_EXIT_FAIL;
+        }
+        if (first)
+            *dev = d;
+        first = 0;
+        p = comma ? comma + 1 : NULL;
     }
     return -1;
 }
@@ -263,8 +301,11 @@ static void print_summary(const run_args *a, const lnet_config *cfg, const lnet_
         snprintf(first, sizeof first, "%.*s", (int)len, k);
         kernel = *first ? first : "default";
     }
-    printf("device  %s:%d (%s), kernel %s\n", dev->backend, dev->index,
-           dev->name ? dev->name : "?", kernel);
+    if (strchr(a->device, ','))
+        printf("devices %s, kernel %s\n", a->device, kernel);
+    else
+        printf("device  %s:%d (%s), kernel %s\n", dev->backend, dev->index,
+               dev->name ? dev->name : "?", kernel);
     printf("time    %.3f ms\n", ms);
     printf("out     %s %s\n", a->out, cli_tensor_shape_str(q, s, sizeof s));
     if (lse)
@@ -292,9 +333,14 @@ int cmd_run_main(int argc, char **argv)
     lnet_tensor *in[3] = { NULL, NULL, NULL };
     lnet_tensor *out = NULL, *lse = NULL;
     lnet_context *ctx = NULL;
-    int warnings = 0;
-    lnet_device_info dev;
+    run_log log = { 1, 0 };
+    lnet_device_info dev = { 0 };
+    lnet_algorithm algorithm = LNET_ALGORITHM_AUTO;
 
+    if (a.algorithm && lnet_algorithm_parse(a.algorithm, &algorithm) != LNET_OK) {
+        rc = cli_lib_error(NULL);
+        goto done;
+    }
     if ((rc = build_config(&a, &cfg)) >= 0)
         goto done;
     if ((rc = load_inputs(&a, in)) >= 0)
@@ -307,14 +353,14 @@ int cmd_run_main(int argc, char **argv)
         goto done;
     }
 
-    lnet_context_options copts = { .size = sizeof copts, .log = count_warning,
-                                   .log_user = &warnings };
+    lnet_context_options copts = { .size = sizeof copts, .log = on_log, .log_user = &log };
     if (lnet_context_create(&copts, &ctx) != LNET_OK) {
         rc = cli_lib_error(NULL);
         goto done;
     }
-    if ((rc = pick_device(&a, ctx, warnings, &dev)) >= 0)
+    if ((rc = pick_devices(&a, ctx, log.warnings, &dev)) >= 0)
         goto done;
+    log.loading = 0;
 
     int64_t lse_shape[3] = { shape[0], shape[2], shape[1] }; /* [B, H, N] */
     if (lnet_tensor_create(4, shape, &out) != LNET_OK ||
@@ -323,7 +369,18 @@ int cmd_run_main(int argc, char **argv)
         goto done;
     }
 
-    lnet_run_options ropts = { .size = sizeof ropts, .device = a.device, .kernel = a.kernel };
+    lnet_run_options ropts = { .size = sizeof ropts, .device = a.device, .kernel = a.kernel,
+                               .algorithm = algorithm };
+    if (a.explain) {
+        char *plan = NULL;
+        if (lnet_attention_explain(ctx, cfg, shape[0], shape[1], shape[2], shape[3], &ropts,
+                                   &plan) != LNET_OK) {
+            rc = cli_lib_error(NULL);
+            goto done;
+        }
+        fputs(plan, stdout);
+        lnet_free(plan);
+    }
     double t0 = now_ms();
     if (lnet_attention_forward(ctx, cfg, in[0], in[1], in[2], out, lse, &ropts) != LNET_OK) {
         rc = cli_lib_error(NULL);

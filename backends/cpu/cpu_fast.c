@@ -11,7 +11,12 @@
  * t + 1 key tiles, and taking the big ones first from an atomic counter
  * leaves only small items for the end of the job, where they even out the
  * threads. No item writes a row another item writes, so items need no
- * locks; the only shared state is the counter. */
+ * locks; the only shared state is the counter.
+ *
+ * Row windows (LNET_PLUGIN_CAP_WINDOWS) change only where the rows are and
+ * which keys a segment has: segments, selection and causality use absolute
+ * rows, the tile's pointers address the windowed buffers, and a tile scores
+ * the segment's selected keys inside the K/V window only. */
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -144,11 +149,12 @@ static int ensure_scratch(cpu_fast *f, size_t floats)
 typedef struct fast_run {
     const cpu_fast *f;
     const lnet_segment_job *job;
+    cpu_window win;
     cpu_tile_job tj;
     const float *q, *k, *v;
     float *out, *lse;
     int64_t s_first, n_segs; /* segments touching [row_begin, row_end) */
-    int64_t tiles;           /* tiles in the largest segment */
+    int64_t tiles;           /* tiles a segment's part of the row range can touch */
     int64_t items;           /* batch * n_segs * heads * tiles */
     atomic_llong next;
 } fast_run;
@@ -158,18 +164,28 @@ static int64_t ceil_div(int64_t a, int64_t b)
     return a / b + (a % b != 0);
 }
 
-/* Fills tile t of item k; returns 0 when the item selects nothing (a short
- * last segment, a head whose offset leaves fewer rows, the edges of the
- * row range). */
+/* Index of element (b, n, h, 0) of a [B, rows, H, D] tensor: rows is the
+ * buffer's (a window's) row count and n counted from its first row.
+ * run_segment has checked that the buffer's B*rows*H*D fits in size_t. */
+static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
+{
+    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
+}
+
+/* Fills tile t of item k; returns 0 when the item has nothing to write (a
+ * short last segment, a head whose offset leaves fewer rows, the edges of
+ * the row range, no key of the segment in the K/V window). Rows are
+ * absolute (segments, selection, causality); only the addresses subtract
+ * the windows' first rows. */
 static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
 {
     const lnet_segment_job *job = R->job;
+    const cpu_window *win = &R->win;
     const int64_t N = job->rows, H = job->heads, D = job->dim;
     const int64_t w = job->segment, r = job->dilation;
     const int64_t tq = R->f->kern->tq;
 
     const int64_t seg_item = item / R->tiles;
-    const int64_t tile = R->tiles - 1 - item % R->tiles; /* largest first */
     const int64_t h = seg_item % H;
     const int64_t bs = seg_item / H;
     const int64_t s = R->s_first + bs % R->n_segs;
@@ -182,27 +198,47 @@ static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
         return 0;
     const int64_t first = start + o;
     const int64_t n_sel = ceil_div(end - first, r);
-    const int64_t jq0 = tile * tq;
-    if (jq0 >= n_sel)
-        return 0;
-    /* Queries of this segment inside [row_begin, row_end). */
-    const int64_t j_lo = job->row_begin > first ? ceil_div(job->row_begin - first, r) : 0;
+
+    /* The selected keys held in the K/V window: [k_lo, k_hi). */
+    const int64_t kb = win->kv_base, ke = win->kv_base + win->kv_rows;
+    const int64_t k_lo = kb > first ? ceil_div(kb - first, r) : 0;
+    int64_t k_hi = ke > first ? ceil_div(ke - first, r) : 0;
+    if (k_hi > n_sel)
+        k_hi = n_sel;
+    if (k_lo >= k_hi)
+        return 0; /* no key: every query of the segment is left untouched */
+
+    /* Queries of this segment inside [row_begin, row_end); under causal
+     * masking the ones before the first key see none and are left alone. */
+    int64_t j_lo = job->row_begin > first ? ceil_div(job->row_begin - first, r) : 0;
     int64_t j_hi = job->row_end > first ? ceil_div(job->row_end - first, r) : 0;
     if (j_hi > n_sel)
         j_hi = n_sel;
-    int64_t q_end = jq0 + tq < j_hi ? jq0 + tq : j_hi;
-    int64_t q_begin = jq0 > j_lo ? jq0 : j_lo;
-    if (q_begin >= q_end)
+    if (job->causal && j_lo < k_lo)
+        j_lo = k_lo;
+    if (j_lo >= j_hi)
         return 0;
 
-    const size_t base = (((size_t)b * (size_t)N + (size_t)first) * (size_t)H + (size_t)h) *
-                        (size_t)D;
-    t->q0 = R->q + base;
-    t->k0 = R->k + base;
-    t->v0 = R->v + base;
-    t->out0 = R->out + base;
-    t->lse0 = R->lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)N + (size_t)first;
-    t->n_keys = n_sel;
+    /* The item's tile, counted from the first one the range touches, the
+     * largest first. */
+    const int64_t tile = j_lo / tq + (R->tiles - 1 - item % R->tiles);
+    const int64_t jq0 = tile * tq;
+    if (jq0 >= j_hi)
+        return 0;
+    const int64_t q_end = jq0 + tq < j_hi ? jq0 + tq : j_hi;
+    const int64_t q_begin = jq0 > j_lo ? jq0 : j_lo;
+
+    const int64_t qrow = first + q_begin * r; /* absolute; inside the query window */
+    const size_t qat = bnh_index(b, qrow - win->q_base, h, win->q_rows, H, D);
+    const size_t kat = bnh_index(b, first + k_lo * r - kb, h, win->kv_rows, H, D);
+    t->q0 = R->q + qat;
+    t->out0 = R->out + qat;
+    t->lse0 = R->lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)win->q_rows +
+              (size_t)(qrow - win->q_base);
+    t->k0 = R->k + kat;
+    t->v0 = R->v + kat;
+    t->k_lo = k_lo;
+    t->k_hi = k_hi;
     t->jq0 = jq0;
     t->nq = q_end - jq0; /* later queries are not needed, even under causal */
     t->w0 = q_begin - jq0;
@@ -252,11 +288,15 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
     R->v = v;
     R->out = out;
     R->lse = lse;
+    cpu_job_window(job, &R->win);
 
-    /* A dilation >= N selects one row per segment, so its stride is never
-     * applied; capping it keeps r * H * D (<= N * H * D, checked by
-     * run_segment to fit in size_t) from overflowing. */
-    const int64_t r_eff = r < N ? r : N;
+    /* Strides are only ever applied between two selected rows that one
+     * buffer holds, so a dilation >= the larger window's rows never is (the
+     * buffers hold one selected row per segment); capping it keeps
+     * r * H * D (<= rows * H * D of a buffer, checked by run_segment to fit
+     * in size_t) from overflowing. Without windows the cap is N. */
+    const int64_t buf_rows = R->win.q_rows > R->win.kv_rows ? R->win.q_rows : R->win.kv_rows;
+    const int64_t r_eff = r < buf_rows ? r : buf_rows;
     R->tj.dim = D;
     R->tj.sel_stride = (size_t)r_eff * (size_t)H * (size_t)D;
     R->tj.dilation = r_eff;
@@ -266,8 +306,17 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
 
     R->s_first = job->row_begin / w;
     R->n_segs = (job->row_end - 1) / w - R->s_first + 1;
+    /* A segment has at most span rows, so ceil(span / r) selected ones; of
+     * them, those in the row range (at most ceil(range / r), a range
+     * shorter than the segment) touch at most one tile more than they fill.
+     * A small range (the scheduler's chunks and windows) of a long segment
+     * thus costs items for its own tiles only. */
     const int64_t span = w < N ? w : N;
+    const int64_t range = job->row_end - job->row_begin;
     R->tiles = ceil_div(ceil_div(span, r), f->kern->tq);
+    const int64_t range_tiles = ceil_div(ceil_div(range < span ? range : span, r), f->kern->tq) + 1;
+    if (range_tiles < R->tiles)
+        R->tiles = range_tiles;
     /* items = B * segments * H * tiles: each factor is at most a count of
      * rows of the tensor, but the product is checked anyway. */
     int64_t items = job->batch;

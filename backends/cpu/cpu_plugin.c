@@ -176,6 +176,8 @@ static int cpu_describe(int index, lnet_plugin_device_desc *desc)
     desc->compute_units = (cores > 0 && cores <= 1L << 30) ? (int)cores : 1;
 
     cpu_kernel_list(desc->kernels, sizeof desc->kernels);
+    /* Both kernels ("fast", "reference") honour the row windows. */
+    desc->caps = LNET_PLUGIN_CAP_WINDOWS;
     return LNET_PLUGIN_OK;
 }
 

@@ -50,11 +50,17 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
     if (row_begin >= row_end)
         return LNET_PLUGIN_OK; /* an empty row range selects nothing */
 
-    /* A segment has at most min(w, N) rows, of which every r-th is selected. */
-    const int64_t span = w < N ? w : N;
+    /* A query scores the selected keys of its segment (at most min(w, N)
+     * rows) held in the K/V window (kn rows): every r-th of at most
+     * min(w, N, kn) rows. Bounding by kn keeps the scratch to the window's
+     * size when N is the length of a sequence spread over many devices. */
+    int64_t span = w < N ? w : N;
+    if (kn < span)
+        span = kn;
     const size_t max_sel = (size_t)ceil_div(span, r);
-    /* max_sel <= N and D are both element counts of tensors whose byte sizes
-     * were checked to fit in size_t, so these products cannot overflow. */
+    /* max_sel <= kv_rows and D are both element counts of tensors whose
+     * byte sizes were checked to fit in size_t, so these products cannot
+     * overflow. */
     double *scores = malloc(max_sel * sizeof *scores);
     double *acc = malloc((size_t)D * sizeof *acc);
     if (!scores || !acc) {
@@ -110,9 +116,9 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                         double dot = 0.0;
                         for (int64_t d = 0; d < D; d++)
                             dot += (double)qv[d] * (double)kv[d];
-                        scores[jk] = scale * dot;
-                        if (scores[jk] > m)
-                            m = scores[jk];
+                        scores[jk - k_lo] = scale * dot;
+                        if (scores[jk - k_lo] > m)
+                            m = scores[jk - k_lo];
                     }
 
                     /* Stable softmax: subtract the row maximum before exp. */
@@ -120,7 +126,7 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                     for (int64_t d = 0; d < D; d++)
                         acc[d] = 0.0;
                     for (int64_t jk = k_lo; jk < nk; jk++) {
-                        const double p = exp(scores[jk] - m);
+                        const double p = exp(scores[jk - k_lo] - m);
                         const float *vv = v + bnh_index(b, first + jk * r - kb, h, kn, H, D);
                         l += p;
                         for (int64_t d = 0; d < D; d++)

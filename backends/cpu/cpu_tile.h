@@ -22,15 +22,22 @@ typedef struct cpu_tile_job {
     float qscale;       /* scale * log2(e): scores come out in base 2 */
 } cpu_tile_job;
 
-/* One work item. Row j of the segment's selection ("selected index" j) is
- * q0 + j * sel_stride (likewise k0, v0, out0) and lse0[j * dilation]. */
+/* One work item, in "selected indices": j is the segment's j-th selected
+ * row. Consecutive selected rows are sel_stride floats apart in q, k, v and
+ * out, and `dilation` entries apart in lse. The pointers address only rows
+ * the tile reads or writes, because with row windows (lnet_segment_job) the
+ * buffers hold part of the sequence and the rest of a segment has no
+ * address: q0, out0 and lse0 are the row of selected index jq0 + w0 (the
+ * first query written), k0 and v0 that of selected index k_lo. */
 typedef struct cpu_tile {
     const float *q0, *k0, *v0;
     float *out0, *lse0;
-    int64_t n_keys;     /* selected rows in the segment */
+    int64_t k_lo, k_hi; /* keys the tile may score: [k_lo, k_hi), k_lo < k_hi */
     int64_t jq0;        /* first query of the tile: a multiple of tq */
     int64_t nq;         /* queries computed: jq0 .. jq0 + nq - 1, nq <= tq */
-    int64_t w0, w1;     /* of those, the ones written back: [w0, w1) relative to jq0 */
+    int64_t w0, w1;     /* of those, the ones read and written back: [w0, w1)
+                         * relative to jq0; under causal masking each of
+                         * them has at least key k_lo */
 } cpu_tile;
 
 typedef struct cpu_tile_kernel {

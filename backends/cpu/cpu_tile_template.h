@@ -229,9 +229,8 @@ static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float 
 {
     const int64_t D = job->dim;
     for (int64_t i = t->w0; i < t->w1; i++) {
-        const int64_t jq = t->jq0 + i;
-        float *orow = t->out0 + (size_t)jq * job->sel_stride;
-        float *lrow = t->lse0 + (size_t)jq * (size_t)job->dilation;
+        float *orow = t->out0 + (size_t)(i - t->w0) * job->sel_stride;
+        float *lrow = t->lse0 + (size_t)(i - t->w0) * (size_t)job->dilation;
         const double l = (double)lp[i];
         const double lse_i = ((double)mp[i] + log2(l)) * LNET_LN2;
         double keep = 0.0, take = 1.0 / l;
@@ -275,13 +274,18 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
     const int64_t npad = nb * BW;
     const size_t ss = job->sel_stride;
 
-    /* Q transposed and pre-scaled; padded lanes are zero (finite scores). */
-    for (int64_t i = 0; i < nq; i++) {
-        const float *row = t->q0 + (size_t)(t->jq0 + i) * ss;
+    /* Q transposed and pre-scaled. Lanes outside [w0, w1) are computed only
+     * to keep the query tile aligned with the key tiles: they are zero
+     * (finite scores), and never read from q, whose buffer may not hold
+     * their rows (a query window). */
+    for (int64_t i = t->w0; i < nq; i++) {
+        const float *row = t->q0 + (size_t)(i - t->w0) * ss;
         for (int64_t d = 0; d < D; d++)
             qt[d * TQ + i] = row[d] * job->qscale;
     }
     for (int64_t d = 0; d < D; d++) {
+        for (int64_t i = 0; i < t->w0; i++)
+            qt[d * TQ + i] = 0.0f;
         for (int64_t i = nq; i < npad; i++)
             qt[d * TQ + i] = 0.0f;
         for (int64_t i = 0; i < npad; i += VW)
@@ -293,15 +297,19 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
     }
 
     /* Causal: no key after the tile's last query; the key tiles are aligned
-     * with the query tiles, so only the last one (kt0 == jq0) is diagonal. */
-    const int64_t kend =
-        job->causal ? (t->n_keys < t->jq0 + nq ? t->n_keys : t->jq0 + nq) : t->n_keys;
-    for (int64_t kt0 = 0; kt0 < kend; kt0 += TQ) {
+     * with the query tiles, so only the last one (kt0 == jq0) is diagonal.
+     * They stay aligned when the keys start later (a K/V window: k_lo > 0):
+     * the first key tile then starts at the multiple of TQ below k_lo, and
+     * its first ka keys, outside the window, are neither copied nor scored. */
+    const int64_t kend = job->causal ? (t->k_hi < t->jq0 + nq ? t->k_hi : t->jq0 + nq) : t->k_hi;
+    for (int64_t kt0 = t->k_lo - t->k_lo % TQ; kt0 < kend; kt0 += TQ) {
         const int64_t nk = kend - kt0 < TQ ? kend - kt0 : TQ;
+        const int64_t ka = t->k_lo > kt0 ? t->k_lo - kt0 : 0;
         const int diag = job->causal && kt0 == t->jq0;
-        for (int64_t j = 0; j < nk; j++) {
-            memcpy(kp + j * D, t->k0 + (size_t)(kt0 + j) * ss, (size_t)D * sizeof(float));
-            memcpy(vp + j * D, t->v0 + (size_t)(kt0 + j) * ss, (size_t)D * sizeof(float));
+        for (int64_t j = ka; j < nk; j++) {
+            const size_t at = (size_t)(kt0 + j - t->k_lo) * ss;
+            memcpy(kp + j * D, t->k0 + at, (size_t)D * sizeof(float));
+            memcpy(vp + j * D, t->v0 + at, (size_t)D * sizeof(float));
         }
         for (int64_t b = 0; b < nb; b++) {
             /* On the diagonal, keys after the block's last query are
@@ -309,12 +317,17 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
             int64_t nkb = nk;
             if (diag && nkb > (b + 1) * BW)
                 nkb = (b + 1) * BW;
-            float *stb = st + b * BW, *otb = ot + b * BW;
-            qk_block(D, nkb, qt + b * BW, kp, stb);
+            if (nkb <= ka)
+                continue; /* every key this block may see lies before the window */
+            /* Keys [ka, nkb): the score rows start at ka, and the diagonal's
+             * key index, counted from there, moves down by ka. Lanes left
+             * with no key at all (causal, query < k_lo) are never written. */
+            float *stb = st + b * BW + ka * TQ, *otb = ot + b * BW;
+            qk_block(D, nkb - ka, qt + b * BW, kp + ka * D, stb);
             for (int m = 0; m < MV; m++)
-                softmax_vec(D, nkb, diag, b * BW + m * VW, stb + m * VW, otb + m * VW,
+                softmax_vec(D, nkb - ka, diag, b * BW + m * VW - ka, stb + m * VW, otb + m * VW,
                             mp + b * BW + m * VW, lp + b * BW + m * VW);
-            pv_block(D, nkb, stb, vp, otb);
+            pv_block(D, nkb - ka, stb, vp + ka * D, otb);
         }
     }
     tile_finish(job, t, ot, mp, lp);

@@ -58,14 +58,19 @@ typedef struct ocl_program {
     char options[256];
     cl_program program;
     cl_kernel fused, softmax, fold;
-    size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the fused kernel */
+    cl_kernel fused_rows; /* the rows kernel; NULL where D is too large for it */
+    size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the (tiled) fused kernel */
 } ocl_program;
+
+/* Which form of the fused kernel a device runs (device option fused=...). */
+enum { OCL_VARIANT_AUTO = 0, OCL_VARIANT_TILED, OCL_VARIANT_ROWS };
 
 typedef struct ocl_device {
     ocl_devinfo info;
     cl_context context;
     cl_command_queue queue;
     int tile_q, tile_k;           /* overrides; 0: chosen from the device */
+    int variant;                  /* OCL_VARIANT_* */
     ocl_program *programs;
     /* The gemm path's scratch (scores, branch outputs, branch lse), grown
      * on demand and kept for the next job. */
@@ -109,9 +114,23 @@ void ocl_cache_store(const unsigned char key[32], const unsigned char *data, siz
 
 /* ---------------------------------------------------------- the kernels */
 
-/* The job fields the kernels need, validated by run_segment. */
-int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job);
-int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job);
+/* The rows a job's buffers hold (the row windows of lnet_segment_job): q,
+ * out, lse from q_base (q_rows rows), k, v from kv_base (kv_rows rows); a
+ * job without windows holds every row. */
+typedef struct ocl_window {
+    int64_t q_base, q_rows, kv_base, kv_rows;
+} ocl_window;
+
+/* The kernels, on a job validated by run_segment. */
+int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win);
+int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win);
+/* The rows kernel's query rows per work-item (LNET_RV) and largest D
+ * (LNET_ROWS_MAX_DIM), as kernels/dilated_attention.cl defines them. */
+#define OCL_ROWS_RV 16
+#define OCL_ROWS_MAX_DIM 256
+
+/* Whether jobs of head dimension `dim` run the fused kernel's rows form. */
+int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim);
 int ocl_have_gemm(void);
 
 /* The head offset of head h (DESIGN §1), as the kernels compute it. */

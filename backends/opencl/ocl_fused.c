@@ -4,6 +4,7 @@
 /* ocl_fused.c — the "fused" kernel's launch (kernels/dilated_attention.cl):
  * one pass over Q, K, V per level, no scratch memory. */
 #include <stdio.h>
+#include <string.h>
 
 #include "ocl_backend.h"
 
@@ -51,27 +52,60 @@ static int ocl_fused_program(ocl_device *dev, int64_t dim, ocl_program **prog, i
         a++;                                                                             \
     } while (0)
 
-int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job)
+int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim)
+{
+    if (dim > OCL_ROWS_MAX_DIM)
+        return 0;
+    if (dev->variant != OCL_VARIANT_AUTO)
+        return dev->variant == OCL_VARIANT_ROWS;
+    /* Tiles given as options ask for the tiled kernel; otherwise a CPU
+     * device (no local memory of its own, work-items run in a loop) gets
+     * the rows kernel and every other device the tiled one. */
+    if (dev->tile_q > 0 || dev->tile_k > 0)
+        return 0;
+    return strcmp(dev->info.kind, "cpu") == 0;
+}
+
+int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win)
 {
     if (job->row_begin >= job->row_end)
         return LNET_PLUGIN_OK;
+    const int rows_kernel = ocl_fused_uses_rows(dev, job->dim);
     ocl_program *prog = NULL;
     int tile_q = 1;
-    int st = ocl_fused_program(dev, job->dim, &prog, &tile_q);
-    if (st)
+    int st;
+    if (rows_kernel) {
+        /* The rows kernel ignores the tiles; the program is the one the
+         * tiled kernel would use, so that a D needs one build. */
+        int tk;
+        if ((st = ocl_choose_tiles(dev, job->dim, &tile_q, &tk)) ||
+            (st = ocl_get_program(dev, job->dim, tile_q, tk, &prog)))
+            return st;
+        if (!prog->fused_rows)
+            return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
+                            "opencl fused: the program for D=%lld has no lnet_dilated_fwd_rows",
+                            (long long)job->dim);
+        tile_q = OCL_ROWS_RV;
+    } else if ((st = ocl_fused_program(dev, job->dim, &prog, &tile_q))) {
         return st;
+    }
 
     const int64_t N = job->rows, w = job->segment, r = job->dilation;
     const int64_t s_first = job->row_begin / w, s_last = (job->row_end - 1) / w;
-    const int64_t span = w < N ? w : N;
+    /* Selected rows of one segment inside [row_begin, row_end): rows r
+     * apart in an interval of min(w, N, row_end - row_begin) rows. */
+    int64_t span = w < N ? w : N;
+    if (span > job->row_end - job->row_begin)
+        span = job->row_end - job->row_begin;
     const int64_t q_tiles = ceil_div64(ceil_div64(span, r), tile_q);
     const int64_t n_bh = job->batch * job->heads;
 
-    cl_kernel kern = prog->fused;
+    cl_kernel kern = rows_kernel ? prog->fused_rows : prog->fused;
     cl_mem q = ((ocl_buffer *)job->q)->mem, k = ((ocl_buffer *)job->k)->mem,
            v = ((ocl_buffer *)job->v)->mem, out = ((ocl_buffer *)job->out)->mem,
            lse = ((ocl_buffer *)job->lse)->mem;
     cl_long n_l = N, w_l = w, r_l = r, rb = job->row_begin, re = job->row_end;
+    cl_long qb = win->q_base, qn = win->q_rows, kb = win->kv_base, kn = win->kv_rows;
     cl_int H = (cl_int)job->heads, grouped = job->offsets == LNET_PLUGIN_OFFSETS_GROUPED;
     cl_int causal = job->causal, init = job->init;
     cl_float scale = job->scale;
@@ -92,6 +126,11 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job)
     OCL_ARG(scale);
     OCL_ARG(rb);
     OCL_ARG(re);
+    OCL_ARG(qb);
+    OCL_ARG(qn);
+    OCL_ARG(kb);
+    OCL_ARG(kn);
+    const cl_uint a_grid = a;
 
     for (int64_t s0 = s_first; s0 <= s_last; s0 += OCL_MAX_GROUPS_YZ) {
         int64_t n_seg = s_last - s0 + 1;
@@ -101,17 +140,21 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job)
             int64_t n_grp = n_bh - bh0 < OCL_MAX_GROUPS_YZ ? n_bh - bh0 : OCL_MAX_GROUPS_YZ;
             cl_long s0_l = s0;
             cl_int bh0_i = (cl_int)bh0;
-            a = 15;
+            a = a_grid;
             OCL_ARG(s0_l);
             OCL_ARG(bh0_i);
-            size_t global[3] = {(size_t)q_tiles * (size_t)tile_q, (size_t)n_seg, (size_t)n_grp};
-            size_t local[3] = {(size_t)tile_q, 1, 1};
+            /* The rows kernel: one work-item a group (it has no barrier;
+             * a CPU runtime schedules groups across its cores). */
+            size_t global[3] = {(size_t)q_tiles * (rows_kernel ? 1 : (size_t)tile_q),
+                                (size_t)n_seg, (size_t)n_grp};
+            size_t local[3] = {rows_kernel ? 1 : (size_t)tile_q, 1, 1};
             err = clEnqueueNDRangeKernel(dev->queue, kern, 3, NULL, global, local, 0, NULL, NULL);
             if (err != CL_SUCCESS)
                 return ocl_fail(err == CL_OUT_OF_HOST_MEMORY ? LNET_PLUGIN_ERR_NOMEM
                                                              : LNET_PLUGIN_ERR_DEVICE,
-                                "opencl fused: clEnqueueNDRangeKernel: %s (global %zu x %zu x "
-                                "%zu, local %zu, D=%lld)",
+                                "opencl fused: clEnqueueNDRangeKernel(%s): %s (global %zu x %zu "
+                                "x %zu, local %zu, D=%lld)",
+                                rows_kernel ? "lnet_dilated_fwd_rows" : "lnet_dilated_fwd",
                                 ocl_error_name(err), global[0], global[1], global[2], local[0],
                                 (long long)job->dim);
         }

@@ -205,6 +205,17 @@ static int ocl_check_job(const lnet_segment_job *job)
                         "memory and take D <= 4096",
                         (long long)job->dim);
 
+    /* The kernels index whole tensors; a job over row windows (which the
+     * core sends only to devices with LNET_PLUGIN_CAP_WINDOWS, not set
+     * here) is refused rather than misread. */
+    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job) &&
+        (job->q_base != 0 || job->q_rows != job->rows || job->kv_base != 0 ||
+         job->kv_rows != job->rows))
+        return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                        "opencl run_segment: row windows (q %lld+%lld, kv %lld+%lld of %lld rows) "
+                        "are not supported by the opencl backend",
+                        (long long)job->q_base, (long long)job->q_rows, (long long)job->kv_base,
+                        (long long)job->kv_rows, (long long)job->rows);
     const int64_t qkv_dims[4] = {job->batch, job->rows, job->heads, job->dim};
     size_t qkv_bytes, lse_bytes;
     if (ocl_tensor_bytes(qkv_dims, 4, &qkv_bytes) || ocl_tensor_bytes(qkv_dims, 3, &lse_bytes))

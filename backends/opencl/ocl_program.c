@@ -225,6 +225,8 @@ static void ocl_program_free(ocl_program *p)
         clReleaseKernel(p->softmax);
     if (p->fold)
         clReleaseKernel(p->fold);
+    if (p->fused_rows)
+        clReleaseKernel(p->fused_rows);
     if (p->program)
         clReleaseProgram(p->program);
     free(p);
@@ -265,6 +267,17 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
             ocl_program_free(p);
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl: clCreateKernel(%s): %s",
                             kernels[i].name, ocl_error_name(err));
+        }
+    }
+    /* The rows kernel exists only up to its largest D (its private arrays
+     * grow with D), as kernels/dilated_attention.cl defines it. */
+    if (dim <= OCL_ROWS_MAX_DIM) {
+        cl_int err;
+        p->fused_rows = clCreateKernel(p->program, "lnet_dilated_fwd_rows", &err);
+        if (err != CL_SUCCESS) {
+            ocl_program_free(p);
+            return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl: clCreateKernel(%s): %s",
+                            "lnet_dilated_fwd_rows", ocl_error_name(err));
         }
     }
     cl_int err = clGetKernelWorkGroupInfo(p->fused, dev->info.id, CL_KERNEL_WORK_GROUP_SIZE,

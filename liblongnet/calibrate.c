@@ -1,0 +1,156 @@
+/* calibrate.c — weights for a device list without given weights: each
+ * device's rows per second on a short run of the actual configuration,
+ * cached in the context per device and configuration. */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "scheduler.h"
+
+/* Rows of the calibration run: a few of the smallest segments, at least
+ * 4096, at most the sequence itself. */
+static int64_t calibration_rows(const lnet_graph *g)
+{
+    int64_t smallest = g->nodes[0].segment;
+    for (int k = 1; k < g->n_nodes; k++)
+        if (g->nodes[k].segment < smallest)
+            smallest = g->nodes[k].segment;
+    int64_t n = smallest > 1024 ? 4 * smallest : 4096;
+    return n < g->rows ? n : g->rows;
+}
+
+/* FNV-1a over what decides a device's speed on this configuration. */
+static uint64_t config_key(const lnet_graph *g, int64_t rows, const char *kernel)
+{
+    uint64_t h = 1469598103934665603ull;
+    int64_t fields[8] = {rows, g->heads, g->dim, g->causal, g->offsets, g->n_nodes, 0, 0};
+    const unsigned char *p = (const unsigned char *)fields;
+    for (size_t i = 0; i < sizeof fields; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    for (int k = 0; k < g->n_nodes; k++) {
+        int64_t wr[2] = {g->nodes[k].segment, g->nodes[k].dilation};
+        p = (const unsigned char *)wr;
+        for (size_t i = 0; i < sizeof wr; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
+    }
+    for (const char *c = kernel ? kernel : ""; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cache_find(lnet_context *ctx, int device, uint64_t key, double *weight)
+{
+    int found = 0;
+    pthread_mutex_lock(&ctx->cal_lock);
+    for (int i = 0; i < ctx->n_cal; i++) {
+        if (ctx->cal[i].device == device && ctx->cal[i].key == key) {
+            *weight = ctx->cal[i].rows_per_second;
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx->cal_lock);
+    return found;
+}
+
+static void cache_put(lnet_context *ctx, int device, uint64_t key, double weight)
+{
+    pthread_mutex_lock(&ctx->cal_lock);
+    if (ctx->n_cal == ctx->cap_cal) {
+        int cap = ctx->cap_cal ? 2 * ctx->cap_cal : 8;
+        lnet_calibration *c = realloc(ctx->cal, (size_t)cap * sizeof *c);
+        if (c) {
+            ctx->cal = c;
+            ctx->cap_cal = cap;
+        }
+    }
+    if (ctx->n_cal < ctx->cap_cal) /* out of memory: measured again next time */
+        ctx->cal[ctx->n_cal++] = (lnet_calibration){device, key, weight};
+    pthread_mutex_unlock(&ctx->cal_lock);
+}
+
+/* One device's rows per second: a warm-up run (program builds, thread
+ * pools, page faults), then a timed one, on zero inputs of batch 1. */
+static lnet_status measure(lnet_context *ctx, const lnet_graph *full, int device, int64_t rows,
+                           const char *kernel, double *weight)
+{
+    lnet_graph g = *full;
+    g.batch = 1;
+    g.rows = rows;
+    const size_t n = (size_t)rows * (size_t)g.heads * (size_t)g.dim;
+    float *mem = calloc(4 * n + (size_t)rows * (size_t)g.heads, sizeof(float));
+    if (!mem)
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory for the calibration run (%lld rows)",
+                         (long long)rows);
+    lnet_devlist one = {.n = 1, .weighted = 1};
+    one.items[0] = (lnet_worker_spec){device, 1.0};
+    lnet_status st = LNET_OK;
+    double t = 0;
+    for (int run = 0; run < 2 && !st; run++) {
+        double t0 = now_seconds();
+        st = lnet_sched_forward(ctx, &g, &one, LNET_ALGORITHM_AUTO, kernel, mem, mem + n,
+                                mem + 2 * n, mem + 3 * n, mem + 4 * n);
+        t = now_seconds() - t0;
+    }
+    free(mem);
+    if (st)
+        return st;
+    *weight = (double)rows / (t > 1e-9 ? t : 1e-9);
+    return LNET_OK;
+}
+
+lnet_status lnet_calibrate(lnet_context *ctx, const lnet_graph *g, const char *kernel,
+                           lnet_devlist *list)
+{
+    if (list->weighted)
+        return LNET_OK;
+    const int64_t rows = calibration_rows(g);
+    const uint64_t key = config_key(g, rows, kernel);
+    int kept = 0;
+    lnet_status last = LNET_OK;
+    char last_msg[1024] = "";
+    for (int i = 0; i < list->n; i++) {
+        lnet_worker_spec *w = &list->items[i];
+        double weight = 0;
+        if (!cache_find(ctx, w->device, key, &weight)) {
+            lnet_status st = measure(ctx, g, w->device, rows, kernel, &weight);
+            if (st) {
+                /* A device that cannot run the calibration is left out,
+                 * with a warning, as failover would leave it out. */
+                last = st;
+                snprintf(last_msg, sizeof last_msg, "%s", lnet_last_error());
+                if (ctx->log) {
+                    char msg[1300];
+                    snprintf(msg, sizeof msg, "device %s:%d left out: calibration failed: %s",
+                             ctx->devices[w->device].plugin->name,
+                             ctx->devices[w->device].backend_index, last_msg);
+                    ctx->log(LNET_LOG_WARNING, msg, ctx->log_user);
+                }
+                continue;
+            }
+            cache_put(ctx, w->device, key, weight);
+        }
+        list->items[kept] = *w;
+        list->items[kept].weight = weight;
+        kept++;
+    }
+    list->n = kept;
+    list->weighted = 1;
+    if (kept == 0)
+        return lnet_fail(last ? last : LNET_ERR_DEVICE,
+                         "no device of the list could run the calibration: %s", last_msg);
+    return LNET_OK;
+}

@@ -1,0 +1,414 @@
+/* plan.c — the scheduler's plan: chunks of rows per device, and per level
+ * the steps each device runs (DESIGN §2, The scheduler). */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "scheduler.h"
+
+static lnet_status add_step(lnet_worker *w, const lnet_step *s)
+{
+    if (w->n_steps == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 16;
+        lnet_step *steps = realloc(w->steps, (size_t)cap * sizeof *steps);
+        if (!steps)
+            return lnet_fail(LNET_ERR_NOMEM, "out of memory planning %d steps", cap);
+        w->steps = steps;
+        w->cap = cap;
+    }
+    w->steps[w->n_steps++] = *s;
+    w->bytes_in += s->bytes_in;
+    return LNET_OK;
+}
+
+static int64_t seg_end(const lnet_graph *g, int64_t w, int64_t s)
+{
+    return w > g->rows - s * w ? g->rows : s * w + w;
+}
+
+/* Bytes of K and V that worker `self` takes from every other worker for a
+ * gathered segment: per head, the selected rows of [key_lo, key_hi) held by
+ * the others. Each owner's share is added to its bytes_out. */
+static uint64_t selected_rows(const lnet_plan *p, const lnet_graph_node *n, int64_t s,
+                              int64_t lo, int64_t hi)
+{
+    const lnet_graph *g = p->g;
+    uint64_t rows = 0;
+    for (int64_t h = 0; h < g->heads; h++) {
+        int64_t first = s * n->segment + lnet_head_offset(g->offsets, h, g->heads, n->dilation);
+        rows += (uint64_t)lnet_count_selected(first, n->dilation, lo, hi);
+    }
+    return rows;
+}
+
+/* Bytes of K and V that worker `self` takes for a gathered segment: per
+ * head, the selected rows of [key_lo, key_hi) outside its own chunk. Each
+ * other worker's share is added to its bytes_out. */
+static uint64_t gather_bytes(lnet_plan *p, int self, const lnet_graph_node *n, int64_t s,
+                             int64_t key_lo, int64_t key_hi)
+{
+    const lnet_graph *g = p->g;
+    const lnet_worker *w = &p->w[self];
+    const uint64_t row_bytes = 2u * (uint64_t)g->batch * (uint64_t)g->dim * sizeof(float);
+    for (int c = 0; c < p->n; c++) {
+        const lnet_worker *o = &p->w[c];
+        if (c == self || o->begin == o->end)
+            continue;
+        int64_t lo = o->begin > key_lo ? o->begin : key_lo;
+        int64_t hi = o->end < key_hi ? o->end : key_hi;
+        if (lo < hi)
+            p->w[c].bytes_out += selected_rows(p, n, s, lo, hi) * row_bytes;
+    }
+    int64_t own_lo = w->begin > key_lo ? w->begin : key_lo;
+    int64_t own_hi = w->end < key_hi ? w->end : key_hi;
+    uint64_t all = selected_rows(p, n, s, key_lo, key_hi);
+    uint64_t own = own_lo < own_hi ? selected_rows(p, n, s, own_lo, own_hi) : 0;
+    return (all - own) * row_bytes;
+}
+
+/* Does segment s of this level touch every worker that has rows? */
+static int spans_all(const lnet_plan *p, int64_t lo, int64_t hi)
+{
+    for (int c = 0; c < p->n; c++) {
+        const lnet_worker *o = &p->w[c];
+        if (o->begin < o->end && (o->end <= lo || o->begin >= hi))
+            return 0;
+    }
+    return 1;
+}
+
+static lnet_status plan_spanning(lnet_plan *p, int self, int node, int64_t s)
+{
+    const lnet_graph *g = p->g;
+    const lnet_graph_node *n = &g->nodes[node];
+    lnet_worker *w = &p->w[self];
+    const int64_t start = s * n->segment, end = seg_end(g, n->segment, s);
+    lnet_step st = {0};
+    st.node = node;
+    st.segment_index = s;
+    st.row_begin = start > w->begin ? start : w->begin;
+    st.row_end = end < w->end ? end : w->end;
+    st.peer = -1;
+    /* Causal: no key after the chunk's last query row is needed. */
+    const int64_t key_hi = g->causal ? st.row_end : end;
+
+    int ring = n->dilation == 1 &&
+               (p->algorithm == LNET_ALGORITHM_RING ||
+                (p->algorithm == LNET_ALGORITHM_AUTO && spans_all(p, start, end)));
+    if (!ring) {
+        st.kind = LNET_STEP_GATHER;
+        st.bytes_in = gather_bytes(p, self, n, s, start, key_hi);
+        return add_step(w, &st);
+    }
+    /* Ring: the own block first, then the others in ring order, each one
+     * block of K/V rows of this segment; rows of the segment that no
+     * worker of this plan holds (a failover plan covers only the failed
+     * chunk) come as blocks of their own. */
+    const uint64_t row_bytes =
+        2u * (uint64_t)g->batch * (uint64_t)g->heads * (uint64_t)g->dim * sizeof(float);
+    st.kind = LNET_STEP_RING;
+    for (int t = 0; t <= p->n + 1; t++) {
+        int64_t lo, hi;
+        int c = -2;
+        if (t < p->n) {
+            c = (self + t) % p->n;
+            if (p->w[c].begin == p->w[c].end)
+                continue;
+            lo = p->w[c].begin;
+            hi = p->w[c].end;
+        } else if (t == p->n) {
+            lo = start;       /* before the plan's first row */
+            hi = p->lo;
+        } else {
+            lo = p->hi;       /* after the plan's last row */
+            hi = key_hi;
+        }
+        if (lo < start)
+            lo = start;
+        if (hi > key_hi)
+            hi = key_hi;
+        if (lo >= hi)
+            continue;
+        st.kv_begin = lo;
+        st.kv_end = hi;
+        st.peer = c == self ? -1 : c;
+        st.bytes_in = c == self ? 0 : (uint64_t)(hi - lo) * row_bytes;
+        if (c >= 0 && c != self)
+            p->w[c].bytes_out += st.bytes_in;
+        lnet_status rc = add_step(w, &st);
+        if (rc)
+            return rc;
+    }
+    return LNET_OK;
+}
+
+static lnet_status plan_worker(lnet_plan *p, int self)
+{
+    const lnet_graph *g = p->g;
+    lnet_worker *w = &p->w[self];
+    int initialised = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const lnet_graph_node *n = &g->nodes[k];
+        const int64_t seg = n->segment;
+        const int64_t s_lo = w->begin / seg, s_hi = (w->end - 1) / seg;
+        /* Segments wholly inside the chunk: [in_lo, in_hi]. */
+        const int64_t in_lo = w->begin % seg == 0 ? s_lo : s_lo + 1;
+        const int64_t in_hi = seg_end(g, seg, s_hi) <= w->end ? s_hi : s_hi - 1;
+        if (in_lo <= in_hi) {
+            lnet_step st = {0};
+            st.kind = LNET_STEP_LOCAL;
+            st.node = k;
+            st.row_begin = in_lo * seg;
+            st.row_end = seg_end(g, seg, in_hi);
+            st.kv_begin = w->begin;
+            st.kv_end = w->end;
+            st.peer = -1;
+            /* The dense node comes first: when it covers the whole chunk it
+             * initialises (O, LSE); otherwise the scheduler does. */
+            st.init = k == 0 && n->dilation == 1 && st.row_begin == w->begin &&
+                      st.row_end == w->end;
+            initialised |= st.init;
+            lnet_status rc = add_step(w, &st);
+            if (rc)
+                return rc;
+        }
+        for (int64_t s = s_lo; s <= s_hi; s++) {
+            if (s >= in_lo && s <= in_hi)
+                continue;
+            lnet_status rc = plan_spanning(p, self, k, s);
+            if (rc)
+                return rc;
+        }
+    }
+    w->core_init = !initialised;
+    return LNET_OK;
+}
+
+lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_graph *g,
+                            lnet_algorithm algorithm, const lnet_worker_spec *specs, int n,
+                            int64_t lo, int64_t hi)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->algorithm = algorithm;
+    p->lo = lo;
+    p->hi = hi;
+    p->align = g->nodes[0].segment;
+    for (int k = 1; k < g->n_nodes; k++)
+        if (g->nodes[k].segment < p->align)
+            p->align = g->nodes[k].segment;
+    /* Too few aligned blocks for the devices (dense attention: one segment
+     * of every row): split finer and let the spanning segments be
+     * exchanged; ring attention exists for exactly this. */
+    if ((hi - lo + p->align - 1) / p->align < n) {
+        int64_t per = (hi - lo) / n;
+        p->align = per >= 64 ? 64 : 1;
+        p->fine = 1;
+    }
+    p->w = calloc((size_t)n, sizeof *p->w);
+    if (!p->w)
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory planning %d devices", n);
+    p->n = n;
+
+    /* Chunks in proportion to the weights, on multiples of the smallest
+     * segment length (so that its segments never span devices). */
+    double total = 0;
+    for (int i = 0; i < n; i++)
+        total += specs[i].weight;
+    const int64_t units = (hi - lo + p->align - 1) / p->align;
+    double cum = 0;
+    int64_t prev = lo;
+    for (int i = 0; i < n; i++) {
+        cum += specs[i].weight;
+        int64_t u = i == n - 1 ? units : (int64_t)llround((double)units * cum / total);
+        int64_t b = u > (hi - lo) / p->align ? hi : lo + u * p->align;
+        if (b > hi)
+            b = hi;
+        if (b < prev)
+            b = prev;
+        lnet_worker *w = &p->w[i];
+        w->device = specs[i].device;
+        w->weight = specs[i].weight;
+        w->begin = prev;
+        w->end = b;
+        w->windows = (ctx->devices[w->device].desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
+        prev = b;
+        /* A chunk short of the whole sequence is addressed through row
+         * windows; a device without them can only take every row. */
+        if (b > w->begin && (w->begin != 0 || b != g->rows) && !w->windows) {
+            const lnet_device *d = &ctx->devices[w->device];
+            lnet_plan_free(p);
+            return lnet_fail(LNET_ERR_UNSUPPORTED,
+                             "device %s:%d cannot share a sequence with other devices: its "
+                             "plugin does not honour row windows (LNET_PLUGIN_CAP_WINDOWS)",
+                             d->plugin->name, d->backend_index);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (p->w[i].begin == p->w[i].end)
+            continue;
+        lnet_status rc = plan_worker(p, i);
+        if (rc) {
+            lnet_plan_free(p);
+            return rc;
+        }
+    }
+    return LNET_OK;
+}
+
+void lnet_plan_free(lnet_plan *p)
+{
+    if (!p || !p->w)
+        return;
+    for (int i = 0; i < p->n; i++)
+        free(p->w[i].steps);
+    free(p->w);
+    p->w = NULL;
+    p->n = 0;
+}
+
+/* ------------------------------------------------------------ describe */
+
+typedef struct text {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+{
+    if (t->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->buf && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap ? 2 * t->cap : 1024) + (size_t)n;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            t->oom = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+static const char *bytes_str(uint64_t b, char *buf, size_t len)
+{
+    if (b < 1024)
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+    else if (b < 1024u * 1024u)
+        snprintf(buf, len, "%.1f KiB", (double)b / 1024.0);
+    else if (b < 1024ull * 1024u * 1024u)
+        snprintf(buf, len, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+    else
+        snprintf(buf, len, "%.2f GiB", (double)b / (1024.0 * 1024.0 * 1024.0));
+    return buf;
+}
+
+static const char *worker_name(const lnet_plan *p, const lnet_context *ctx, int i, char *buf,
+                               size_t len)
+{
+    const lnet_device *d = &ctx->devices[p->w[i].device];
+    snprintf(buf, len, "%s:%d", d->plugin->name, d->backend_index);
+    return buf;
+}
+
+lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char **out)
+{
+    const lnet_graph *g = p->g;
+    static const char *algos[] = {"auto", "gather", "ring"};
+    text t = {0};
+    char a[64], b[64], name[64];
+    put(&t, "plan: B=%lld N=%lld H=%lld D=%lld, %d level(s), %s, algorithm %s, %d device(s)\n",
+        (long long)g->batch, (long long)g->rows, (long long)g->heads, (long long)g->dim,
+        g->n_nodes, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
+    put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
+        p->fine ? "; too few segments for one per device" : ", the smallest segment length");
+    double total = 0;
+    for (int i = 0; i < p->n; i++)
+        total += p->w[i].weight;
+    for (int i = 0; i < p->n; i++) {
+        const lnet_worker *w = &p->w[i];
+        worker_name(p, ctx, i, name, sizeof name);
+        if (w->begin == w->end)
+            put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
+                name, w->weight, 100.0 * w->weight / total, (long long)g->rows,
+                (long long)((g->rows + p->align - 1) / p->align), (long long)p->align);
+        else
+            put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
+                w->weight, 100.0 * w->weight / total, (long long)w->begin, (long long)w->end,
+                (long long)(w->end - w->begin));
+    }
+    for (int k = 0; k < g->n_nodes; k++) {
+        const lnet_graph_node *n = &g->nodes[k];
+        put(&t, "level %d: segment %lld, dilation %lld:", n->level, (long long)n->segment,
+            (long long)n->dilation);
+        int spans = 0;
+        for (int i = 0; i < p->n; i++)
+            for (int s = 0; s < p->w[i].n_steps; s++)
+                spans |= p->w[i].steps[s].node == k && p->w[i].steps[s].kind != LNET_STEP_LOCAL;
+        if (!spans) {
+            put(&t, " local on every device (no segment spans two chunks)\n");
+            continue;
+        }
+        put(&t, "\n");
+        for (int i = 0; i < p->n; i++) {
+            const lnet_worker *w = &p->w[i];
+            int local = 0, gather = 0, ring = 0, own = 0;
+            uint64_t in = 0;
+            for (int s = 0; s < w->n_steps; s++) {
+                const lnet_step *st = &w->steps[s];
+                if (st->node != k)
+                    continue;
+                local += st->kind == LNET_STEP_LOCAL;
+                gather += st->kind == LNET_STEP_GATHER;
+                ring += st->kind == LNET_STEP_RING && st->peer != -1;
+                own += st->kind == LNET_STEP_RING && st->peer == -1;
+                in += st->bytes_in;
+            }
+            if (w->begin == w->end)
+                continue;
+            put(&t, "  %-10s %s%s", worker_name(p, ctx, i, name, sizeof name),
+                local ? "local segments" : "", local && (gather || ring) ? ", " : "");
+            if (gather)
+                put(&t, "%d spanning segment(s) gathered (sparse K/V, 1/%lld of the rows)", gather,
+                    (long long)n->dilation);
+            if (ring || own)
+                put(&t, "%sring: own block and %d peer block(s)", gather ? ", " : "", ring);
+            if (!gather && !ring && !own && !local)
+                put(&t, "nothing");
+            put(&t, "; receives %s\n", bytes_str(in, a, sizeof a));
+        }
+    }
+    put(&t, "bytes per device (K and V rows from other chunks):\n");
+    for (int i = 0; i < p->n; i++) {
+        const lnet_worker *w = &p->w[i];
+        put(&t, "  %-10s receives %s, sends %s\n", worker_name(p, ctx, i, name, sizeof name),
+            bytes_str(w->bytes_in, a, sizeof a), bytes_str(w->bytes_out, b, sizeof b));
+    }
+    if (t.oom) {
+        free(t.buf);
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory describing the plan");
+    }
+    *out = t.buf;
+    return LNET_OK;
+}

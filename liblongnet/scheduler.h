@@ -1,0 +1,110 @@
+/* scheduler.h — the multi-device scheduler (DESIGN §2, The scheduler): device
+ * lists with weights, the plan (contiguous chunks of rows per device, and per
+ * level the steps each device runs), and running a plan with one host thread
+ * per device, with failover. */
+#ifndef LNET_SCHEDULER_H
+#define LNET_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "context.h"
+#include "graph.h"
+#include "longnet.h"
+
+#define LNET_MAX_WORKERS 64
+
+/* One entry of a device list: "opencl:0=3". weight 0: to be measured. */
+typedef struct lnet_worker_spec {
+    int device;    /* index in the context */
+    double weight;
+} lnet_worker_spec;
+
+typedef struct lnet_devlist {
+    int n;
+    int weighted;  /* every entry has a weight */
+    lnet_worker_spec items[LNET_MAX_WORKERS];
+} lnet_devlist;
+
+/* Parses "cpu", "cpu,opencl:0", "cpu=1,opencl:0=3"; every device must exist. */
+lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_devlist *out);
+
+typedef enum lnet_step_kind {
+    LNET_STEP_LOCAL = 0,  /* segments inside the chunk: the chunk's own rows */
+    LNET_STEP_GATHER = 1, /* a spanning segment: its sparse K/V rows gathered */
+    LNET_STEP_RING = 2    /* a spanning dilation-1 segment: one K/V block */
+} lnet_step_kind;
+
+typedef struct lnet_step {
+    lnet_step_kind kind;
+    int node;                   /* index in the graph's nodes */
+    int64_t row_begin, row_end; /* the query rows (absolute) */
+    int64_t segment_index;      /* GATHER, RING: the spanning segment */
+    int64_t kv_begin, kv_end;   /* LOCAL, RING: the K/V rows used (absolute) */
+    int init;                   /* LOCAL: overwrite instead of fold */
+    int peer;                   /* RING: the worker whose chunk holds the block; -1: own */
+    uint64_t bytes_in;          /* K and V bytes this step takes from other chunks */
+} lnet_step;
+
+typedef struct lnet_worker {
+    int device;                 /* index in the context */
+    double weight;
+    int64_t begin, end;         /* its chunk of rows; begin == end: none */
+    int windows;                /* the device honours row windows */
+    int core_init;              /* O = 0, LSE = -inf set before the steps */
+    lnet_step *steps;
+    int n_steps, cap;
+    uint64_t bytes_in, bytes_out;
+} lnet_worker;
+
+typedef struct lnet_plan {
+    const lnet_graph *g;
+    lnet_algorithm algorithm;
+    int64_t align;              /* chunk boundaries are multiples of it */
+    int64_t lo, hi;             /* the rows this plan covers */
+    int fine;                   /* split finer than the smallest segment */
+    int n;
+    lnet_worker *w;
+} lnet_plan;
+
+/* Splits rows [lo, hi) among the workers in proportion to their weights,
+ * aligned to the smallest segment length, and plans every worker's steps. */
+lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_graph *g,
+                            lnet_algorithm algorithm, const lnet_worker_spec *specs, int n,
+                            int64_t lo, int64_t hi);
+void lnet_plan_free(lnet_plan *p);
+
+/* The plan as text, for --explain. */
+lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char **text);
+
+/* Measures each unweighted device's rows per second on a short run of this
+ * configuration (cached in the context per device and configuration). */
+lnet_status lnet_calibrate(lnet_context *ctx, const lnet_graph *g, const char *kernel,
+                           lnet_devlist *list);
+
+/* Runs the graph for every row with the devices of `list`: plans, runs each
+ * chunk on its own thread, re-plans a failed device's chunk onto the others. */
+lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lnet_devlist *list,
+                               lnet_algorithm algorithm, const char *kernel, const float *q,
+                               const float *k, const float *v, float *out, float *lse);
+
+/* Head offset of head h at dilation r (DESIGN §1). */
+static inline int64_t lnet_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
+{
+    if (offsets == LNET_OFFSETS_GROUPED)
+        return h / ((heads + r - 1) / r);
+    return h % r;
+}
+
+/* How many of the rows first, first + r, ... lie in [lo, hi). */
+static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, int64_t hi)
+{
+    if (lo < first)
+        lo = first;
+    if (hi <= lo)
+        return 0;
+    int64_t j_lo = (lo - first + r - 1) / r;
+    int64_t j_hi = (hi - first + r - 1) / r;
+    return j_hi - j_lo;
+}
+
+#endif /* LNET_SCHEDULER_H */

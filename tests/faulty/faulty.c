@@ -1,0 +1,162 @@
+/* A fault-injecting plugin for the scheduler's failover tests: it offers
+ * LONGNET_FAULTY_DEVICES (default 2) devices, each a pass-through to the
+ * real CPU backend (the module named by LONGNET_FAULTY_INNER), and makes
+ * device D fail from its K-th run_segment call on, as LONGNET_FAULTY_FAIL =
+ * "D:K[,D:K...]" says — the way a GPU that falls off the bus fails. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "longnet-plugin.h"
+
+#define MAX_DEVICES 8
+
+static void *inner_module;
+static const lnet_plugin *inner;
+static int n_devices;
+static int fail_at[MAX_DEVICES]; /* 0: never */
+static _Thread_local char message[512];
+
+typedef struct faulty_device {
+    int index;
+    int calls;
+    void *inner;
+} faulty_device;
+
+static int fail(int status, const char *text)
+{
+    snprintf(message, sizeof message, "%s", text);
+    return status;
+}
+
+static const char *last_error(void)
+{
+    return message[0] ? message : (inner ? inner->last_error() : "");
+}
+
+static int probe(int *n)
+{
+    const char *path = getenv("LONGNET_FAULTY_INNER");
+    if (!path)
+        return fail(LNET_PLUGIN_ERR_DEVICE, "faulty: LONGNET_FAULTY_INNER is not set");
+    if (!inner_module) {
+        inner_module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!inner_module)
+            return fail(LNET_PLUGIN_ERR_DEVICE, dlerror());
+        lnet_plugin_entry_fn entry;
+        *(void **)&entry = dlsym(inner_module, LNET_PLUGIN_ENTRY_SYMBOL);
+        inner = entry ? entry() : NULL;
+        int m = 0;
+        if (!inner || inner->probe(&m) != 0 || m < 1)
+            return fail(LNET_PLUGIN_ERR_DEVICE, "faulty: the inner plugin has no device");
+    }
+    const char *nd = getenv("LONGNET_FAULTY_DEVICES");
+    n_devices = nd ? atoi(nd) : 2;
+    if (n_devices < 1 || n_devices > MAX_DEVICES)
+        n_devices = 2;
+    memset(fail_at, 0, sizeof fail_at);
+    const char *spec = getenv("LONGNET_FAULTY_FAIL");
+    for (const char *p = spec; p && *p;) {
+        int d, k;
+        if (sscanf(p, "%d:%d", &d, &k) == 2 && d >= 0 && d < MAX_DEVICES)
+            fail_at[d] = k;
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    *n = n_devices;
+    return 0;
+}
+
+static void shutdown(void)
+{
+    if (inner)
+        inner->shutdown();
+    if (inner_module)
+        dlclose(inner_module);
+    inner = NULL;
+    inner_module = NULL;
+}
+
+static int describe(int i, lnet_plugin_device_desc *d)
+{
+    int rc = inner->describe(0, d);
+    snprintf(d->name, sizeof d->name, "faulty pass-through %d", i);
+    return rc;
+}
+
+static int open_dev(int i, const char *options, void **out)
+{
+    faulty_device *f = calloc(1, sizeof *f);
+    if (!f)
+        return fail(LNET_PLUGIN_ERR_NOMEM, "faulty: out of memory");
+    int rc = inner->open(0, options, &f->inner);
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    f->index = i;
+    *out = f;
+    return 0;
+}
+
+static void close_dev(void *d)
+{
+    faulty_device *f = d;
+    inner->close(f->inner);
+    free(f);
+}
+
+#define INNER(d) (((faulty_device *)(d))->inner)
+
+static int alloc(void *d, size_t n, void **b) { return inner->buffer_alloc(INNER(d), n, b); }
+static int wrap(void *d, void *h, size_t n, void **b) { return inner->buffer_wrap_host(INNER(d), h, n, b); }
+static void release(void *d, void *b) { inner->buffer_free(INNER(d), b); }
+static int put(void *d, void *b, size_t o, const void *s, size_t n)
+{
+    return inner->buffer_write(INNER(d), b, o, s, n);
+}
+static int get(void *d, void *b, size_t o, void *s, size_t n)
+{
+    return inner->buffer_read(INNER(d), b, o, s, n);
+}
+static int sync_dev(void *d) { return inner->synchronize(INNER(d)); }
+
+static int run(void *d, const lnet_segment_job *j)
+{
+    faulty_device *f = d;
+    message[0] = '\0';
+    f->calls++;
+    if (fail_at[f->index] && f->calls >= fail_at[f->index]) {
+        char text[128];
+        snprintf(text, sizeof text, "faulty:%d: injected failure on call %d", f->index, f->calls);
+        return fail(LNET_PLUGIN_ERR_DEVICE, text);
+    }
+    return inner->run_segment(f->inner, j);
+}
+
+static const lnet_plugin table = {
+    .abi_version = LNET_PLUGIN_ABI_VERSION,
+    .size = sizeof(lnet_plugin),
+    .name = "faulty",
+    .description = "fault-injecting pass-through to the CPU backend (tests only)",
+    .probe = probe,
+    .shutdown = shutdown,
+    .describe = describe,
+    .open = open_dev,
+    .close = close_dev,
+    .buffer_alloc = alloc,
+    .buffer_wrap_host = wrap,
+    .buffer_free = release,
+    .buffer_write = put,
+    .buffer_read = get,
+    .run_segment = run,
+    .synchronize = sync_dev,
+    .last_error = last_error,
+};
+
+LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
+const lnet_plugin *lnet_plugin_entry(void)
+{
+    return &table;
+}

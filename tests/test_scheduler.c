@@ -1,0 +1,363 @@
+/* test_scheduler.c — one sequence across several devices (DESIGN §2, The
+ * scheduler): multi-device results equal one-device results for random
+ * configurations on 2 to 4 devices, with both algorithms; failover after an
+ * injected failure on every device position; device lists; the plan. */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "longnet.h"
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint64_t next(rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int64_t between(rng *r, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(next(r) % (uint64_t)(hi - lo + 1));
+}
+
+typedef struct logbook {
+    int warnings;
+    char last[1024];
+} logbook;
+
+static void on_log(lnet_log_level level, const char *msg, void *user)
+{
+    logbook *b = user;
+    if (level >= LNET_LOG_WARNING) {
+        b->warnings++;
+        snprintf(b->last, sizeof b->last, "%s", msg);
+    }
+}
+
+/* A context with the CPU backend and `devices` faulty pass-through devices,
+ * the first failing from call `k` on device `bad` (k = 0: none fails). */
+static lnet_context *make_context(int devices, const char *fail, logbook *book)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", devices);
+    setenv("LONGNET_FAULTY_INNER", CPU_PLUGIN_DIR "/.libs/longnet-cpu.so", 1);
+    setenv("LONGNET_FAULTY_DEVICES", n, 1);
+    if (fail)
+        setenv("LONGNET_FAULTY_FAIL", fail, 1);
+    else
+        unsetenv("LONGNET_FAULTY_FAIL");
+    lnet_context_options o = {.size = sizeof o, .log = on_log, .log_user = book,
+                              .plugin_path = FAULTY_DIR};
+    lnet_context *ctx = NULL;
+    ck_assert_msg(lnet_context_create(&o, &ctx) == LNET_OK, "%s", lnet_last_error());
+    int idx;
+    ck_assert_msg(lnet_context_find_device(ctx, "faulty:0", &idx) == LNET_OK, "%s",
+                  lnet_last_error());
+    return ctx;
+}
+
+typedef struct problem {
+    int64_t shape[4];
+    lnet_tensor *q, *k, *v;
+    lnet_config *cfg;
+} problem;
+
+static void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D)
+{
+    int64_t s[4] = {B, N, H, D};
+    memcpy(p->shape, s, sizeof s);
+    lnet_tensor **t[3] = {&p->q, &p->k, &p->v};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(lnet_tensor_create(4, s, t[i]), LNET_OK);
+        float *d = lnet_tensor_data(*t[i]);
+        for (size_t j = 0; j < lnet_tensor_numel(*t[i]); j++)
+            d[j] = (float)((double)(next(r) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+    ck_assert_int_eq(lnet_config_create(&p->cfg), LNET_OK);
+}
+
+static void free_problem(problem *p)
+{
+    lnet_tensor_free(p->q);
+    lnet_tensor_free(p->k);
+    lnet_tensor_free(p->v);
+    lnet_config_free(p->cfg);
+}
+
+/* Runs on `devices` and returns the status; out/lse filled. */
+static lnet_status run(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
+                       lnet_tensor **out, lnet_tensor **lse)
+{
+    int64_t ls[3] = {p->shape[0], p->shape[2], p->shape[1]};
+    ck_assert_int_eq(lnet_tensor_create(4, p->shape, out), LNET_OK);
+    ck_assert_int_eq(lnet_tensor_create(3, ls, lse), LNET_OK);
+    lnet_run_options o = {.size = sizeof o, .device = devices, .algorithm = algo};
+    return lnet_attention_forward(ctx, p->cfg, p->q, p->k, p->v, *out, *lse, &o);
+}
+
+static double max_diff(const lnet_tensor *a, const lnet_tensor *b)
+{
+    double m = 0;
+    const float *x = lnet_tensor_cdata(a), *y = lnet_tensor_cdata(b);
+    for (size_t i = 0; i < lnet_tensor_numel(a); i++) {
+        double d = fabs((double)x[i] - (double)y[i]);
+        if (!(d <= m))
+            m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+/* The one-device answer and the multi-device one agree within 1e-5. */
+static void check_same(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
+                       const char *what)
+{
+    lnet_tensor *o1, *l1, *o2, *l2;
+    ck_assert_msg(run(ctx, p, "cpu", LNET_ALGORITHM_AUTO, &o1, &l1) == LNET_OK, "%s",
+                  lnet_last_error());
+    lnet_status st = run(ctx, p, devices, algo, &o2, &l2);
+    ck_assert_msg(st == LNET_OK, "%s on %s: %s", what, devices, lnet_last_error());
+    double eo = max_diff(o1, o2), el = max_diff(l1, l2);
+    ck_assert_msg(eo <= 1e-5 && el <= 1e-5, "%s on %s (algorithm %d): out %g, lse %g", what,
+                  devices, (int)algo, eo, el);
+    lnet_tensor_free(o1);
+    lnet_tensor_free(l1);
+    lnet_tensor_free(o2);
+    lnet_tensor_free(l2);
+}
+
+static const char *const lists[] = {
+    "cpu=1,faulty:0=1",
+    "faulty:0=1,cpu=3",
+    "cpu=2,faulty:0=1,faulty:1=1",
+    "faulty:2=1,faulty:0=5,cpu=1,faulty:1=2",
+    "cpu=1,cpu=1",
+};
+
+START_TEST(random_configurations)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(3, NULL, &book);
+    rng r = {0x5eed0000u + (uint64_t)_i};
+    for (int c = 0; c < 8; c++) {
+        problem p;
+        int64_t N = between(&r, 1, 600);
+        make_problem(&p, &r, between(&r, 1, 2), N, between(&r, 1, 4),
+                     (int64_t[]){4, 16, 32}[between(&r, 0, 2)]);
+        int levels = (int)between(&r, 1, 3);
+        int dense = (int)between(&r, 0, levels - 1);
+        for (int l = 0; l < levels; l++) {
+            int64_t w = between(&r, 1, 2 * N + 3);
+            int64_t d = l == dense ? 1 : between(&r, 1, w < 9 ? w : 9);
+            ck_assert_int_eq(lnet_config_add_level(p.cfg, w, d), LNET_OK);
+        }
+        lnet_config_set_causal(p.cfg, (int)between(&r, 0, 1));
+        lnet_config_set_offsets(p.cfg, (lnet_offsets)between(&r, 0, 1));
+        const char *list = lists[between(&r, 0, 4)];
+        for (int a = 0; a < 3; a++)
+            check_same(ctx, &p, list, (lnet_algorithm)a, "random case");
+        free_problem(&p);
+    }
+    ck_assert_int_eq(book.warnings, 0);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(edge_cases)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(3, NULL, &book);
+    rng r = {42};
+    static const struct {
+        int64_t N;
+        const char *w, *r;
+        int causal;
+    } cases[] = {
+        {300, "1000", "1", 1},            /* dense, N smaller than one segment */
+        {300, "1000", "1", 0},
+        {257, "16,64,1024", "1,4,16", 1}, /* ragged end, segments longer than a chunk */
+        {100, "64,100", "1,3", 0},        /* fewer aligned blocks than devices */
+        {5, "2,8", "1,2", 1},             /* tiny */
+        {640, "64,128,640", "1,2,5", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problem p;
+        make_problem(&p, &r, 2, cases[i].N, 3, 8);
+        ck_assert_int_eq(lnet_config_parse_levels(p.cfg, cases[i].w, cases[i].r), LNET_OK);
+        lnet_config_set_causal(p.cfg, cases[i].causal);
+        for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+            for (int a = 0; a < 3; a++)
+                check_same(ctx, &p, lists[l], (lnet_algorithm)a, cases[i].w);
+        free_problem(&p);
+    }
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(calibrated_weights)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(2, NULL, &book);
+    rng r = {7};
+    problem p;
+    make_problem(&p, &r, 1, 512, 2, 16);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "64,256", "1,4"), LNET_OK);
+    check_same(ctx, &p, "cpu,faulty:0", LNET_ALGORITHM_AUTO, "calibrated");
+    char *plan = NULL;
+    lnet_run_options o = {.size = sizeof o, .device = "cpu,faulty:0"};
+    ck_assert_int_eq(lnet_attention_explain(ctx, p.cfg, 1, 512, 2, 16, &o, &plan), LNET_OK);
+    ck_assert_ptr_nonnull(strstr(plan, "cpu:0"));
+    ck_assert_ptr_nonnull(strstr(plan, "faulty:0"));
+    lnet_free(plan);
+    free_problem(&p);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+/* Failover: device `_i` of three fails on its first or second job; the
+ * answer is still exact and a warning names the device and the error. */
+START_TEST(failover_each_position)
+{
+    for (int k = 1; k <= 2; k++) {
+        char fail[32];
+        snprintf(fail, sizeof fail, "%d:%d", _i, k);
+        logbook book = {0};
+        lnet_context *ctx = make_context(3, fail, &book);
+        rng r = {100 + (uint64_t)_i};
+        problem p;
+        make_problem(&p, &r, 2, 400, 3, 8);
+        ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,128,400", "1,2,4"), LNET_OK);
+        lnet_config_set_causal(p.cfg, k == 1);
+        check_same(ctx, &p, "faulty:0=1,faulty:1=1,faulty:2=1", LNET_ALGORITHM_AUTO, fail);
+        char name[32];
+        snprintf(name, sizeof name, "faulty:%d", _i);
+        ck_assert_int_ge(book.warnings, 1);
+        ck_assert_msg(strstr(book.last, name) && strstr(book.last, "injected failure") &&
+                          strstr(book.last, "re-planned"),
+                      "warning: %s", book.last);
+        free_problem(&p);
+        lnet_context_free(ctx);
+    }
+}
+END_TEST
+
+START_TEST(every_device_fails)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(2, "0:1,1:1", &book);
+    rng r = {9};
+    problem p;
+    make_problem(&p, &r, 1, 256, 2, 8);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,256", "1,2"), LNET_OK);
+    lnet_tensor *o, *l;
+    lnet_status st = run(ctx, &p, "faulty:0=1,faulty:1=1", LNET_ALGORITHM_AUTO, &o, &l);
+    ck_assert_int_eq(st, LNET_ERR_DEVICE);
+    ck_assert_msg(strstr(lnet_last_error(), "injected failure") &&
+                      strstr(lnet_last_error(), "no device is left"),
+                  "%s", lnet_last_error());
+    lnet_tensor_free(o);
+    lnet_tensor_free(l);
+    free_problem(&p);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+START_TEST(device_lists_refused)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(1, NULL, &book);
+    rng r = {3};
+    problem p;
+    make_problem(&p, &r, 1, 64, 1, 4);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "16", "1"), LNET_OK);
+    static const struct { const char *list, *text; } bad[] = {
+        {"cpu,,faulty:0", "entry 2 is empty"},
+        {"cpu=abc", "weight 'abc'"},
+        {"cpu=0,faulty:0=1", "weight '0'"},
+        {"cpu=1,faulty:0", "every device or to none"},
+        {"cpu,tpu", "unknown device 'tpu'"},
+        {"cpu,faulty:5", "'faulty:5' does not exist"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lnet_tensor *o, *l;
+        ck_assert_int_ne(run(ctx, &p, bad[i].list, LNET_ALGORITHM_AUTO, &o, &l), LNET_OK);
+        ck_assert_msg(strstr(lnet_last_error(), bad[i].text), "%s: %s", bad[i].list,
+                      lnet_last_error());
+        lnet_tensor_free(o);
+        lnet_tensor_free(l);
+    }
+    lnet_algorithm a;
+    ck_assert_int_eq(lnet_algorithm_parse("ring", &a), LNET_OK);
+    ck_assert_int_eq(a, LNET_ALGORITHM_RING);
+    ck_assert_int_eq(lnet_algorithm_parse("spiral", &a), LNET_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lnet_last_error(), "'spiral'"));
+    free_problem(&p);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+/* The bytes a device exchanges per level are O(w/r): the same at N = 256K
+ * and N = 4M for a fixed configuration (the plan alone, nothing runs). */
+static char *bytes_section(lnet_context *ctx, lnet_config *cfg, int64_t N)
+{
+    char *plan = NULL;
+    lnet_run_options o = {.size = sizeof o, .device = "cpu=1,cpu=1,cpu=1"};
+    ck_assert_msg(lnet_attention_explain(ctx, cfg, 1, N, 1, 64, &o, &plan) == LNET_OK, "%s",
+                  lnet_last_error());
+    char *s = strstr(plan, "bytes per device");
+    ck_assert_ptr_nonnull(s);
+    char *copy = strdup(s);
+    lnet_free(plan);
+    return copy;
+}
+
+START_TEST(bytes_independent_of_n)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(1, NULL, &book);
+    lnet_config *cfg;
+    ck_assert_int_eq(lnet_config_create(&cfg), LNET_OK);
+    ck_assert_int_eq(lnet_config_parse_levels(cfg, "2048,8192,32768,131072", "1,4,16,64"),
+                     LNET_OK);
+    for (int causal = 0; causal <= 1; causal++) {
+        lnet_config_set_causal(cfg, causal);
+        char *a = bytes_section(ctx, cfg, 262144), *b = bytes_section(ctx, cfg, 4194304);
+        ck_assert_msg(strcmp(a, b) == 0, "N=256K:\n%s\nN=4M:\n%s", a, b);
+        ck_assert_ptr_null(strstr(a, "receives 0 B, sends 0 B")); /* something moves */
+        free(a);
+        free(b);
+    }
+    lnet_config_free(cfg);
+    lnet_context_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("scheduler");
+    TCase *tc = tcase_create("scheduler");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, random_configurations, 0, 4);
+    tcase_add_test(tc, edge_cases);
+    tcase_add_test(tc, calibrated_weights);
+    tcase_add_loop_test(tc, failover_each_position, 0, 3);
+    tcase_add_test(tc, every_device_fails);
+    tcase_add_test(tc, device_lists_refused);
+    tcase_add_test(tc, bytes_independent_of_n);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
