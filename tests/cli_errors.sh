@@ -127,6 +127,15 @@ check "a failed gen leaves --out untouched" cmp existing.npy existing.orig
 check "no temporary files are left beside the outputs" \
     test -z "$(ls -A | grep -v -e '\.npy$' -e '\.orig$' -e '^stdout$' -e '^stderr$' -e '^check.log$')"
 
+# ------------------------------------------------------------ device lists
+run_bad "entry 2 is empty" $LEVELS --device cpu,,cpu --out o.npy
+run_bad "weight 'fast'" $LEVELS --device cpu=fast --out o.npy
+run_bad "weight '-1'" $LEVELS --device cpu=-1,cpu=1 --out o.npy
+run_bad "every device or to none" $LEVELS --device cpu=1,cpu --out o.npy
+run_bad "'tpu'" $LEVELS --device cpu,tpu --out o.npy
+run_bad "'spiral'" $LEVELS --device cpu,cpu --algorithm spiral --out o.npy
+check "no output was written by refused device lists" test ! -e o.npy
+
 # ------------------------------------------------------ outputs vs. inputs
 cp q.npy q.orig
 run_bad "q.npy" $LEVELS --out q.npy

@@ -109,6 +109,19 @@ for kernel in $kernels; do
         --out "ok_$kernel.npy" --quiet
 done
 
+# ------------------------------------------------ several devices, one sequence
+# The CPU device listed twice is two workers (run one after the other); the
+# split answer equals the one-device answer within float rounding, so only
+# the sizes are compared here (test_scheduler compares the values).
+expect_ok "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --causal \
+    --device cpu=1,cpu=2 --algorithm gather --explain --out om.npy
+check "a device list runs and writes O" npy_ok om.npy $((B * N * H * D))
+check "--explain prints the chunks" grep -q "rows \\[0, " "$out"
+check "--explain prints the bytes per device" grep -q "bytes per device" "$out"
+expect_ok "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device cpu,cpu \
+    --algorithm ring --out or.npy --quiet
+check "a calibrated device list with ring attention runs" npy_ok or.npy $((B * N * H * D))
+
 # ------------------------------------------------------------ golden case
 golden="${LONGNET_GOLDEN_DIR:-}/basic"
 if test -n "${LONGNET_GOLDEN_DIR:-}" && test -f "$golden/q.npy"; then

@@ -250,6 +250,9 @@ static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
         char spec[128];
         snprintf(spec, sizeof spec, "%.*s", (int)(len < sizeof spec ? len : sizeof spec - 1), p);
         spec[strcspn(spec, "=")] = '\0';
+        p = comma ? comma + 1 : NULL;
+        if (!spec[0])
+            continue; /* the library names a malformed list precisely */
         lnet_device_info d;
         int index;
         if (lnet_context_find_device(ctx, spec, &index) != LNET_OK) {
@@ -270,7 +273,6 @@ static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
         if (first)
             *dev = d;
         first = 0;
-        p = comma ? comma + 1 : NULL;
     }
     return -1;
 }
