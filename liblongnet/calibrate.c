@@ -21,6 +21,8 @@ static int64_t calibration_rows(const lnet_graph *g)
     for (int k = 1; k < g->n_nodes; k++)
         if (g->nodes[k].segment < smallest)
             smallest = g->nodes[k].segment;
+    if (smallest >= g->rows / 4)
+        return g->rows;
     int64_t n = smallest > 1024 ? 4 * smallest : 4096;
     return n < g->rows ? n : g->rows;
 }

@@ -207,7 +207,7 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
     /* Too few aligned blocks for the devices (dense attention: one segment
      * of every row): split finer and let the spanning segments be
      * exchanged; ring attention exists for exactly this. */
-    if ((hi - lo + p->align - 1) / p->align < n) {
+    if (lnet_ceil_div(hi - lo, p->align) < n) {
         int64_t per = (hi - lo) / n;
         p->align = per >= 64 ? 64 : 1;
         p->fine = 1;
@@ -222,7 +222,7 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
     double total = 0;
     for (int i = 0; i < n; i++)
         total += specs[i].weight;
-    const int64_t units = (hi - lo + p->align - 1) / p->align;
+    const int64_t units = lnet_ceil_div(hi - lo, p->align);
     double cum = 0;
     int64_t prev = lo;
     for (int i = 0; i < n; i++) {
@@ -352,7 +352,7 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
         if (w->begin == w->end)
             put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
                 name, w->weight, 100.0 * w->weight / total, (long long)g->rows,
-                (long long)((g->rows + p->align - 1) / p->align), (long long)p->align);
+                (long long)lnet_ceil_div(g->rows, p->align), (long long)p->align);
         else
             put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
                 w->weight, 100.0 * w->weight / total, (long long)w->begin, (long long)w->end,

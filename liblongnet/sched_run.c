@@ -198,9 +198,9 @@ static lnet_status run_gather(lnet_device *dev, const lnet_plan *p, const lnet_w
         const int64_t first = start + lnet_head_offset(g->offsets, h, H, r);
         if (first >= end)
             continue;
-        const int64_t m = (end - first + r - 1) / r;
-        const int64_t jq_lo = w->begin > first ? (w->begin - first + r - 1) / r : 0;
-        int64_t jq_hi = w->end > first ? (w->end - first + r - 1) / r : 0;
+        const int64_t m = lnet_ceil_div(end - first, r);
+        const int64_t jq_lo = w->begin > first ? lnet_ceil_div(w->begin - first, r) : 0;
+        int64_t jq_hi = w->end > first ? lnet_ceil_div(w->end - first, r) : 0;
         if (jq_hi > m)
             jq_hi = m;
         if (jq_lo >= jq_hi)

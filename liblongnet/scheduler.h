@@ -87,11 +87,18 @@ lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lne
                                lnet_algorithm algorithm, const char *kernel, const float *q,
                                const float *k, const float *v, float *out, float *lse);
 
-/* Head offset of head h at dilation r (DESIGN §1). */
+/* ceil(a / b) for a >= 0, b >= 1, without forming a + b - 1 (segment
+ * lengths and dilations may be near INT64_MAX). */
+static inline int64_t lnet_ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* Head offset of head h at dilation r (DESIGN §1); always < heads. */
 static inline int64_t lnet_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
 {
     if (offsets == LNET_OFFSETS_GROUPED)
-        return h / ((heads + r - 1) / r);
+        return h / lnet_ceil_div(heads, r);
     return h % r;
 }
 
@@ -102,8 +109,8 @@ static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, 
         lo = first;
     if (hi <= lo)
         return 0;
-    int64_t j_lo = (lo - first + r - 1) / r;
-    int64_t j_hi = (hi - first + r - 1) / r;
+    int64_t j_lo = lnet_ceil_div(lo - first, r);
+    int64_t j_hi = lnet_ceil_div(hi - first, r);
     return j_hi - j_lo;
 }
 
