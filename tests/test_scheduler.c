@@ -13,23 +13,7 @@
 #include <string.h>
 
 #include "longnet.h"
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t next(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int64_t between(rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(next(r) % (uint64_t)(hi - lo + 1));
-}
+#include "multidev.h"
 
 typedef struct logbook {
     int warnings;
@@ -67,75 +51,6 @@ static lnet_context *make_context(int devices, const char *fail, logbook *book)
     return ctx;
 }
 
-typedef struct problem {
-    int64_t shape[4];
-    lnet_tensor *q, *k, *v;
-    lnet_config *cfg;
-} problem;
-
-static void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D)
-{
-    int64_t s[4] = {B, N, H, D};
-    memcpy(p->shape, s, sizeof s);
-    lnet_tensor **t[3] = {&p->q, &p->k, &p->v};
-    for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(lnet_tensor_create(4, s, t[i]), LNET_OK);
-        float *d = lnet_tensor_data(*t[i]);
-        for (size_t j = 0; j < lnet_tensor_numel(*t[i]); j++)
-            d[j] = (float)((double)(next(r) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-    }
-    ck_assert_int_eq(lnet_config_create(&p->cfg), LNET_OK);
-}
-
-static void free_problem(problem *p)
-{
-    lnet_tensor_free(p->q);
-    lnet_tensor_free(p->k);
-    lnet_tensor_free(p->v);
-    lnet_config_free(p->cfg);
-}
-
-/* Runs on `devices` and returns the status; out/lse filled. */
-static lnet_status run(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
-                       lnet_tensor **out, lnet_tensor **lse)
-{
-    int64_t ls[3] = {p->shape[0], p->shape[2], p->shape[1]};
-    ck_assert_int_eq(lnet_tensor_create(4, p->shape, out), LNET_OK);
-    ck_assert_int_eq(lnet_tensor_create(3, ls, lse), LNET_OK);
-    lnet_run_options o = {.size = sizeof o, .device = devices, .algorithm = algo};
-    return lnet_attention_forward(ctx, p->cfg, p->q, p->k, p->v, *out, *lse, &o);
-}
-
-static double max_diff(const lnet_tensor *a, const lnet_tensor *b)
-{
-    double m = 0;
-    const float *x = lnet_tensor_cdata(a), *y = lnet_tensor_cdata(b);
-    for (size_t i = 0; i < lnet_tensor_numel(a); i++) {
-        double d = fabs((double)x[i] - (double)y[i]);
-        if (!(d <= m))
-            m = d; /* NaN propagates */
-    }
-    return m;
-}
-
-/* The one-device answer and the multi-device one agree within 1e-5. */
-static void check_same(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
-                       const char *what)
-{
-    lnet_tensor *o1, *l1, *o2, *l2;
-    ck_assert_msg(run(ctx, p, "cpu", LNET_ALGORITHM_AUTO, &o1, &l1) == LNET_OK, "%s",
-                  lnet_last_error());
-    lnet_status st = run(ctx, p, devices, algo, &o2, &l2);
-    ck_assert_msg(st == LNET_OK, "%s on %s: %s", what, devices, lnet_last_error());
-    double eo = max_diff(o1, o2), el = max_diff(l1, l2);
-    ck_assert_msg(eo <= 1e-5 && el <= 1e-5, "%s on %s (algorithm %d): out %g, lse %g", what,
-                  devices, (int)algo, eo, el);
-    lnet_tensor_free(o1);
-    lnet_tensor_free(l1);
-    lnet_tensor_free(o2);
-    lnet_tensor_free(l2);
-}
-
 static const char *const lists[] = {
     "cpu=1,faulty:0=1",
     "faulty:0=1,cpu=3",
@@ -151,19 +66,19 @@ START_TEST(random_configurations)
     rng r = {0x5eed0000u + (uint64_t)_i};
     for (int c = 0; c < 8; c++) {
         problem p;
-        int64_t N = between(&r, 1, 600);
-        make_problem(&p, &r, between(&r, 1, 2), N, between(&r, 1, 4),
-                     (int64_t[]){4, 16, 32}[between(&r, 0, 2)]);
-        int levels = (int)between(&r, 1, 3);
-        int dense = (int)between(&r, 0, levels - 1);
+        int64_t N = rng_between(&r, 1, 600);
+        make_problem(&p, &r, rng_between(&r, 1, 2), N, rng_between(&r, 1, 4),
+                     (int64_t[]){4, 16, 32}[rng_between(&r, 0, 2)]);
+        int levels = (int)rng_between(&r, 1, 3);
+        int dense = (int)rng_between(&r, 0, levels - 1);
         for (int l = 0; l < levels; l++) {
-            int64_t w = between(&r, 1, 2 * N + 3);
-            int64_t d = l == dense ? 1 : between(&r, 1, w < 9 ? w : 9);
+            int64_t w = rng_between(&r, 1, 2 * N + 3);
+            int64_t d = l == dense ? 1 : rng_between(&r, 1, w < 9 ? w : 9);
             ck_assert_int_eq(lnet_config_add_level(p.cfg, w, d), LNET_OK);
         }
-        lnet_config_set_causal(p.cfg, (int)between(&r, 0, 1));
-        lnet_config_set_offsets(p.cfg, (lnet_offsets)between(&r, 0, 1));
-        const char *list = lists[between(&r, 0, 4)];
+        lnet_config_set_causal(p.cfg, (int)rng_between(&r, 0, 1));
+        lnet_config_set_offsets(p.cfg, (lnet_offsets)rng_between(&r, 0, 1));
+        const char *list = lists[rng_between(&r, 0, 4)];
         for (int a = 0; a < 3; a++)
             check_same(ctx, &p, list, (lnet_algorithm)a, "random case");
         free_problem(&p);

@@ -1,0 +1,36 @@
+/* multidev.h — helpers shared by the multi-device tests (test_scheduler,
+ * test_scheduler_opencl). */
+#ifndef LNET_TEST_MULTIDEV_H
+#define LNET_TEST_MULTIDEV_H
+
+#include <stdint.h>
+
+#include "longnet.h"
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+uint64_t rng_next(rng *r);
+int64_t rng_between(rng *r, int64_t lo, int64_t hi); /* inclusive */
+
+/* Random Q, K, V in [-1, 1) of shape [B, N, H, D] and an empty config. */
+typedef struct problem {
+    int64_t shape[4];
+    lnet_tensor *q, *k, *v;
+    lnet_config *cfg;
+} problem;
+
+void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D);
+void free_problem(problem *p);
+
+/* Runs on `devices`; out and lse are created (the caller frees them). */
+lnet_status run(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
+                lnet_tensor **out, lnet_tensor **lse);
+double max_diff(const lnet_tensor *a, const lnet_tensor *b);
+
+/* Asserts (Check) that `devices` gives the "cpu" answer within 1e-5. */
+void check_same(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
+                const char *what);
+
+#endif /* LNET_TEST_MULTIDEV_H */
