@@ -257,6 +257,46 @@ START_TEST(bytes_independent_of_n)
 }
 END_TEST
 
+/* LONGNET_CPU_DEVICES=2 shares the cores out into two CPU devices, which
+ * split a sequence like any other pair; a bad count refuses the backend. */
+START_TEST(cpu_backend_as_two_devices)
+{
+    setenv("LONGNET_CPU_DEVICES", "2", 1);
+    logbook book = {0};
+    lnet_context *ctx = make_context(1, NULL, &book);
+    unsetenv("LONGNET_CPU_DEVICES");
+    int i0, i1;
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:0", &i0), LNET_OK);
+    ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:1", &i1), LNET_OK);
+    lnet_device_info d0, d1;
+    lnet_context_device(ctx, i0, &d0);
+    lnet_context_device(ctx, i1, &d1);
+    ck_assert_int_ge(d0.compute_units, 1);
+    ck_assert_int_ge(d1.compute_units, 1);
+    rng r = {21};
+    problem p;
+    make_problem(&p, &r, 1, 500, 2, 16);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "50,100,500", "1,2,5"), LNET_OK);
+    lnet_config_set_causal(p.cfg, 1);
+    for (int a = 0; a < 3; a++)
+        check_same(ctx, &p, "cpu:0=1,cpu:1=1", (lnet_algorithm)a, "two CPU devices");
+    check_same(ctx, &p, "cpu:1,cpu:0", LNET_ALGORITHM_AUTO, "two calibrated CPU devices");
+    free_problem(&p);
+    lnet_context_free(ctx);
+
+    setenv("LONGNET_CPU_DEVICES", "0", 1);
+    book.warnings = 0;
+    lnet_context_options o = {.size = sizeof o, .log = on_log, .log_user = &book};
+    ck_assert_int_eq(lnet_context_create(&o, &ctx), LNET_OK);
+    unsetenv("LONGNET_CPU_DEVICES");
+    int idx;
+    ck_assert_int_ne(lnet_context_find_device(ctx, "cpu", &idx), LNET_OK);
+    ck_assert_msg(book.warnings >= 1 && strstr(book.last, "LONGNET_CPU_DEVICES = '0'"), "%s",
+                  book.last);
+    lnet_context_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("scheduler");
@@ -269,6 +309,7 @@ int main(void)
     tcase_add_test(tc, every_device_fails);
     tcase_add_test(tc, device_lists_refused);
     tcase_add_test(tc, bytes_independent_of_n);
+    tcase_add_test(tc, cpu_backend_as_two_devices);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

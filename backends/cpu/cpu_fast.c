@@ -55,7 +55,7 @@ static int parse_threads(const char *text, const char *origin, int *threads)
     return LNET_PLUGIN_OK;
 }
 
-int cpu_fast_create(const char *simd, const char *threads, cpu_fast **out)
+int cpu_fast_create(const char *simd, const char *threads, int default_threads, cpu_fast **out)
 {
     *out = NULL;
     const char *simd_origin = "device option simd";
@@ -81,8 +81,8 @@ int cpu_fast_create(const char *simd, const char *threads, cpu_fast **out)
         if (st)
             return st;
     } else {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cores < 1 ? 1 : cores > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)cores;
+        n = default_threads < 1 ? 1 : default_threads > CPU_MAX_THREADS ? CPU_MAX_THREADS
+                                                                        : default_threads;
     }
 
     cpu_fast *f = calloc(1, sizeof *f);

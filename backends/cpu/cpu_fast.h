@@ -15,7 +15,9 @@ typedef struct cpu_fast cpu_fast;
  * LONGNET_CPU_THREADS are used, and without those the best SIMD path and
  * all online cores. A bad value is LNET_PLUGIN_ERR_INVALID naming it; a
  * SIMD path this CPU cannot run is LNET_PLUGIN_ERR_UNSUPPORTED. */
-int cpu_fast_create(const char *simd, const char *threads, cpu_fast **out);
+/* threads: the device option, else LONGNET_CPU_THREADS, else
+ * default_threads (the device's share of the cores). */
+int cpu_fast_create(const char *simd, const char *threads, int default_threads, cpu_fast **out);
 void cpu_fast_free(cpu_fast *fast);
 
 const char *cpu_fast_simd(const cpu_fast *fast); /* "avx512", "avx2", "generic" */

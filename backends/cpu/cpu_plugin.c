@@ -98,11 +98,43 @@ typedef struct cpu_buffer {
     int owned; /* 0: wraps host memory the caller keeps */
 } cpu_buffer;
 
+/* The host is one device, or, with LONGNET_CPU_DEVICES=K, K devices that
+ * share the cores out (as NUMA nodes or sockets would be): each takes its
+ * share of the threads, so that the scheduler can split one sequence over
+ * them. Read at probe; every device index below is checked against it. */
+static int cpu_n_devices = 1;
+
+static int cpu_online_cores(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > 1024 ? 1024 : (int)cores;
+}
+
+/* Device i's share of the cores: an even split, the first ones taking the
+ * remainder. */
+static int cpu_device_cores(int index)
+{
+    int cores = cpu_online_cores();
+    return cores / cpu_n_devices + (index < cores % cpu_n_devices);
+}
+
 static int cpu_probe(int *n_devices)
 {
     if (!n_devices)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu probe: n_devices is NULL");
-    *n_devices = 1;
+    const char *env = getenv("LONGNET_CPU_DEVICES");
+    cpu_n_devices = 1;
+    if (env && env[0]) {
+        char *end = NULL;
+        long n = strtol(env, &end, 10);
+        if (*end || n < 1 || n > cpu_online_cores())
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu probe: LONGNET_CPU_DEVICES = '%.40s' is not a number of devices "
+                            "from 1 to the %d online cores",
+                            env, cpu_online_cores());
+        cpu_n_devices = (int)n;
+    }
+    *n_devices = cpu_n_devices;
     return LNET_PLUGIN_OK;
 }
 
@@ -113,10 +145,11 @@ static void cpu_shutdown(void)
 
 static int cpu_check_index(const char *what, int index)
 {
-    if (index != 0)
+    if (index < 0 || index >= cpu_n_devices)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu %s: device index %d does not exist (the cpu backend has one device, index 0)",
-                        what, index);
+                        "cpu %s: device index %d does not exist (the cpu backend has %d device(s), "
+                        "LONGNET_CPU_DEVICES)",
+                        what, index, cpu_n_devices);
     return LNET_PLUGIN_OK;
 }
 
@@ -172,8 +205,12 @@ static int cpu_describe(int index, lnet_plugin_device_desc *desc)
     if (pages > 0 && page_size > 0 && (uint64_t)pages <= UINT64_MAX / (uint64_t)page_size)
         desc->memory_bytes = (uint64_t)pages * (uint64_t)page_size;
 
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    desc->compute_units = (cores > 0 && cores <= 1L << 30) ? (int)cores : 1;
+    desc->compute_units = cpu_device_cores(index);
+    if (cpu_n_devices > 1) {
+        name_len = strlen(desc->name);
+        snprintf(desc->name + name_len, sizeof desc->name - name_len, ", %d of %d cores",
+                 desc->compute_units, cpu_online_cores());
+    }
 
     cpu_kernel_list(desc->kernels, sizeof desc->kernels);
     /* Both kernels ("fast", "reference") honour the row windows. */
@@ -250,7 +287,7 @@ static int cpu_open(int index, const char *options, void **device)
     dev->index = index;
     /* Options win over LONGNET_CPU_SIMD / LONGNET_CPU_THREADS. */
     st = cpu_fast_create(opt.has_simd ? opt.simd : NULL, opt.has_threads ? opt.threads : NULL,
-                         &dev->fast);
+                         cpu_device_cores(index), &dev->fast);
     if (st) {
         free(dev);
         return st;
