@@ -89,7 +89,8 @@ void bench_usage(FILE *out);
 /* ------------------------------------------------------------------ machine */
 
 typedef struct bench_device {
-    char spec[BENCH_NAME_LEN];    /* "cpu:0" */
+    char spec[BENCH_NAME_LEN];    /* "cpu:0", or a group "cpu:0+opencl:0" */
+    char run_spec[BENCH_NAME_LEN]; /* for lnet_run_options.device: "cpu:0,opencl:0" */
     char backend[BENCH_NAME_LEN];
     int index;
     char name[BENCH_TEXT_LEN];
@@ -133,6 +134,11 @@ void bench_machine_finish(bench_machine *m); /* the closing load average */
 /* Resolves a device spec ("opencl", "cpu:0") against the enumerated
  * devices; -1 with a message in err when none matches. */
 int bench_machine_find(const bench_machine *m, const char *spec, char *err, size_t len);
+
+/* Adds a device for every group of --device ("cpu:0+opencl:0": one sequence
+ * split over those devices by the scheduler, weights by calibration);
+ * 0, or -1 with a message in err naming the bad member. */
+int bench_machine_add_groups(bench_machine *m, const char *devices, char *err, size_t len);
 
 /* --------------------------------------------------------------- roofline */
 

@@ -147,7 +147,7 @@ void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *
 {
     (void)o;
     static cell_answer a;
-    cell_job job = { .cell = c, .device = m->devices[c->device].spec, .kernel = c->kernel,
+    cell_job job = { .cell = c, .device = m->devices[c->device].run_spec, .kernel = c->kernel,
                      .length = c->length, .levels = &c->levels, .batch = c->batch };
     double t0 = bench_now();
     int rc = run_job(&job, &a, &c->peak_rss_bytes, c->message, sizeof c->message);
@@ -302,7 +302,7 @@ void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options
         bench_cell shape = *c;
         shape.repeats = 1;
         shape.warmups = 0;
-        cell_job job = { .cell = &shape, .device = d->spec, .kernel = c->kernel,
+        cell_job job = { .cell = &shape, .device = d->run_spec, .kernel = c->kernel,
                          .compare_with = x->ref_path, .length = small,
                          .levels = &x->levels, .batch = 1 };
         static cell_answer a;

@@ -119,6 +119,7 @@ static void parse_enumeration(bench_machine *m, char *text)
             snprintf(d->backend, sizeof d->backend, "%s", f[1]);
             d->index = atoi(f[2]);
             snprintf(d->spec, sizeof d->spec, "%.100s:%d", f[1], d->index);
+            memcpy(d->run_spec, d->spec, sizeof d->run_spec);
             snprintf(d->name, sizeof d->name, "%s", f[3]);
             snprintf(d->kind, sizeof d->kind, "%s", f[4]);
             d->memory_bytes = strtoull(f[5], NULL, 10);
@@ -216,8 +217,77 @@ void bench_machine_finish(bench_machine *m)
     m->load_end = load_average();
 }
 
+/* 1 if `name` is an entry of the comma-separated `list`. */
+static int has_kernel(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = p[len] ? p + len + 1 : p + len;
+    }
+    return 0;
+}
+
+int bench_machine_add_groups(bench_machine *m, const char *devices, char *err, size_t len)
+{
+    for (const char *p = devices ? devices : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        char group[BENCH_NAME_LEN];
+        snprintf(group, sizeof group, "%.*s", (int)n, p);
+        p = p[n] ? p + n + 1 : p + n;
+        if (!strchr(group, '+') || m->ndevices >= BENCH_MAX_LIST)
+            continue;
+        bench_device g;
+        memset(&g, 0, sizeof g);
+        snprintf(g.spec, sizeof g.spec, "%s", group);
+        snprintf(g.backend, sizeof g.backend, "group");
+        snprintf(g.kind, sizeof g.kind, "group");
+        int members = 0;
+        for (char *save = NULL, *tok = strtok_r(group, "+", &save); tok;
+             tok = strtok_r(NULL, "+", &save)) {
+            int d = bench_machine_find(m, tok, err, len);
+            if (d < 0)
+                return -1;
+            const bench_device *md = &m->devices[d];
+            size_t used = strlen(g.run_spec);
+            snprintf(g.run_spec + used, sizeof g.run_spec - used, "%s%s", used ? "," : "",
+                     md->spec);
+            used = strlen(g.name);
+            snprintf(g.name + used, sizeof g.name - used, "%s%s", used ? " + " : "split over ",
+                     md->spec);
+            g.memory_bytes += md->memory_bytes;
+            g.compute_units += md->compute_units;
+            if (members++ == 0) {
+                snprintf(g.kernels, sizeof g.kernels, "%s", md->kernels);
+            } else {
+                /* Only the kernels every member has. */
+                char keep[BENCH_TEXT_LEN] = "";
+                for (const char *k = g.kernels; *k;) {
+                    size_t kl = strcspn(k, ",");
+                    if (has_kernel(md->kernels, k, kl)) {
+                        size_t u = strlen(keep);
+                        snprintf(keep + u, sizeof keep - u, "%s%.*s", u ? "," : "", (int)kl, k);
+                    }
+                    k = k[kl] ? k + kl + 1 : k + kl;
+                }
+                snprintf(g.kernels, sizeof g.kernels, "%s", keep);
+            }
+        }
+        if (members < 2) {
+            snprintf(err, len, "--device group '%s' needs two devices or more", g.spec);
+            return -1;
+        }
+        m->devices[m->ndevices++] = g;
+    }
+    return 0;
+}
+
 int bench_machine_find(const bench_machine *m, const char *spec, char *err, size_t len)
 {
+    for (int i = 0; strchr(spec, '+') && i < m->ndevices; i++)
+        if (strcmp(m->devices[i].spec, spec) == 0)
+            return i; /* a group added by bench_machine_add_groups */
     /* The syntax of `longnet run --device`: BACKEND or BACKEND:INDEX. */
     char backend[BENCH_NAME_LEN];
     const char *colon = strchr(spec, ':');

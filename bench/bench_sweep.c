@@ -64,7 +64,8 @@ static int device_kernels(const bench_device *d, const char *want,
         snprintf(k, sizeof k, "%.*s", (int)len, p);
         int take;
         if (!want)
-            take = !(strcmp(d->backend, "cpu") == 0 && strcmp(k, "reference") == 0);
+            take = !((strcmp(d->backend, "cpu") == 0 || strcmp(d->backend, "group") == 0) &&
+                     strcmp(k, "reference") == 0);
         else
             take = strcmp(want, "all") == 0 || in_list(want, k);
         if (take && *k)

@@ -37,7 +37,14 @@ int main(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     rc = CLI_EXIT_FAIL;
-    if (bench_machine_describe(m) != 0 || bench_check_selection(&o, m) != 0)
+    char err[BENCH_TEXT_LEN];
+    if (bench_machine_describe(m) != 0)
+        goto done;
+    if (bench_machine_add_groups(m, o.devices, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        goto done;
+    }
+    if (bench_check_selection(&o, m) != 0)
         goto done;
     if (m->warnings[0])
         cli_warning("plugins: %s", m->warnings);

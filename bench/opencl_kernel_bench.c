@@ -14,7 +14,9 @@
  * figure is the best of --reps timed runs after one untimed warm-up (which
  * builds the programs). The plugin is driven through its table, as the
  * core drives it. Usage: bench/opencl_kernel_bench [--device I] [--rows N]
- * [--dim D] [--segment W] [--reps R] [--peak-gflops G] */
+ * [--dim D] [--segment W] [--reps R] [--peak-gflops G] [--kernel K]
+ * [--options S] (--kernel: only that kernel; --options: the device options,
+ * e.g. fused=tiled,tile_q=32). */
 #include <cblas.h>
 #include <clblast_c.h>
 #include <dlfcn.h>
@@ -163,13 +165,14 @@ static double bench_attention(attn *a, const char *kernel, int causal, int reps)
 int main(int argc, char **argv)
 {
     int device = 0, reps = 3;
+    const char *only = NULL, *options = NULL;
     int64_t N = 32768, D = 64, W = 2048;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0) {
             printf("usage: %s [--device I] [--rows N] [--dim D] [--segment W] [--reps R] "
-                   "[--peak-gflops G]\n",
+                   "[--peak-gflops G] [--kernel fused|gemm] [--options DEVICE_OPTIONS]\n",
                    argv[0]);
             return 0;
         } else if (v && strcmp(argv[i], "--device") == 0)
@@ -184,6 +187,10 @@ int main(int argc, char **argv)
             reps = atoi(v);
         else if (v && strcmp(argv[i], "--peak-gflops") == 0)
             peak = atof(v);
+        else if (v && strcmp(argv[i], "--kernel") == 0)
+            only = v;
+        else if (v && strcmp(argv[i], "--options") == 0)
+            options = v;
         else {
             fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", argv[0], argv[i]);
             return 2;
@@ -212,7 +219,7 @@ int main(int argc, char **argv)
     }
     lnet_plugin_device_desc desc;
     a.pl->describe(device, &desc);
-    if (a.pl->open(device, NULL, &a.dev)) {
+    if (a.pl->open(device, options, &a.dev)) {
         fprintf(stderr, "open: %s\n", a.pl->last_error());
         return 1;
     }
@@ -240,7 +247,7 @@ int main(int argc, char **argv)
            (long long)D, (long long)W);
     const char *kernels[2] = {"fused", strstr(desc.kernels, "gemm") ? "gemm" : NULL};
     for (int k = 0; k < 2; k++) {
-        if (!kernels[k])
+        if (!kernels[k] || (only && strcmp(only, kernels[k]) != 0))
             continue;
         for (int causal = 0; causal <= 1; causal++) {
             double g = bench_attention(&a, kernels[k], causal, reps);

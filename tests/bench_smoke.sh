@@ -60,6 +60,14 @@ bench_fail "dilation" 1 "$LONGNET_BENCH" --segments 64,128 --dilations 2,4
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu,tpu
 bench_fail "'turbo'" 1 "$LONGNET_BENCH" --device cpu --kernel turbo
 
+bench_fail "needs two devices" 1 "$LONGNET_BENCH" --device cpu+
+bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu+tpu
+
+# A group: one sequence split over two workers by the scheduler.
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --matrix $tiny --device cpu+cpu --csv g.csv
+check "a device group runs as one cell" sh -c "grep -c '^matrix,cpu+cpu,.*,ok,' g.csv | grep -qx 2"
+
 # ------------------------------------------------------------ a tiny matrix
 # shellcheck disable=SC2086
 expect_ok "$LONGNET_BENCH" --matrix $tiny --csv m.csv --json m.json
