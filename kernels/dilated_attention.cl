@@ -318,65 +318,71 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
 
 #if HEAD_DIM <= LNET_ROWS_MAX_DIM
 
+/* The LNET_KB keys of a block, spelled out: the score vectors, their
+ * probabilities and the key and value row pointers are then named values a
+ * compiler keeps in registers (PoCL did not unroll the loop over an array
+ * of them, and left the scores in memory: half the speed). */
+#define LNET_FOR_KB(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* Whether lane i (row j0 + i) takes key jk: below k_end and (causal) not
+ * after the lane's row; only the blocks at the diagonal or the end ask. */
+inline lnet_rmask lnet_key_ok(long jk, long k_end, long j0, int causal)
+{
+    if (jk >= k_end)
+        return (lnet_rmask)0;
+    if (!causal || jk <= j0)
+        return (lnet_rmask)(-1);
+    return LNET_LANES >= (lnet_rmask)(int)(jk - j0);
+}
+
 /* One block of LNET_KB keys from selected index jk0 for the lanes' rows
  * j0 + lane. `masked` (a constant where inlined) adds the checks the
  * blocks at the causal diagonal and past k_end need; other blocks are
- * valid for every lane. */
-inline void lnet_rows_block(__global const float *restrict k, __global const float *restrict v,
-                            long kbase, long sel_stride, long jk0, long k_end, long j0,
-                            int causal, int masked, const float *qt, float *acc, lnet_rvec *m,
-                            lnet_rvec *l)
+ * valid for every lane. Inlined always, so that `masked` folds away. */
+inline __attribute__((always_inline)) void
+lnet_rows_block(__global const float *restrict k, __global const float *restrict v, long kbase,
+                long sel_stride, long jk0, long k_end, long j0, int causal, int masked,
+                const float *qt, float *acc, lnet_rvec *m, lnet_rvec *l)
 {
-    __global const float *kp[LNET_KB];
-    __global const float *vp[LNET_KB];
-    for (int kk = 0; kk < LNET_KB; kk++) {
-        /* A key past k_end (masked below) reads the last valid row. */
-        const long jk = jk0 + kk < k_end ? jk0 + kk : k_end - 1;
-        kp[kk] = k + kbase + jk * sel_stride;
-        vp[kk] = v + kbase + jk * sel_stride;
-    }
+    /* A key past k_end (masked below) reads the last valid row instead. */
+#define LNET_PTRS(i)                                                              \
+    const long key##i = jk0 + i < k_end ? jk0 + i : k_end - 1;                    \
+    __global const float *kp##i = k + kbase + key##i * sel_stride;                \
+    __global const float *vp##i = v + kbase + key##i * sel_stride;                \
+    lnet_rvec s##i = (lnet_rvec)0.0f;
+    LNET_FOR_KB(LNET_PTRS)
+#undef LNET_PTRS
 
-    lnet_rvec s[LNET_KB];
-    for (int kk = 0; kk < LNET_KB; kk++)
-        s[kk] = (lnet_rvec)0.0f;
     for (int d = 0; d < HEAD_DIM; d++) {
         const lnet_rvec qd = lnet_rload(d, qt);
-        for (int kk = 0; kk < LNET_KB; kk++)
-            s[kk] = fma(qd, (lnet_rvec)kp[kk][d], s[kk]);
+#define LNET_SCORE(i) s##i = fma(qd, (lnet_rvec)kp##i[d], s##i);
+        LNET_FOR_KB(LNET_SCORE)
+#undef LNET_SCORE
     }
     if (masked) {
-        for (int kk = 0; kk < LNET_KB; kk++) {
-            const long jk = jk0 + kk;
-            /* Lane i (row j0 + i) takes key jk iff jk <= j0 + i (causal). */
-            const int rel = jk - j0 < 0 ? 0 : (int)(jk - j0);
-            lnet_rmask ok = causal ? LNET_LANES >= (lnet_rmask)rel : (lnet_rmask)(-1);
-            if (jk >= k_end)
-                ok = (lnet_rmask)0;
-            s[kk] = select((lnet_rvec)(-INFINITY), s[kk], ok);
-        }
+#define LNET_MASK(i) \
+    s##i = select((lnet_rvec)(-INFINITY), s##i, lnet_key_ok(jk0 + i, k_end, j0, causal));
+        LNET_FOR_KB(LNET_MASK)
+#undef LNET_MASK
     }
 
-    lnet_rvec mx = s[0];
-    for (int kk = 1; kk < LNET_KB; kk++)
-        mx = fmax(mx, s[kk]);
+    const lnet_rvec mx = fmax(fmax(fmax(s0, s1), fmax(s2, s3)), fmax(fmax(s4, s5), fmax(s6, s7)));
     const lnet_rvec m_new = fmax(*m, mx);
     /* A lane with no key yet (m_new = -inf) subtracts 0 instead, so that
      * its p and alpha are 0 rather than NaN. */
     const lnet_rvec m_use = select(m_new, (lnet_rvec)0.0f, m_new == (lnet_rvec)(-INFINITY));
     const lnet_rvec alpha = exp2(*m - m_use);
-    lnet_rvec p[LNET_KB];
-    lnet_rvec sum = (lnet_rvec)0.0f;
-    for (int kk = 0; kk < LNET_KB; kk++) {
-        p[kk] = exp2(s[kk] - m_use);
-        sum += p[kk];
-    }
-    *l = fma(*l, alpha, sum);
+#define LNET_P(i) const lnet_rvec p##i = exp2(s##i - m_use);
+    LNET_FOR_KB(LNET_P)
+#undef LNET_P
+    *l = fma(*l, alpha, ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)));
     *m = m_new;
 
     for (int d = 0; d < HEAD_DIM; d++) {
         lnet_rvec a = lnet_rload(d, acc) * alpha;
-        for (int kk = 0; kk < LNET_KB; kk++)
-            a = fma(p[kk], (lnet_rvec)vp[kk][d], a);
+#define LNET_PV(i) a = fma(p##i, (lnet_rvec)vp##i[d], a);
+        LNET_FOR_KB(LNET_PV)
+#undef LNET_PV
         lnet_rstore(a, d, acc);
     }
 }

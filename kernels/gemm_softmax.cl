@@ -5,57 +5,60 @@
  * (out, lse). Built in the same program as dilated_attention.cl (whose
  * HEAD_DIM it uses), so a device builds one program per head dimension. */
 
-/* Global size (n, count): row i of the n x n score matrix c of a batch of
- * `count` segments that all have n selected rows. */
+/* Global size (nq, count): row i of the nq x nk score matrix c of a batch
+ * of `count` segments that all have nq queries and nk keys. Causal: query
+ * i takes keys t <= i + diag (diag: the first query's selected index less
+ * the first key's). A row with no key gets P = 0 and lse = -inf, which the
+ * fold reads as "leave the row untouched". */
 __kernel void lnet_gemm_softmax(__global float *restrict scores,
-                                __global float *restrict branch_lse, const int n,
-                                const int causal)
+                                __global float *restrict branch_lse, const int nq, const int nk,
+                                const int causal, const long diag)
 {
     const int i = (int)get_global_id(0);
     const int c = (int)get_global_id(1);
-    if (i >= n)
+    if (i >= nq)
         return;
-    __global float *row = scores + ((long)c * n + i) * n;
-    /* Causal: row i attends keys 0..i, all of them selected rows. */
-    const int nk = causal ? i + 1 : n;
+    __global float *row = scores + ((long)c * nq + i) * nk;
+    long lim = causal ? i + diag + 1 : nk;
+    const int n = lim >= nk ? nk : (lim > 0 ? (int)lim : 0);
     float m = -INFINITY;
-    for (int j = 0; j < nk; j++)
+    for (int j = 0; j < n; j++)
         m = fmax(m, row[j]);
     float l = 0.0f;
-    for (int j = 0; j < nk; j++) {
+    for (int j = 0; j < n; j++) {
         const float p = exp(row[j] - m);
         row[j] = p;
         l += p;
     }
-    const float inv_l = 1.0f / l;
-    for (int j = 0; j < nk; j++)
+    const float inv_l = n > 0 ? 1.0f / l : 0.0f;
+    for (int j = 0; j < n; j++)
         row[j] *= inv_l;
-    for (int j = nk; j < n; j++)
+    for (int j = n; j < nk; j++)
         row[j] = 0.0f;
-    branch_lse[(long)c * n + i] = m + log(l);
+    branch_lse[(long)c * nq + i] = n > 0 ? m + log(l) : -INFINITY;
 }
 
-/* Global size (n, count): selected row j of segment c of the batch, whose
- * first selected row is first0 + c * w. Rows outside [row_begin, row_end)
- * are left alone (the GEMMs computed every selected row of the segment). */
+/* Global size (nq, count): query i of segment c of the batch, the selected
+ * row first0 + c*w + (j_lo + i)*r, which lies in the query window (q_rows
+ * rows from q_base). A query with no key (lse_i = -inf) is left alone. */
 __kernel void lnet_gemm_fold(__global const float *restrict branch_out,
                              __global const float *restrict branch_lse,
                              __global float *restrict out, __global float *restrict lse,
-                             const long N, const int H, const int b, const int h,
-                             const long first0, const long w, const long r, const int n,
-                             const long row_begin, const long row_end, const int init)
+                             const int H, const int b, const int h, const long first0,
+                             const long w, const long r, const int nq, const long j_lo,
+                             const long q_base, const long q_rows, const int init)
 {
-    const int j = (int)get_global_id(0);
+    const int i = (int)get_global_id(0);
     const int c = (int)get_global_id(1);
-    if (j >= n)
+    if (i >= nq)
         return;
-    const long qrow = first0 + c * w + j * r;
-    if (qrow < row_begin || qrow >= row_end)
+    const float lse_i = branch_lse[(long)c * nq + i];
+    if (lse_i == -INFINITY)
         return;
-    __global const float *o_i = branch_out + ((long)c * n + j) * HEAD_DIM;
-    const float lse_i = branch_lse[(long)c * n + j];
-    __global float *orow = out + (((long)b * N + qrow) * H + h) * HEAD_DIM;
-    __global float *lrow = lse + ((long)b * H + h) * N + qrow;
+    const long qrow = first0 + c * w + (j_lo + i) * r;
+    __global const float *o_i = branch_out + ((long)c * nq + i) * HEAD_DIM;
+    __global float *orow = out + (((long)b * q_rows + (qrow - q_base)) * H + h) * HEAD_DIM;
+    __global float *lrow = lse + ((long)b * H + h) * q_rows + (qrow - q_base);
     if (init) {
         for (int d = 0; d < HEAD_DIM; d++)
             orow[d] = o_i[d];

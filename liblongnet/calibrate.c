@@ -13,18 +13,26 @@
 #include "internal.h"
 #include "scheduler.h"
 
+/* The longest calibration run. Weights are relative speeds, which a run of
+ * this length measures as well as a longer one; without a bound a plan for
+ * a sequence of 2^40 rows (lnet_attention_explain) would first run the
+ * whole sequence on every device (test_hostile). */
+#define CALIBRATION_MAX_ROWS 16384
+
 /* Rows of the calibration run: a few of the smallest segments, at least
- * 4096, at most the sequence itself. */
+ * 4096, at most the sequence itself and CALIBRATION_MAX_ROWS. */
 static int64_t calibration_rows(const lnet_graph *g)
 {
     int64_t smallest = g->nodes[0].segment;
     for (int k = 1; k < g->n_nodes; k++)
         if (g->nodes[k].segment < smallest)
             smallest = g->nodes[k].segment;
-    if (smallest >= g->rows / 4)
-        return g->rows;
-    int64_t n = smallest > 1024 ? 4 * smallest : 4096;
-    return n < g->rows ? n : g->rows;
+    int64_t n = smallest >= g->rows / 4 ? g->rows
+              : smallest > 1024 ? (smallest > CALIBRATION_MAX_ROWS ? CALIBRATION_MAX_ROWS : 4 * smallest)
+              : 4096;
+    if (n > g->rows)
+        n = g->rows;
+    return n < CALIBRATION_MAX_ROWS ? n : CALIBRATION_MAX_ROWS;
 }
 
 /* FNV-1a over what decides a device's speed on this configuration. */
@@ -92,8 +100,15 @@ static lnet_status measure(lnet_context *ctx, const lnet_graph *full, int device
     lnet_graph g = *full;
     g.batch = 1;
     g.rows = rows;
-    const size_t n = (size_t)rows * (size_t)g.heads * (size_t)g.dim;
-    float *mem = calloc(4 * n + (size_t)rows * (size_t)g.heads, sizeof(float));
+    /* rows <= CALIBRATION_MAX_ROWS, but heads and dim are the caller's:
+     * every product is checked. */
+    size_t n, lse_n, total;
+    if (lnet_mul_size((size_t)rows, (size_t)g.heads, &lse_n) || lnet_mul_size(lse_n, (size_t)g.dim, &n) ||
+        lnet_mul_size(n, 4, &total) || lnet_add_size(total, lse_n, &total))
+        return lnet_fail(LNET_ERR_OVERFLOW,
+                         "calibration run of %lld rows x %lld heads x %lld dims does not fit in memory",
+                         (long long)rows, (long long)g.heads, (long long)g.dim);
+    float *mem = calloc(total, sizeof(float));
     if (!mem)
         return lnet_fail(LNET_ERR_NOMEM, "out of memory for the calibration run (%lld rows)",
                          (long long)rows);

@@ -50,6 +50,9 @@ lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context *
         free(ctx);
         return lnet_fail(LNET_ERR_NOMEM, "out of memory listing %d devices", total);
     }
+    /* describe, like probe, open and close, is called by one thread at a
+     * time (the SDK's promise), though contexts are made by many. */
+    lnet_plugins_lock();
     for (int i = 0; i < ctx->plugins.count; i++) {
         lnet_plugin_record *rec = &ctx->plugins.items[i];
         if (!rec->table)
@@ -82,6 +85,7 @@ lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context *
         }
         rec->n_devices = kept;
     }
+    lnet_plugins_unlock();
     *out = ctx;
     return LNET_OK;
 }
@@ -90,12 +94,14 @@ void lnet_context_free(lnet_context *ctx)
 {
     if (!ctx)
         return;
+    lnet_plugins_lock(); /* close: one thread at a time (the SDK's promise) */
     for (int i = 0; i < ctx->n_devices; i++) {
         lnet_device *dev = &ctx->devices[i];
         if (dev->handle)
             dev->plugin->close(dev->handle);
         pthread_mutex_destroy(&dev->lock);
     }
+    lnet_plugins_unlock();
     free(ctx->devices);
     lnet_plugins_release(&ctx->plugins);
     free(ctx->cal);
@@ -224,7 +230,11 @@ lnet_status lnet_device_acquire(lnet_context *ctx, int i, lnet_device **out)
     lnet_device *dev = &ctx->devices[i];
     pthread_mutex_lock(&dev->lock);
     if (!dev->handle) {
+        /* open: one thread at a time across contexts (the SDK's promise);
+         * the registry lock is taken after the device's, never before. */
+        lnet_plugins_lock();
         int rc = dev->plugin->open(dev->backend_index, NULL, &dev->handle);
+        lnet_plugins_unlock();
         if (rc != 0 || !dev->handle) {
             dev->handle = NULL;
             lnet_status st = lnet_device_fail(dev, rc ? rc : LNET_ERR_DEVICE, "open");

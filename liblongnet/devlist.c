@@ -59,8 +59,11 @@ lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_d
     if (with_weight && with_weight != out->n)
         return lnet_fail(LNET_ERR_INVALID,
                          "device list '%s': give a weight to every device or to none", list);
-    out->weighted = with_weight > 0;
-    if (out->n == 1 && !out->weighted)
+    /* One device takes every row whatever its weight: it is never
+     * calibrated (that would run the configuration twice more, for
+     * nothing, on every new configuration). */
+    out->weighted = with_weight > 0 || out->n == 1;
+    if (out->n == 1 && !with_weight)
         out->items[0].weight = 1.0;
     return LNET_OK;
 }

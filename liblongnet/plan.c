@@ -219,15 +219,23 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
 
     /* Chunks in proportion to the weights, on multiples of the smallest
      * segment length (so that its segments never span devices). */
-    double total = 0;
+    /* Weights as fractions of the largest: weights near DBL_MAX would sum
+     * to infinity and make every share NaN (found by fuzz_parse). */
+    double top = 0, total = 0;
     for (int i = 0; i < n; i++)
-        total += specs[i].weight;
+        if (specs[i].weight > top)
+            top = specs[i].weight;
+    if (!(top > 0))
+        top = 1;
+    for (int i = 0; i < n; i++)
+        total += specs[i].weight / top;
     const int64_t units = lnet_ceil_div(hi - lo, p->align);
     double cum = 0;
     int64_t prev = lo;
     for (int i = 0; i < n; i++) {
-        cum += specs[i].weight;
-        int64_t u = i == n - 1 ? units : (int64_t)llround((double)units * cum / total);
+        cum += specs[i].weight / top;
+        const double share = cum / total;
+        int64_t u = i == n - 1 || !(share < 1) ? units : (int64_t)llround((double)units * share);
         int64_t b = u > (hi - lo) / p->align ? hi : lo + u * p->align;
         if (b > hi)
             b = hi;

@@ -48,6 +48,16 @@ static char *dup_str(const char *s)
     return d;
 }
 
+void lnet_plugins_lock(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+
+void lnet_plugins_unlock(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
 int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
 {
     if (!t) {

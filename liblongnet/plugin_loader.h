@@ -35,6 +35,12 @@ lnet_status lnet_plugins_load(lnet_plugin_list *list, const char *first_path,
                               int no_default_paths, lnet_log_fn log, void *log_user);
 void lnet_plugins_release(lnet_plugin_list *list);
 
+/* The registry's lock, for the calls the SDK promises a plugin are made
+ * from one thread at a time (probe, describe, open, close: longnet-plugin.h,
+ * Threading) when contexts are created, used and freed by several threads. */
+void lnet_plugins_lock(void);
+void lnet_plugins_unlock(void);
+
 /* Checks a plugin table returned by an entry point before any slot is
  * called: ABI version, size, required slots, name. 0 if acceptable, else -1
  * with the reason in `why`. */

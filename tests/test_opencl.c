@@ -6,10 +6,15 @@
  *  - every golden case (DESIGN §1), kernels "fused" and "gemm", within 1e-4;
  *  - randomized problems (fixed seeds) against the CPU backend's reference
  *    kernel, within 1e-4, both kernels; head dimensions 1..256;
- *  - the plugin driven directly: row ranges cut anywhere and folding from
- *    lse = -inf in reverse level order (as the scheduler will run it), tile
- *    overrides (results unchanged), refused options and oversized buffers
- *    with messages naming the value;
+ *  - the plugin driven directly, with both forms of the fused kernel
+ *    (fused=rows, fused=tiled) and the gemm path: row ranges cut anywhere
+ *    and folding from lse = -inf in reverse level order (as the scheduler
+ *    will run it); row windows — queries split into query windows, keys
+ *    into consecutive K/V windows folded one after another from
+ *    (out = 0, lse = -inf), as ring attention does — equal to one job
+ *    without windows within 1e-5; tile overrides (results unchanged);
+ *    refused options, windows and oversized buffers with messages naming
+ *    the value;
  *  - the program cache: a first run writes one entry, a second context's run
  *    reads it without rewriting it, and a garbage, truncated, wrong-key or
  *    corrupted entry is rebuilt (results still right, a valid file again);
@@ -285,6 +290,19 @@ END_TEST
 static void *ocl_module;
 static const lnet_plugin *ocl;
 
+/* The kernels the direct tests drive: both forms of the fused kernel (the
+ * device picks one by default; the options force each) and the gemm path. */
+typedef struct kconf {
+    const char *kernel, *options;
+} kconf;
+static const kconf kconfs[] = {
+    {"fused", "fused=rows"}, {"fused", "fused=tiled"}, {"gemm", NULL}};
+
+static int n_kconfs(void)
+{
+    return n_kernels > 1 ? 3 : 2;
+}
+
 /* The module the context loaded (dlopen gives the same copy back, with the
  * devices its probe found). */
 static void open_plugin(void)
@@ -386,9 +404,10 @@ START_TEST(chunked_rows_plugin)
     float *out = malloc(n4 * sizeof(float)), *lse = malloc(n3 * sizeof(float));
     ck_assert(out && lse);
 
-    void *dev = NULL;
-    ck_assert_msg(ocl->open(dev_i, NULL, &dev) == 0, "open: %s", ocl->last_error());
-    for (int kern = 0; kern < n_kernels; kern++) {
+    for (int kc = 0; kc < n_kconfs(); kc++) {
+        void *dev = NULL;
+        ck_assert_msg(ocl->open(dev_i, kconfs[kc].options, &dev) == 0, "open: %s",
+                      ocl->last_error());
         /* From (out = 0, lse = -inf), every level folded, last level first,
          * each level's rows cut into random chunks (empty ones included). */
         for (size_t i = 0; i < n4; i++)
@@ -398,7 +417,7 @@ START_TEST(chunked_rows_plugin)
         dbufs b = upload_all(dev, &p, out, lse);
         uint64_t s = c.seed;
         for (int level = c.L - 1; level >= 0; level--) {
-            lnet_segment_job job = make_job(&p, &b, level, kernels[kern]);
+            lnet_segment_job job = make_job(&p, &b, level, kconfs[kc].kernel);
             int64_t at = 0;
             while (at < c.N) {
                 int64_t left = c.N - at;
@@ -410,16 +429,175 @@ START_TEST(chunked_rows_plugin)
             }
         }
         download_free(dev, &b, &p, out, lse);
+        ocl->close(dev);
         double eo = max_err(out, want_o, n4), el = max_err(lse, want_l, n3);
         ck_assert_msg(eo <= TOL && el <= TOL,
-                      "%s, %s: chunked, folded from -inf: max |out err| %g, |lse err| %g", what,
-                      kernels[kern], eo, el);
+                      "%s, %s (%s): chunked, folded from -inf: max |out err| %g, |lse err| %g",
+                      what, kconfs[kc].kernel, kconfs[kc].options ? kconfs[kc].options : "",
+                      eo, el);
     }
-    ocl->close(dev);
     free(out);
     free(lse);
     free(want_o);
     free(want_l);
+    free_problem(&p);
+}
+END_TEST
+
+/* ------------------------------------------------------- row windows */
+
+#define N_WINDOWED 12
+#define WTOL 1e-5
+
+/* Rows [base, base + n) of a [B, N, row] tensor (row: floats a row), packed
+ * as [B, n, row]: into `win` (to_window) or back into `full`. An lse
+ * [B, H, N] is the case B*H, row 1. */
+static void copy_rows(float *win, float *full, int64_t B, int64_t N, int64_t base, int64_t n,
+                      int64_t row, int to_window)
+{
+    for (int64_t b = 0; b < B; b++) {
+        float *w = win + (size_t)(b * n * row), *f = full + (size_t)((b * N + base) * row);
+        size_t bytes = (size_t)(n * row) * sizeof(float);
+        if (to_window)
+            memcpy(w, f, bytes);
+        else
+            memcpy(f, w, bytes);
+    }
+}
+
+/* `parts` consecutive windows covering [0, N), none empty: bounds[0..parts]
+ * (fewer parts when N is smaller). Returns the number of parts. */
+static int cut_rows(uint64_t *s, int64_t N, int parts, int64_t *bounds)
+{
+    if (parts > N)
+        parts = (int)N;
+    bounds[0] = 0;
+    for (int i = 1; i < parts; i++) {
+        /* Leave at least one row to each of the parts - i windows after. */
+        int64_t lo = bounds[i - 1] + 1, hi = N - (parts - i);
+        bounds[i] = rng_int(s, lo, hi);
+    }
+    bounds[parts] = N;
+    return parts;
+}
+
+static void *upload_rows(void *dev, float *full, int64_t B, int64_t N, int64_t base, int64_t n,
+                         int64_t row)
+{
+    size_t count = (size_t)(B * n * row);
+    float *tmp = malloc(count * sizeof(float));
+    ck_assert(tmp);
+    copy_rows(tmp, full, B, N, base, n, row, 1);
+    void *buf = upload(dev, tmp, count * sizeof(float));
+    free(tmp);
+    return buf;
+}
+
+static void download_rows(void *dev, void *buf, float *full, int64_t B, int64_t N, int64_t base,
+                          int64_t n, int64_t row)
+{
+    size_t count = (size_t)(B * n * row);
+    float *tmp = malloc(count * sizeof(float));
+    ck_assert(tmp);
+    ck_assert_msg(ocl->buffer_read(dev, buf, 0, tmp, count * sizeof(float)) == 0,
+                  "buffer_read: %s", ocl->last_error());
+    copy_rows(tmp, full, B, N, base, n, row, 0);
+    free(tmp);
+    ocl->buffer_free(dev, buf);
+}
+
+/* Queries cut into query windows, keys into consecutive K/V windows: for
+ * each query window, every level (last first) folds the K/V windows one
+ * after another into (out = 0, lse = -inf), as the scheduler's chunks and
+ * ring attention run them. The result equals the same kernel's run without
+ * windows (every level one job, folded from the same start) within 1e-5.
+ * One query window is the K/V-windows-only case, one K/V window the
+ * query-windows-only case. */
+START_TEST(windows_plugin)
+{
+    open_plugin();
+    const int dev_i = _i / N_WINDOWED, ci = _i % N_WINDOWED;
+    rcase c = random_case(11000 + (uint64_t)ci);
+    char what[256];
+    describe(&c, what, sizeof what);
+    problem p = make_problem(&c);
+    const size_t n4 = numel4(&c), n3 = numel3(&c);
+    const int64_t row = c.H * c.D;
+    uint64_t s = c.seed * 31 + 7;
+    int64_t qcut[4], kcut[4];
+    const int n_qw = cut_rows(&s, c.N, 1 + ci % 3, qcut);
+    const int n_kw = cut_rows(&s, c.N, 1 + (ci / 3) % 3, kcut);
+    float *want_o = malloc(n4 * sizeof(float)), *want_l = malloc(n3 * sizeof(float));
+    float *out = malloc(n4 * sizeof(float)), *lse = malloc(n3 * sizeof(float));
+    ck_assert(want_o && want_l && out && lse);
+
+    for (int kc = 0; kc < n_kconfs(); kc++) {
+        void *dev = NULL;
+        ck_assert_msg(ocl->open(dev_i, kconfs[kc].options, &dev) == 0, "open: %s",
+                      ocl->last_error());
+        for (size_t i = 0; i < n4; i++)
+            want_o[i] = out[i] = 0.0f;
+        for (size_t i = 0; i < n3; i++)
+            want_l[i] = lse[i] = -INFINITY;
+
+        /* Without windows. */
+        dbufs b = upload_all(dev, &p, want_o, want_l);
+        for (int level = c.L - 1; level >= 0; level--) {
+            lnet_segment_job job = make_job(&p, &b, level, kconfs[kc].kernel);
+            run_job(dev, &job, what);
+        }
+        download_free(dev, &b, &p, want_o, want_l);
+
+        /* With windows. */
+        for (int qw = 0; qw < n_qw; qw++) {
+            const int64_t qa = qcut[qw], qn = qcut[qw + 1] - qcut[qw];
+            dbufs wb = {upload_rows(dev, p.q, c.B, c.N, qa, qn, row), NULL, NULL,
+                        upload_rows(dev, out, c.B, c.N, qa, qn, row),
+                        upload_rows(dev, lse, c.B * c.H, c.N, qa, qn, 1)};
+            void *kb[3], *vb[3];
+            for (int kw = 0; kw < n_kw; kw++) {
+                kb[kw] = upload_rows(dev, p.k, c.B, c.N, kcut[kw], kcut[kw + 1] - kcut[kw], row);
+                vb[kw] = upload_rows(dev, p.v, c.B, c.N, kcut[kw], kcut[kw + 1] - kcut[kw], row);
+            }
+            for (int level = c.L - 1; level >= 0; level--)
+                for (int kw = 0; kw < n_kw; kw++) {
+                    wb.k = kb[kw];
+                    wb.v = vb[kw];
+                    lnet_segment_job job = make_job(&p, &wb, level, kconfs[kc].kernel);
+                    job.row_begin = qa;
+                    job.row_end = qa + qn;
+                    job.q_base = qa;
+                    job.q_rows = qn;
+                    job.kv_base = kcut[kw];
+                    job.kv_rows = kcut[kw + 1] - kcut[kw];
+                    char jw[400];
+                    snprintf(jw, sizeof jw, "%s, %s (%s), q window %lld+%lld, kv window %lld+%lld",
+                             what, kconfs[kc].kernel,
+                             kconfs[kc].options ? kconfs[kc].options : "", (long long)qa,
+                             (long long)qn, (long long)job.kv_base, (long long)job.kv_rows);
+                    run_job(dev, &job, jw);
+                }
+            ck_assert_msg(ocl->synchronize(dev) == 0, "synchronize: %s", ocl->last_error());
+            download_rows(dev, wb.out, out, c.B, c.N, qa, qn, row);
+            download_rows(dev, wb.lse, lse, c.B * c.H, c.N, qa, qn, 1);
+            ocl->buffer_free(dev, wb.q);
+            for (int kw = 0; kw < n_kw; kw++) {
+                ocl->buffer_free(dev, kb[kw]);
+                ocl->buffer_free(dev, vb[kw]);
+            }
+        }
+        ocl->close(dev);
+        double eo = max_err(out, want_o, n4), el = max_err(lse, want_l, n3);
+        ck_assert_msg(eo <= WTOL && el <= WTOL,
+                      "%s, %s (%s), %d query x %d K/V windows: max |out diff| %g, |lse diff| %g "
+                      "> %g",
+                      what, kconfs[kc].kernel, kconfs[kc].options ? kconfs[kc].options : "",
+                      n_qw, n_kw, eo, el, WTOL);
+    }
+    free(want_o);
+    free(want_l);
+    free(out);
+    free(lse);
     free_problem(&p);
 }
 END_TEST
@@ -501,6 +679,47 @@ START_TEST(refusals)
     job.kernel = "fused";
     job.dim = 0;
     expect_fail(ocl->run_segment(dev, &job), "dim = 0", "dim = 0");
+    job.dim = c.D;
+
+    /* Windows the buffers or the sequence cannot hold, or a row range
+     * outside the query window: refused, naming the values. */
+    lnet_segment_job wj = job;
+    wj.q_base = 6;
+    wj.q_rows = 4;
+    wj.kv_base = 0;
+    wj.kv_rows = 8;
+    expect_fail(ocl->run_segment(dev, &wj), "query window of 4 rows from row 6",
+                "q window past the end");
+    wj.q_base = 0;
+    wj.kv_base = 3;
+    wj.kv_rows = 0;
+    wj.q_rows = 8;
+    /* kv_rows = 0 with q_rows > 0 is a window with no key row. */
+    expect_fail(ocl->run_segment(dev, &wj), "key/value window of 0 rows from row 3",
+                "empty K/V window");
+    wj.kv_base = 0;
+    wj.kv_rows = 8;
+    wj.q_base = 2;
+    wj.q_rows = 4;
+    wj.row_begin = 1;
+    wj.row_end = 5;
+    expect_fail(ocl->run_segment(dev, &wj), "rows [1, 5) are not inside the query window [2, 6)",
+                "row range outside the q window");
+    /* A window of 4 rows fits the 8-row buffers; one of 8 rows needs them
+     * all, which the 4-row lse of another job would not hold. */
+    wj.q_base = 0;
+    wj.q_rows = 4;
+    wj.row_begin = 0;
+    wj.row_end = 4;
+    ck_assert_msg(ocl->run_segment(dev, &wj) == 0, "a window inside the buffers: %s",
+                  ocl->last_error());
+    void *small = NULL;
+    ck_assert_int_eq(ocl->buffer_alloc(dev, 4 * sizeof(float), &small), 0);
+    wj.lse = small;
+    wj.q_rows = 8;
+    wj.row_end = 8;
+    expect_fail(ocl->run_segment(dev, &wj), "buffer lse holds 16 bytes", "lse too small");
+    ocl->buffer_free(dev, small);
     download_free(dev, &b, &p, out, lse);
     ocl->close(dev);
     free_problem(&p);
@@ -508,6 +727,9 @@ START_TEST(refusals)
     lnet_plugin_device_desc desc;
     ck_assert_int_eq(ocl->describe(_i, &desc), 0);
     ck_assert_msg(strncmp(desc.kernels, "fused", 5) == 0, "kernels '%s'", desc.kernels);
+    ck_assert_msg(desc.caps & LNET_PLUGIN_CAP_WINDOWS, "caps %#x lack LNET_PLUGIN_CAP_WINDOWS",
+                  desc.caps);
+    expect_fail(ocl->open(_i, "fused=fast", &dev), "fused=fast", "unknown fused form");
     ck_assert_msg(strcmp(desc.kind, "cpu") == 0 || strcmp(desc.kind, "gpu") == 0 ||
                       strcmp(desc.kind, "accelerator") == 0 || strcmp(desc.kind, "other") == 0,
                   "kind '%s'", desc.kind);
@@ -733,6 +955,7 @@ int main(void)
     tcase_add_loop_test(tc, random_vs_cpu, 0, n_devices * N_RANDOM);
     tcase_add_loop_test(tc, large_head_dims, 0, n_devices * 3);
     tcase_add_loop_test(tc, chunked_rows_plugin, 0, n_devices * N_CHUNKED);
+    tcase_add_loop_test(tc, windows_plugin, 0, n_devices * N_WINDOWED);
     tcase_add_loop_test(tc, tile_overrides, 0, n_devices);
     tcase_add_loop_test(tc, refusals, 0, n_devices);
     tcase_add_loop_test(tc, program_cache, 0, n_devices);

@@ -30,7 +30,9 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
 static inline int64_t cpu_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
 {
     if (offsets == LNET_PLUGIN_OFFSETS_GROUPED) {
-        int64_t group = (heads + r - 1) / r; /* ceil(H / r) heads share an offset */
+        /* ceil(H / r) heads share an offset; not (H + r - 1) / r, which
+         * overflows for dilations near INT64_MAX (test_hostile). */
+        int64_t group = heads / r + (heads % r != 0);
         return h / group;
     }
     return h % r;

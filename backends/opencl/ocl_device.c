@@ -184,6 +184,8 @@ int ocl_describe(int index, lnet_plugin_device_desc *desc)
     desc->memory_bytes = d->global_mem;
     desc->compute_units = d->compute_units > (1u << 30) ? 1 << 30 : (int)d->compute_units;
     snprintf(desc->kernels, sizeof desc->kernels, "%s", ocl_have_gemm() ? "fused,gemm" : "fused");
+    /* Both kernels (fused in either form, gemm) honour the row windows. */
+    desc->caps |= LNET_PLUGIN_CAP_WINDOWS;
     return LNET_PLUGIN_OK;
 }
 
@@ -202,11 +204,28 @@ static int ocl_parse_tile(const char *name, const char *from, const char *value,
     return LNET_PLUGIN_OK;
 }
 
-/* "tile_q=N,tile_k=N"; an unknown key is refused rather than ignored. The
- * environment (LONGNET_OPENCL_TILE_Q / _K) applies where no option is given. */
-static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *tile_q, int *tile_k)
+/* The form of the fused kernel: "tiled" or "rows". */
+static int ocl_parse_variant(const char *from, const char *value, int *out)
+{
+    if (strcmp(value, "tiled") == 0)
+        *out = OCL_VARIANT_TILED;
+    else if (strcmp(value, "rows") == 0)
+        *out = OCL_VARIANT_ROWS;
+    else
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl open: fused=%.64s (from %s) is neither 'tiled' nor 'rows'", value,
+                        from);
+    return LNET_PLUGIN_OK;
+}
+
+/* "tile_q=N,tile_k=N,fused=tiled|rows"; an unknown key is refused rather
+ * than ignored. The environment (LONGNET_OPENCL_TILE_Q / _K,
+ * LONGNET_OPENCL_FUSED) applies where no option is given. */
+static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *tile_q, int *tile_k,
+                             int *variant)
 {
     *tile_q = *tile_k = 0;
+    *variant = OCL_VARIANT_AUTO;
     /* tile_k is bounded here by local memory at D = 1; run_segment checks
      * it again for the job's D. */
     const size_t max_k = (size_t)(d->local_mem / (2 * sizeof(float)));
@@ -221,10 +240,11 @@ static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *til
             size_t value_len = eq ? item_len - key_len - 1 : 0;
             int is_q = eq && key_len == 6 && strncmp(p, "tile_q", 6) == 0;
             int is_k = eq && key_len == 6 && strncmp(p, "tile_k", 6) == 0;
-            if (!is_q && !is_k)
+            int is_f = eq && key_len == 5 && strncmp(p, "fused", 5) == 0;
+            if (!is_q && !is_k && !is_f)
                 return ocl_fail(LNET_PLUGIN_ERR_INVALID,
                                 "opencl open: unknown device option '%.*s' in \"%.200s\" (the "
-                                "opencl backend takes tile_q=N and tile_k=N)",
+                                "opencl backend takes tile_q=N, tile_k=N and fused=tiled|rows)",
                                 (int)(key_len < 200 ? key_len : 200), p, options);
             if (value_len >= sizeof value)
                 return ocl_fail(LNET_PLUGIN_ERR_INVALID,
@@ -232,8 +252,9 @@ static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *til
                                 (int)key_len, p, options);
             memcpy(value, eq + 1, value_len);
             value[value_len] = '\0';
-            int st = is_q ? ocl_parse_tile("tile_q", "device options", value, d->max_wg, tile_q)
-                          : ocl_parse_tile("tile_k", "device options", value, max_k, tile_k);
+            int st = is_f   ? ocl_parse_variant("device options", value, variant)
+                     : is_q ? ocl_parse_tile("tile_q", "device options", value, d->max_wg, tile_q)
+                            : ocl_parse_tile("tile_k", "device options", value, max_k, tile_k);
             if (st)
                 return st;
         }
@@ -249,6 +270,9 @@ static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *til
     if (!*tile_k && (env = getenv("LONGNET_OPENCL_TILE_K")) && env[0] &&
         (st = ocl_parse_tile("tile_k", "LONGNET_OPENCL_TILE_K", env, max_k, tile_k)))
         return st;
+    if (*variant == OCL_VARIANT_AUTO && (env = getenv("LONGNET_OPENCL_FUSED")) && env[0] &&
+        (st = ocl_parse_variant("LONGNET_OPENCL_FUSED", env, variant)))
+        return st;
     return LNET_PLUGIN_OK;
 }
 
@@ -261,8 +285,8 @@ int ocl_open(int index, const char *options, void **device)
     if (st)
         return st;
     const ocl_devinfo *d = &ocl_devices[index];
-    int tile_q, tile_k;
-    if ((st = ocl_parse_options(options, d, &tile_q, &tile_k)))
+    int tile_q, tile_k, variant;
+    if ((st = ocl_parse_options(options, d, &tile_q, &tile_k, &variant)))
         return st;
 
     ocl_device *dev = calloc(1, sizeof *dev);
@@ -272,6 +296,7 @@ int ocl_open(int index, const char *options, void **device)
     dev->info = *d;
     dev->tile_q = tile_q;
     dev->tile_k = tile_k;
+    dev->variant = variant;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
     cl_int err;
     dev->context = clCreateContext(props, 1, &d->id, NULL, NULL, &err);

@@ -2,7 +2,11 @@
 #include <config.h>
 #endif
 /* ocl_fused.c — the "fused" kernel's launch (kernels/dilated_attention.cl):
- * one pass over Q, K, V per level, no scratch memory. */
+ * one pass over Q, K, V per level, no scratch memory. It has two forms: the
+ * tiled one (work-groups sharing key tiles in local memory, for GPUs) and
+ * the rows one (a work-item a block of query rows as vector lanes, no
+ * barrier, for CPU devices, where the work-items of a group run in a loop
+ * and a barrier would split it). Both honour the row windows. */
 #include <stdio.h>
 #include <string.h>
 

@@ -11,9 +11,13 @@
  *
  * The selected rows of a segment are evenly strided, so Q_c, K_c and V_c are
  * read in place: leading dimension r*H*D, batch stride w*H*D (one segment
- * further). Full segments share n; a ragged last segment has its own n and
- * its own calls. The n x n score matrices are the only large scratch: a
- * batch is cut so that they fit in OCL_SCORES_BUDGET of device memory. */
+ * further). Only the queries in the job's row range and the keys in the K/V
+ * window (and, causal, not after the last query) enter the GEMMs, so a
+ * segment's matrices are nq x nk. The segments inside the range and the
+ * windows share (nq, nk) and are one batch; those at the edges and a ragged
+ * last segment get calls of their own. The nq x nk score matrices are the
+ * only large scratch: a batch is cut so that they fit in OCL_SCORES_BUDGET
+ * of device memory. */
 #include <stdio.h>
 
 #include "ocl_backend.h"
@@ -89,20 +93,24 @@ static int ocl_scratch(ocl_device *dev, cl_mem *mem, size_t *have, size_t bytes,
         a++;                                                                               \
     } while (0)
 
+/* Consecutive segments s0 .. s0 + count - 1 of one (batch, head) whose
+ * queries are the selected indices [j_lo, j_lo + nq) and whose keys are
+ * [k_lo, k_lo + nk) — the same in each, so that one segment's matrices are
+ * the previous one's moved by w rows: one strided batch. */
 typedef struct ocl_gemm_batch {
     int64_t b, h;
-    int64_t s0, count; /* segments s0 .. s0 + count - 1 */
-    int64_t n;         /* selected rows in each */
+    int64_t s0, count;
     int64_t o;         /* the head's offset */
+    int64_t j_lo, nq;
+    int64_t k_lo, nk;
 } ocl_gemm_batch;
 
 static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const lnet_segment_job *job,
-                              const ocl_gemm_batch *bt)
+                              const ocl_window *win, const ocl_gemm_batch *bt)
 {
-    const int64_t N = job->rows, H = job->heads, D = job->dim, w = job->segment,
-                  r = job->dilation;
-    const size_t n = (size_t)bt->n;
-    const size_t per_scores = n * n * sizeof(float);
+    const int64_t H = job->heads, D = job->dim, w = job->segment, r = job->dilation;
+    const size_t nq = (size_t)bt->nq, nk = (size_t)bt->nk;
+    const size_t per_scores = nq * nk * sizeof(float);
     size_t budget = OCL_SCORES_BUDGET;
     if ((cl_ulong)budget > dev->info.global_mem / 4)
         budget = (size_t)(dev->info.global_mem / 4);
@@ -110,9 +118,10 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         budget = (size_t)dev->info.max_alloc;
     if (per_scores > budget)
         return ocl_fail(LNET_PLUGIN_ERR_NOMEM,
-                        "opencl gemm: a segment of %zu selected rows needs %zu bytes of scores, "
-                        "more than the %zu bytes the gemm path may use on %s; use the fused kernel",
-                        n, per_scores, budget, dev->info.name);
+                        "opencl gemm: %zu queries x %zu keys of a segment need %zu bytes of "
+                        "scores, more than the %zu bytes the gemm path may use on %s; use the "
+                        "fused kernel",
+                        nq, nk, per_scores, budget, dev->info.name);
     const int64_t max_count = (int64_t)(budget / per_scores);
 
     cl_mem q = ((ocl_buffer *)job->q)->mem, k = ((ocl_buffer *)job->k)->mem,
@@ -126,64 +135,75 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         if ((st = ocl_scratch(dev, &dev->scores, &dev->scores_bytes, (size_t)c * per_scores,
                               "score matrices")) ||
             (st = ocl_scratch(dev, &dev->branch_out, &dev->branch_out_bytes,
-                              (size_t)c * n * (size_t)D * sizeof(float), "branch outputs")) ||
+                              (size_t)c * nq * (size_t)D * sizeof(float), "branch outputs")) ||
             (st = ocl_scratch(dev, &dev->branch_lse, &dev->branch_lse_bytes,
-                              (size_t)c * n * sizeof(float), "branch lse")))
+                              (size_t)c * nq * sizeof(float), "branch lse")))
             return st;
 
+        /* The first query and key row of the batch's first segment, as
+         * element offsets into the windowed buffers. */
         const int64_t first0 = (bt->s0 + done) * w + bt->o;
-        const size_t off = (size_t)(((bt->b * N + first0) * H + bt->h) * D);
+        const size_t q_off = (size_t)(((bt->b * win->q_rows + (first0 + bt->j_lo * r -
+                                                               win->q_base)) * H + bt->h) * D);
+        const size_t k_off = (size_t)(((bt->b * win->kv_rows + (first0 + bt->k_lo * r -
+                                                                win->kv_base)) * H + bt->h) * D);
         CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
-            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, n, n, (size_t)D,
-            job->scale, q, off, ld, stride, k, off, ld, stride, 0.0f, dev->scores, 0, n, n * n,
-            (size_t)c, &dev->queue, NULL);
+            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, nq, nk, (size_t)D,
+            job->scale, q, q_off, ld, stride, k, k_off, ld, stride, 0.0f, dev->scores, 0, nk,
+            nq * nk, (size_t)c, &dev->queue, NULL);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (S = Q K^T, %zu x %zu x %lld, "
                             "batch %lld): %s (%d)",
-                            n, n, (long long)D, (long long)c, ocl_clblast_name(cs), (int)cs);
+                            nq, nk, (long long)D, (long long)c, ocl_clblast_name(cs), (int)cs);
 
         cl_int err;
         cl_uint a = 0;
-        cl_int n_i = (cl_int)n, causal = job->causal;
+        cl_int nq_i = (cl_int)nq, nk_i = (cl_int)nk, causal = job->causal;
+        /* Causal: query i (index j_lo + i) takes keys t (index k_lo + t)
+         * with t <= i + diag. */
+        cl_long diag = bt->j_lo - bt->k_lo;
         OCL_ARG(prog->softmax, dev->scores);
         OCL_ARG(prog->softmax, dev->branch_lse);
-        OCL_ARG(prog->softmax, n_i);
+        OCL_ARG(prog->softmax, nq_i);
+        OCL_ARG(prog->softmax, nk_i);
         OCL_ARG(prog->softmax, causal);
-        size_t global[2] = {n, (size_t)c};
+        OCL_ARG(prog->softmax, diag);
+        size_t global[2] = {nq, (size_t)c};
         err = clEnqueueNDRangeKernel(dev->queue, prog->softmax, 2, NULL, global, NULL, 0, NULL,
                                      NULL);
         if (err != CL_SUCCESS)
             return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_softmax)", err);
 
         cs = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, CLBlastTransposeNo,
-                                        CLBlastTransposeNo, n, (size_t)D, n, 1.0f, dev->scores, 0,
-                                        n, n * n, v, off, ld, stride, 0.0f, dev->branch_out, 0,
-                                        (size_t)D, n * (size_t)D, (size_t)c, &dev->queue, NULL);
+                                        CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores,
+                                        0, nk, nq * nk, v, k_off, ld, stride, 0.0f,
+                                        dev->branch_out, 0, (size_t)D, nq * (size_t)D, (size_t)c,
+                                        &dev->queue, NULL);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (O = P V, %zu x %lld x %zu, "
                             "batch %lld): %s (%d)",
-                            n, (long long)D, n, (long long)c, ocl_clblast_name(cs), (int)cs);
+                            nq, (long long)D, nk, (long long)c, ocl_clblast_name(cs), (int)cs);
 
         a = 0;
-        cl_long N_l = N, first_l = first0, w_l = w, r_l = r, rb = job->row_begin,
-                re = job->row_end;
+        cl_long first_l = first0, w_l = w, r_l = r, j_lo = bt->j_lo, qb = win->q_base,
+                qn = win->q_rows;
         cl_int H_i = (cl_int)H, b_i = (cl_int)bt->b, h_i = (cl_int)bt->h, init = job->init;
         OCL_ARG(prog->fold, dev->branch_out);
         OCL_ARG(prog->fold, dev->branch_lse);
         OCL_ARG(prog->fold, out);
         OCL_ARG(prog->fold, lse);
-        OCL_ARG(prog->fold, N_l);
         OCL_ARG(prog->fold, H_i);
         OCL_ARG(prog->fold, b_i);
         OCL_ARG(prog->fold, h_i);
         OCL_ARG(prog->fold, first_l);
         OCL_ARG(prog->fold, w_l);
         OCL_ARG(prog->fold, r_l);
-        OCL_ARG(prog->fold, n_i);
-        OCL_ARG(prog->fold, rb);
-        OCL_ARG(prog->fold, re);
+        OCL_ARG(prog->fold, nq_i);
+        OCL_ARG(prog->fold, j_lo);
+        OCL_ARG(prog->fold, qb);
+        OCL_ARG(prog->fold, qn);
         OCL_ARG(prog->fold, init);
         err = clEnqueueNDRangeKernel(dev->queue, prog->fold, 2, NULL, global, NULL, 0, NULL, NULL);
         if (err != CL_SUCCESS)
@@ -197,7 +217,17 @@ static int64_t ceil_div64(int64_t a, int64_t b)
     return a / b + (a % b != 0);
 }
 
-int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job)
+/* The selected indices j (row first + j*r) with lo <= row < hi: [*a, *b). */
+static void ocl_sel_range(int64_t first, int64_t r, int64_t n_sel, int64_t lo, int64_t hi,
+                          int64_t *a, int64_t *b)
+{
+    *a = lo > first ? ceil_div64(lo - first, r) : 0;
+    *b = hi > first ? ceil_div64(hi - first, r) : 0;
+    if (*b > n_sel)
+        *b = n_sel;
+}
+
+int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win)
 {
     if (job->row_begin >= job->row_end)
         return LNET_PLUGIN_OK;
@@ -214,25 +244,41 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job)
 
     const int64_t N = job->rows, w = job->segment, r = job->dilation;
     const int64_t s_first = job->row_begin / w, s_last = (job->row_end - 1) / w;
-    /* Segments [0, n_full) are whole; segment n_full (if any) is ragged. */
-    const int64_t n_full = N / w;
     for (int64_t b = 0; b < job->batch; b++)
         for (int64_t h = 0; h < job->heads; h++) {
             const int64_t o = ocl_head_offset(job->offsets, h, job->heads, r);
-            const int64_t full_last = s_last < n_full - 1 ? s_last : n_full - 1;
-            if (full_last >= s_first) {
-                ocl_gemm_batch bt = {b, h, s_first, full_last - s_first + 1,
-                                     ceil_div64(w - o, r), o};
-                if ((st = ocl_gemm_run_batch(dev, prog, job, &bt)))
-                    return st;
-            }
-            if (s_last >= n_full && s_last >= s_first) {
-                const int64_t start = s_last * w;
-                if (start + o < N) {
-                    ocl_gemm_batch bt = {b, h, s_last, 1, ceil_div64(N - start - o, r), o};
-                    if ((st = ocl_gemm_run_batch(dev, prog, job, &bt)))
-                        return st;
+            /* Runs of segments with the same query and key ranges: the
+             * whole segments inside the range and windows form one, the
+             * ones at their edges and a ragged last segment their own. */
+            ocl_gemm_batch run = {b, h, 0, 0, o, 0, 0, 0, 0};
+            for (int64_t s = s_first; s <= s_last + 1; s++) {
+                ocl_gemm_batch cur = {b, h, s, 1, o, 0, 0, 0, 0};
+                if (s <= s_last) {
+                    const int64_t start = s * w, end = (w > N - start) ? N : start + w;
+                    const int64_t first = start + o;
+                    const int64_t n_sel = first < end ? ceil_div64(end - first, r) : 0;
+                    int64_t j_hi, k_hi;
+                    ocl_sel_range(first, r, n_sel, job->row_begin, job->row_end, &cur.j_lo, &j_hi);
+                    ocl_sel_range(first, r, n_sel, win->kv_base, win->kv_base + win->kv_rows,
+                                  &cur.k_lo, &k_hi);
+                    /* Causal: no query needs a key after the last query. */
+                    if (job->causal && k_hi > j_hi)
+                        k_hi = j_hi;
+                    cur.nq = j_hi - cur.j_lo;
+                    cur.nk = k_hi - cur.k_lo;
+                    /* No query, or no key (the rows stay untouched). */
+                    if (cur.nq <= 0 || cur.nk <= 0)
+                        cur.nq = cur.nk = 0;
                 }
+                if (run.count > 0 && cur.nq == run.nq && cur.nk == run.nk &&
+                    cur.j_lo == run.j_lo && cur.k_lo == run.k_lo && s <= s_last) {
+                    run.count++;
+                    continue;
+                }
+                if (run.count > 0 && run.nq > 0 &&
+                    (st = ocl_gemm_run_batch(dev, prog, job, win, &run)))
+                    return st;
+                run = cur;
             }
         }
     return LNET_PLUGIN_OK;
@@ -245,10 +291,11 @@ int ocl_have_gemm(void)
     return 0;
 }
 
-int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job)
+int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win)
 {
     (void)dev;
     (void)job;
+    (void)win;
     return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
                     "opencl run_segment: kernel 'gemm' needs CLBlast, which this build lacks "
                     "(available: fused)");

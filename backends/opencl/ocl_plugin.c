@@ -2,9 +2,11 @@
 #include <config.h>
 #endif
 /* ocl_plugin.c — the OpenCL backend's plugin table: buffers in device
- * memory (clCreateBuffer, blocking reads and writes), the checks of a job,
- * and the choice between the "fused" kernel (ocl_fused.c, the default) and
- * the CLBlast "gemm" path (ocl_gemm.c). Devices: ocl_device.c. */
+ * memory (clCreateBuffer, blocking reads and writes), the checks of a job
+ * (its row windows included: both kernels honour them, and the devices say
+ * so with LNET_PLUGIN_CAP_WINDOWS), and the choice between the "fused"
+ * kernel (ocl_fused.c, the default) and the CLBlast "gemm" path
+ * (ocl_gemm.c). Devices: ocl_device.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,24 +140,22 @@ static int ocl_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
     return 0;
 }
 
-static int ocl_check_buffer(const char *name, const void *buffer, size_t need)
+/* `rows`: the rows of the buffer's window (all rows without windows). */
+static int ocl_check_buffer(const char *name, const void *buffer, size_t need, int64_t rows)
 {
     const ocl_buffer *buf = buffer;
     if (!buf)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: buffer %s is NULL", name);
     if (buf->bytes < need)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: buffer %s holds %zu bytes but the job's shape needs %zu",
-                        name, buf->bytes, need);
+                        "opencl run_segment: buffer %s holds %zu bytes but the job's shape (with "
+                        "%lld rows in its window) needs %zu",
+                        name, buf->bytes, (long long)rows, need);
     return LNET_PLUGIN_OK;
 }
 
-static int ocl_check_job(const lnet_segment_job *job)
+static int ocl_check_job(const lnet_segment_job *job, const ocl_window *win)
 {
-    if (job->size < OCL_JOB_MIN_SIZE)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: job size %zu is smaller than the %zu bytes this backend reads",
-                        job->size, (size_t)OCL_JOB_MIN_SIZE);
     const struct {
         const char *name;
         int64_t value;
@@ -205,30 +205,41 @@ static int ocl_check_job(const lnet_segment_job *job)
                         "memory and take D <= 4096",
                         (long long)job->dim);
 
-    /* The kernels index whole tensors; a job over row windows (which the
-     * core sends only to devices with LNET_PLUGIN_CAP_WINDOWS, not set
-     * here) is refused rather than misread. */
-    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job) &&
-        (job->q_base != 0 || job->q_rows != job->rows || job->kv_base != 0 ||
-         job->kv_rows != job->rows))
-        return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
-                        "opencl run_segment: row windows (q %lld+%lld, kv %lld+%lld of %lld rows) "
-                        "are not supported by the opencl backend",
-                        (long long)job->q_base, (long long)job->q_rows, (long long)job->kv_base,
-                        (long long)job->kv_rows, (long long)job->rows);
-    const int64_t qkv_dims[4] = {job->batch, job->rows, job->heads, job->dim};
-    size_t qkv_bytes, lse_bytes;
-    if (ocl_tensor_bytes(qkv_dims, 4, &qkv_bytes) || ocl_tensor_bytes(qkv_dims, 3, &lse_bytes))
+    /* Row windows: the buffers hold only the rows of the windows, which lie
+     * inside the sequence, and the row range lies inside the query window. */
+    if (win->q_base < 0 || win->q_rows < 1 || win->q_rows > job->rows - win->q_base)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: query window of %lld rows from row %lld lies outside "
+                        "the %lld rows",
+                        (long long)win->q_rows, (long long)win->q_base, (long long)job->rows);
+    if (win->kv_base < 0 || win->kv_rows < 1 || win->kv_rows > job->rows - win->kv_base)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: key/value window of %lld rows from row %lld lies "
+                        "outside the %lld rows (kv_rows must be >= 1)",
+                        (long long)win->kv_rows, (long long)win->kv_base, (long long)job->rows);
+    if (job->row_begin < job->row_end &&
+        (job->row_begin < win->q_base || job->row_end > win->q_base + win->q_rows))
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: rows [%lld, %lld) are not inside the query window "
+                        "[%lld, %lld)",
+                        (long long)job->row_begin, (long long)job->row_end,
+                        (long long)win->q_base, (long long)(win->q_base + win->q_rows));
+
+    const int64_t q_dims[4] = {job->batch, win->q_rows, job->heads, job->dim};
+    const int64_t kv_dims[4] = {job->batch, win->kv_rows, job->heads, job->dim};
+    size_t q_bytes, kv_bytes, lse_bytes;
+    if (ocl_tensor_bytes(q_dims, 4, &q_bytes) || ocl_tensor_bytes(kv_dims, 4, &kv_bytes) ||
+        ocl_tensor_bytes(q_dims, 3, &lse_bytes))
         return ocl_fail(LNET_PLUGIN_ERR_INVALID,
                         "opencl run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
                         (long long)job->batch, (long long)job->rows, (long long)job->heads,
                         (long long)job->dim);
     int st;
-    if ((st = ocl_check_buffer("q", job->q, qkv_bytes)) ||
-        (st = ocl_check_buffer("k", job->k, qkv_bytes)) ||
-        (st = ocl_check_buffer("v", job->v, qkv_bytes)) ||
-        (st = ocl_check_buffer("out", job->out, qkv_bytes)) ||
-        (st = ocl_check_buffer("lse", job->lse, lse_bytes)))
+    if ((st = ocl_check_buffer("q", job->q, q_bytes, win->q_rows)) ||
+        (st = ocl_check_buffer("k", job->k, kv_bytes, win->kv_rows)) ||
+        (st = ocl_check_buffer("v", job->v, kv_bytes, win->kv_rows)) ||
+        (st = ocl_check_buffer("out", job->out, q_bytes, win->q_rows)) ||
+        (st = ocl_check_buffer("lse", job->lse, lse_bytes, win->q_rows)))
         return st;
     return LNET_PLUGIN_OK;
 }
@@ -239,14 +250,27 @@ static int ocl_run_segment(void *device, const lnet_segment_job *job)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: device is NULL");
     if (!job)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: job is NULL");
-    int st = ocl_check_job(job);
+    if (job->size < OCL_JOB_MIN_SIZE)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment: job size %zu is smaller than the %zu bytes this backend reads",
+                        job->size, (size_t)OCL_JOB_MIN_SIZE);
+    /* Without windows (q_rows = 0, or a caller whose job ends before the
+     * window fields) the buffers hold every row. */
+    ocl_window win = {0, job->rows, 0, job->rows};
+    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
+        win.q_base = job->q_base;
+        win.q_rows = job->q_rows;
+        win.kv_base = job->kv_base;
+        win.kv_rows = job->kv_rows;
+    }
+    int st = ocl_check_job(job, &win);
     if (st)
         return st;
     const char *kernel = job->kernel && job->kernel[0] ? job->kernel : "fused";
     if (strcmp(kernel, "fused") == 0)
-        return ocl_run_fused(device, job);
+        return ocl_run_fused(device, job, &win);
     if (strcmp(kernel, "gemm") == 0 && ocl_have_gemm())
-        return ocl_run_gemm(device, job);
+        return ocl_run_gemm(device, job, &win);
     return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
                     "opencl run_segment: unknown kernel '%.200s' (available: %s)%s", kernel,
                     ocl_have_gemm() ? "fused,gemm" : "fused",

@@ -2,8 +2,17 @@
  * LONGNET_FAULTY_DEVICES (default 2) devices, each a pass-through to the
  * real CPU backend (the module named by LONGNET_FAULTY_INNER), and makes
  * device D fail from its K-th run_segment call on, as LONGNET_FAULTY_FAIL =
- * "D:K[,D:K...]" says — the way a GPU that falls off the bus fails. */
+ * "D:K[,D:K...]" says — the way a GPU that falls off the bus fails.
+ *
+ * The way a discrete GPU's buffers fail (test_faults.c):
+ * LONGNET_FAULTY_FAIL_ALLOC, _FAIL_WRITE, _FAIL_READ = k fail the k-th
+ * buffer_alloc, buffer_write or buffer_read call (counted over all devices
+ * of the plugin since the last probe) with LNET_PLUGIN_ERR_NOMEM or
+ * LNET_PLUGIN_ERR_DEVICE. With any of them set, or LONGNET_FAULTY_NOWRAP=1,
+ * buffer_wrap_host refuses, so that every buffer is allocated, written and
+ * read as on a device with memory of its own. */
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +26,11 @@ static const lnet_plugin *inner;
 static int n_devices;
 static int fail_at[MAX_DEVICES]; /* 0: never */
 static _Thread_local char message[512];
+static int no_wrap;
+enum { OP_ALLOC, OP_WRITE, OP_READ, N_OPS };
+static const char *const op_names[N_OPS] = {"buffer_alloc", "buffer_write", "buffer_read"};
+static int op_fail_at[N_OPS];     /* 0: never */
+static atomic_int op_calls[N_OPS]; /* calls so far, over all devices */
 
 typedef struct faulty_device {
     int index;
@@ -64,6 +78,16 @@ static int probe(int *n)
         p = strchr(p, ',');
         p = p ? p + 1 : NULL;
     }
+    static const char *const op_env[N_OPS] = {
+        "LONGNET_FAULTY_FAIL_ALLOC", "LONGNET_FAULTY_FAIL_WRITE", "LONGNET_FAULTY_FAIL_READ"};
+    const char *nw = getenv("LONGNET_FAULTY_NOWRAP");
+    no_wrap = nw && atoi(nw) != 0;
+    for (int op = 0; op < N_OPS; op++) {
+        const char *v = getenv(op_env[op]);
+        op_fail_at[op] = v ? atoi(v) : 0;
+        no_wrap |= op_fail_at[op] > 0;
+        atomic_store(&op_calls[op], 0);
+    }
     *n = n_devices;
     return 0;
 }
@@ -109,15 +133,43 @@ static void close_dev(void *d)
 
 #define INNER(d) (((faulty_device *)(d))->inner)
 
-static int alloc(void *d, size_t n, void **b) { return inner->buffer_alloc(INNER(d), n, b); }
-static int wrap(void *d, void *h, size_t n, void **b) { return inner->buffer_wrap_host(INNER(d), h, n, b); }
+/* 1 when this call of `op` is the one to fail (the message is set). */
+static int inject(void *d, int op)
+{
+    message[0] = '\0';
+    int call = atomic_fetch_add(&op_calls[op], 1) + 1;
+    if (op_fail_at[op] <= 0 || call != op_fail_at[op])
+        return 0;
+    char text[128];
+    snprintf(text, sizeof text, "faulty:%d: injected %s failure on call %d",
+             ((faulty_device *)d)->index, op_names[op], call);
+    fail(0, text);
+    return 1;
+}
+
+static int alloc(void *d, size_t n, void **b)
+{
+    if (inject(d, OP_ALLOC))
+        return LNET_PLUGIN_ERR_NOMEM;
+    return inner->buffer_alloc(INNER(d), n, b);
+}
+static int wrap(void *d, void *h, size_t n, void **b)
+{
+    if (no_wrap)
+        return fail(LNET_PLUGIN_ERR_UNSUPPORTED, "faulty: host memory is not wrapped");
+    return inner->buffer_wrap_host(INNER(d), h, n, b);
+}
 static void release(void *d, void *b) { inner->buffer_free(INNER(d), b); }
 static int put(void *d, void *b, size_t o, const void *s, size_t n)
 {
+    if (inject(d, OP_WRITE))
+        return LNET_PLUGIN_ERR_DEVICE;
     return inner->buffer_write(INNER(d), b, o, s, n);
 }
 static int get(void *d, void *b, size_t o, void *s, size_t n)
 {
+    if (inject(d, OP_READ))
+        return LNET_PLUGIN_ERR_DEVICE;
     return inner->buffer_read(INNER(d), b, o, s, n);
 }
 static int sync_dev(void *d) { return inner->synchronize(INNER(d)); }
