@@ -461,6 +461,17 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
         lnet_plan_free(&p);
         return lnet_fail(LNET_ERR_NOMEM, "out of memory starting %d devices", n);
     }
+    /* Every listed device gets rows, or the caller hears why not. */
+    for (int i = 0; i < n && n > 1; i++) {
+        if (p.w[i].begin != p.w[i].end)
+            continue;
+        char name[64];
+        log_warning(ctx, "device %s gets no rows: rows [%lld, %lld) make only %lld block(s) of %lld "
+                    "(the smallest segment length), too few for its weight %.3g",
+                    device_name(ctx, p.w[i].device, name, sizeof name), (long long)lo,
+                    (long long)hi, (long long)lnet_ceil_div(hi - lo, p.align), (long long)p.align,
+                    p.w[i].weight);
+    }
     int failed = 0;
     run_plan(ctx, &p, kernel, t, runs, &failed);
     if (failed == 0 || n == 1) {
