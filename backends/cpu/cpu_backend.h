@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "longnet-plugin-check.h"
 #include "longnet-plugin.h"
 
 /* Records the message returned by the plugin's last_error() for this thread
@@ -38,26 +39,12 @@ static inline int64_t cpu_head_offset(int offsets, int64_t h, int64_t heads, int
     return h % r;
 }
 
-/* The rows a job's buffers hold (the row windows of lnet_segment_job): q,
- * out, lse from q_base (q_rows rows), k, v from kv_base (kv_rows rows). A
- * job without windows holds every row. */
-typedef struct cpu_window {
-    int64_t q_base, q_rows, kv_base, kv_rows;
-} cpu_window;
+/* The rows a job's buffers hold (the SDK's shared job check fills it). */
+typedef lnet_plugin_window cpu_window;
 
 static inline void cpu_job_window(const lnet_segment_job *job, cpu_window *w)
 {
-    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
-        w->q_base = job->q_base;
-        w->q_rows = job->q_rows;
-        w->kv_base = job->kv_base;
-        w->kv_rows = job->kv_rows;
-    } else {
-        w->q_base = 0;
-        w->q_rows = job->rows;
-        w->kv_base = 0;
-        w->kv_rows = job->rows;
-    }
+    lnet_plugin_job_window(job, w);
 }
 
 #endif /* LNET_CPU_BACKEND_H */

@@ -426,23 +426,6 @@ static int cpu_synchronize(void *device)
 
 /* --------------------------------------------------------- run_segment */
 
-/* The job fields this backend reads: all of them in ABI 1. A caller built
- * against a shorter job (an older ABI revision) is refused, not misread. */
-#define CPU_JOB_MIN_SIZE (offsetof(lnet_segment_job, lse) + sizeof(void *))
-
-/* n * 4 bytes of a float32 tensor with the given dims, or -1 on overflow. */
-static int cpu_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
-{
-    size_t n = sizeof(float);
-    for (int i = 0; i < ndims; i++) {
-        if ((uint64_t)dims[i] > SIZE_MAX || n > SIZE_MAX / (size_t)dims[i])
-            return -1;
-        n *= (size_t)dims[i];
-    }
-    *bytes = n;
-    return 0;
-}
-
 static int cpu_check_buffer(const char *name, const void *buffer, size_t need)
 {
     const cpu_buffer *buf = buffer;
@@ -459,80 +442,13 @@ static int cpu_check_buffer(const char *name, const void *buffer, size_t need)
 
 static int cpu_check_job(const lnet_segment_job *job)
 {
-    if (job->size < CPU_JOB_MIN_SIZE)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: job size %zu is smaller than the %zu bytes this backend reads",
-                        job->size, (size_t)CPU_JOB_MIN_SIZE);
-
-    const struct {
-        const char *name;
-        int64_t value;
-    } dims[] = {
-        {"batch", job->batch}, {"rows", job->rows}, {"heads", job->heads}, {"dim", job->dim}};
-    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        if (dims[i].value < 1)
-            return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: %s = %lld (must be >= 1)",
-                            dims[i].name, (long long)dims[i].value);
-
-    if (job->row_begin < 0 || job->row_begin > job->row_end || job->row_end > job->rows)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: row range [%lld, %lld) is not inside [0, %lld]",
-                        (long long)job->row_begin, (long long)job->row_end, (long long)job->rows);
-    if (job->segment < 1)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: segment = %lld (must be >= 1)",
-                        (long long)job->segment);
-    if (job->dilation < 1 || job->dilation > job->segment)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: dilation = %lld is outside 1..segment (segment = %lld)",
-                        (long long)job->dilation, (long long)job->segment);
-    if (job->init != 0 && job->init != 1)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: init = %d (must be 0 or 1)",
-                        job->init);
-    /* Overwriting is only right when the level selects every row; with a
-     * dilation > 1 the unselected rows would keep stale values. */
-    if (job->init && job->dilation != 1)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: init = 1 with dilation = %lld (init needs dilation 1)",
-                        (long long)job->dilation);
-    if (job->causal != 0 && job->causal != 1)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: causal = %d (must be 0 or 1)",
-                        job->causal);
-    if (job->offsets != LNET_PLUGIN_OFFSETS_INTERLEAVED && job->offsets != LNET_PLUGIN_OFFSETS_GROUPED)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: offsets mode %d is neither interleaved (%d) nor grouped (%d)",
-                        job->offsets, LNET_PLUGIN_OFFSETS_INTERLEAVED, LNET_PLUGIN_OFFSETS_GROUPED);
-    if (!isfinite(job->scale))
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: scale = %g is not finite",
-                        (double)job->scale);
-
-    cpu_window win;
-    cpu_job_window(job, &win);
-    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
-        if (win.q_base < 0 || win.q_rows > job->rows - win.q_base)
-            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                            "cpu run_segment: query window of %lld rows from row %lld lies outside the %lld rows",
-                            (long long)win.q_rows, (long long)win.q_base, (long long)job->rows);
-        if (win.kv_base < 0 || win.kv_rows < 1 || win.kv_rows > job->rows - win.kv_base)
-            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                            "cpu run_segment: key/value window of %lld rows from row %lld lies outside the %lld rows",
-                            (long long)win.kv_rows, (long long)win.kv_base, (long long)job->rows);
-        if (job->row_begin < job->row_end &&
-            (job->row_begin < win.q_base || job->row_end > win.q_base + win.q_rows))
-            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                            "cpu run_segment: rows [%lld, %lld) are not inside the query window [%lld, %lld)",
-                            (long long)job->row_begin, (long long)job->row_end,
-                            (long long)win.q_base, (long long)(win.q_base + win.q_rows));
-    }
-    const int64_t q_dims[4] = {job->batch, win.q_rows, job->heads, job->dim};
-    const int64_t kv_dims[4] = {job->batch, win.kv_rows, job->heads, job->dim};
+    lnet_plugin_window win;
     size_t q_bytes, kv_bytes, lse_bytes;
-    if (cpu_tensor_bytes(q_dims, 4, &q_bytes) || cpu_tensor_bytes(q_dims, 3, &lse_bytes) ||
-        cpu_tensor_bytes(kv_dims, 4, &kv_bytes))
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
-                        (long long)job->batch, (long long)job->rows, (long long)job->heads,
-                        (long long)job->dim);
-    int st;
+    char msg[512];
+    int st = lnet_plugin_job_check(job, "cpu", &win, &q_bytes, &kv_bytes, &lse_bytes, msg,
+                                   sizeof msg);
+    if (st)
+        return cpu_fail(st, "%s", msg);
     if ((st = cpu_check_buffer("q", job->q, q_bytes)) ||
         (st = cpu_check_buffer("k", job->k, kv_bytes)) ||
         (st = cpu_check_buffer("v", job->v, kv_bytes)) ||

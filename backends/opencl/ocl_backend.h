@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "longnet-plugin-check.h"
 #include "longnet-plugin.h"
 
 /* ------------------------------------------------------------- errors */
@@ -117,9 +118,8 @@ void ocl_cache_store(const unsigned char key[32], const unsigned char *data, siz
 /* The rows a job's buffers hold (the row windows of lnet_segment_job): q,
  * out, lse from q_base (q_rows rows), k, v from kv_base (kv_rows rows); a
  * job without windows holds every row. */
-typedef struct ocl_window {
-    int64_t q_base, q_rows, kv_base, kv_rows;
-} ocl_window;
+/* The rows a job's buffers hold (the SDK's shared job check fills it). */
+typedef lnet_plugin_window ocl_window;
 
 /* The kernels, on a job validated by run_segment. */
 int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win);

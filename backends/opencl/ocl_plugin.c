@@ -125,21 +125,6 @@ static int ocl_synchronize(void *device)
 
 /* --------------------------------------------------------- run_segment */
 
-/* A caller built against a shorter job (an older ABI revision) is refused. */
-#define OCL_JOB_MIN_SIZE (offsetof(lnet_segment_job, lse) + sizeof(void *))
-
-static int ocl_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
-{
-    size_t n = sizeof(float);
-    for (int i = 0; i < ndims; i++) {
-        if ((uint64_t)dims[i] > SIZE_MAX || n > SIZE_MAX / (size_t)dims[i])
-            return -1;
-        n *= (size_t)dims[i];
-    }
-    *bytes = n;
-    return 0;
-}
-
 /* `rows`: the rows of the buffer's window (all rows without windows). */
 static int ocl_check_buffer(const char *name, const void *buffer, size_t need, int64_t rows)
 {
@@ -154,45 +139,16 @@ static int ocl_check_buffer(const char *name, const void *buffer, size_t need, i
     return LNET_PLUGIN_OK;
 }
 
-static int ocl_check_job(const lnet_segment_job *job, const ocl_window *win)
+/* The SDK's shared checks (fields, windows, sizes), then this backend's
+ * own limits and the buffers. Fills the window. */
+static int ocl_check_job(const lnet_segment_job *job, ocl_window *win)
 {
-    const struct {
-        const char *name;
-        int64_t value;
-    } dims[] = {
-        {"batch", job->batch}, {"rows", job->rows}, {"heads", job->heads}, {"dim", job->dim}};
-    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        if (dims[i].value < 1)
-            return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: %s = %lld (must be >= 1)",
-                            dims[i].name, (long long)dims[i].value);
-    if (job->row_begin < 0 || job->row_begin > job->row_end || job->row_end > job->rows)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: row range [%lld, %lld) is not inside [0, %lld]",
-                        (long long)job->row_begin, (long long)job->row_end, (long long)job->rows);
-    if (job->segment < 1)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: segment = %lld (must be >= 1)",
-                        (long long)job->segment);
-    if (job->dilation < 1 || job->dilation > job->segment)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: dilation = %lld is outside 1..segment (segment = %lld)",
-                        (long long)job->dilation, (long long)job->segment);
-    if (job->init != 0 && job->init != 1)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: init = %d (must be 0 or 1)",
-                        job->init);
-    if (job->init && job->dilation != 1)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: init = 1 with dilation = %lld (init needs dilation 1)",
-                        (long long)job->dilation);
-    if (job->causal != 0 && job->causal != 1)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: causal = %d (must be 0 or 1)",
-                        job->causal);
-    if (job->offsets != LNET_PLUGIN_OFFSETS_INTERLEAVED && job->offsets != LNET_PLUGIN_OFFSETS_GROUPED)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: offsets mode %d is neither interleaved (%d) nor grouped (%d)",
-                        job->offsets, LNET_PLUGIN_OFFSETS_INTERLEAVED, LNET_PLUGIN_OFFSETS_GROUPED);
-    if (!isfinite(job->scale))
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: scale = %g is not finite",
-                        (double)job->scale);
+    size_t q_bytes, kv_bytes, lse_bytes;
+    char msg[512];
+    int st = lnet_plugin_job_check(job, "opencl", win, &q_bytes, &kv_bytes, &lse_bytes, msg,
+                                   sizeof msg);
+    if (st)
+        return ocl_fail(st, "%s", msg);
     /* The kernels index heads and batch x heads with 32-bit ints. */
     if (job->heads > INT32_MAX || job->batch > INT32_MAX / job->heads)
         return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
@@ -204,37 +160,6 @@ static int ocl_check_job(const lnet_segment_job *job, const ocl_window *win)
                         "opencl run_segment: dim = %lld; the kernels keep a row in private "
                         "memory and take D <= 4096",
                         (long long)job->dim);
-
-    /* Row windows: the buffers hold only the rows of the windows, which lie
-     * inside the sequence, and the row range lies inside the query window. */
-    if (win->q_base < 0 || win->q_rows < 1 || win->q_rows > job->rows - win->q_base)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: query window of %lld rows from row %lld lies outside "
-                        "the %lld rows",
-                        (long long)win->q_rows, (long long)win->q_base, (long long)job->rows);
-    if (win->kv_base < 0 || win->kv_rows < 1 || win->kv_rows > job->rows - win->kv_base)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: key/value window of %lld rows from row %lld lies "
-                        "outside the %lld rows (kv_rows must be >= 1)",
-                        (long long)win->kv_rows, (long long)win->kv_base, (long long)job->rows);
-    if (job->row_begin < job->row_end &&
-        (job->row_begin < win->q_base || job->row_end > win->q_base + win->q_rows))
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: rows [%lld, %lld) are not inside the query window "
-                        "[%lld, %lld)",
-                        (long long)job->row_begin, (long long)job->row_end,
-                        (long long)win->q_base, (long long)(win->q_base + win->q_rows));
-
-    const int64_t q_dims[4] = {job->batch, win->q_rows, job->heads, job->dim};
-    const int64_t kv_dims[4] = {job->batch, win->kv_rows, job->heads, job->dim};
-    size_t q_bytes, kv_bytes, lse_bytes;
-    if (ocl_tensor_bytes(q_dims, 4, &q_bytes) || ocl_tensor_bytes(kv_dims, 4, &kv_bytes) ||
-        ocl_tensor_bytes(q_dims, 3, &lse_bytes))
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: shape [%lld, %lld, %lld, %lld] has more bytes than fit in memory",
-                        (long long)job->batch, (long long)job->rows, (long long)job->heads,
-                        (long long)job->dim);
-    int st;
     if ((st = ocl_check_buffer("q", job->q, q_bytes, win->q_rows)) ||
         (st = ocl_check_buffer("k", job->k, kv_bytes, win->kv_rows)) ||
         (st = ocl_check_buffer("v", job->v, kv_bytes, win->kv_rows)) ||
@@ -250,19 +175,7 @@ static int ocl_run_segment(void *device, const lnet_segment_job *job)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: device is NULL");
     if (!job)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: job is NULL");
-    if (job->size < OCL_JOB_MIN_SIZE)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: job size %zu is smaller than the %zu bytes this backend reads",
-                        job->size, (size_t)OCL_JOB_MIN_SIZE);
-    /* Without windows (q_rows = 0, or a caller whose job ends before the
-     * window fields) the buffers hold every row. */
-    ocl_window win = {0, job->rows, 0, job->rows};
-    if (LNET_PLUGIN_JOB_HAS_WINDOWS(job)) {
-        win.q_base = job->q_base;
-        win.q_rows = job->q_rows;
-        win.kv_base = job->kv_base;
-        win.kv_rows = job->kv_rows;
-    }
+    ocl_window win;
     int st = ocl_check_job(job, &win);
     if (st)
         return st;
