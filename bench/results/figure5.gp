@@ -1,43 +1,49 @@
-# figure5.gp — written by longnet-bench (longnet 0.1.0, 2026-11-23T16:47:58Z); the data is inline.
+# figure5.gp — written by longnet-bench (longnet 0.1.0, 2026-11-23T17:43:15Z); the data is inline.
 # Redraw: gnuplot figure5.gp (writes figure5.png and figure5.svg here), or
 #   gnuplot -e "png_out='a.png'; svg_out='a.svg'" figure5.gp
-# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 200.0 GFLOP/s
+# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 165.6 GFLOP/s
 if (!exists("png_out")) png_out = "figure5.png"
 if (!exists("svg_out")) svg_out = "figure5.svg"
 
 $line0 << EOD
 # length median_ms
-8192 45.7924
-16384 75.8692
-32768 202.735
-65536 307.661
-131072 798.561
-262144 1551.97
+8192 17.2447
+16384 31.2631
+32768 77.9396
+65536 159.618
+131072 299.704
+262144 614.225
+524288 1204.61
 EOD
 $line1 << EOD
 # length median_ms
-8192 186.28
-16384 428.089
-32768 2105.24
+8192 52.2495
+16384 193.232
+32768 1625.66
 EOD
 $line2 << EOD
 # length median_ms
-8192 425.217
-16384 458.394
-32768 1093.52
+8192 39.4594
+16384 48.9027
+32768 112.601
+65536 248.61
+131072 505.663
+262144 897.448
 EOD
 $line3 << EOD
 # length median_ms
-8192 975.826
-16384 3572.82
+8192 63.8867
+16384 253.038
+32768 2009.2
 EOD
 $line4 << EOD
 # length median_ms
-8192 1287.53
+8192 543.663
+16384 1112.23
 EOD
 $line5 << EOD
 # length median_ms
-8192 4814.3
+8192 1649
 EOD
 
 set title "Dense vs dilated attention: forward latency (causal, H=1, D=64, B=1)\nAMD EPYC, 2 cores"
@@ -49,8 +55,8 @@ set logscale y 10
 set grid xtics ytics mytics
 set key below box
 set pointsize 1.2
-set xtics ("8K" 8192, "16K" 16384, "32K" 32768, "64K" 65536, "128K" 131072, "256K" 262144)
-set xrange [6301.54:340787]
+set xtics ("8K" 8192, "16K" 16384, "32K" 32768, "64K" 65536, "128K" 131072, "256K" 262144, "512K" 524288)
+set xrange [6301.54:681574]
 
 set terminal pngcairo size 960,720 font ",11"
 set output png_out
