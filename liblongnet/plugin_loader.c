@@ -27,7 +27,10 @@
 struct lnet_module {
     char *path;              /* canonical path of the file asked for */
     lt_dlhandle handle;
-    const lnet_plugin *table;
+    const lnet_plugin *table; /* &copy */
+    /* The plugin's table, its optional slots past the plugin's own size left
+     * NULL: a module built before a slot was added never has it read. */
+    lnet_plugin copy;
     int n_devices;
     int refs;
     lnet_module *next;
@@ -69,9 +72,9 @@ int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
                  t->abi_version, LNET_PLUGIN_ABI_VERSION);
         return -1;
     }
-    if (t->size < sizeof(lnet_plugin)) {
+    if (t->size < LNET_PLUGIN_REQUIRED_SIZE) {
         snprintf(why, len, "plugin table is %u bytes, ABI %u needs at least %zu", t->size,
-                 LNET_PLUGIN_ABI_VERSION, sizeof(lnet_plugin));
+                 LNET_PLUGIN_ABI_VERSION, (size_t)LNET_PLUGIN_REQUIRED_SIZE);
         return -1;
     }
     if (!t->name || !t->name[0] || strlen(t->name) > 32) {
@@ -162,7 +165,9 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     }
     m->path = p;
     m->handle = h;
-    m->table = t;
+    memset(&m->copy, 0, sizeof m->copy);
+    memcpy(&m->copy, t, t->size < sizeof m->copy ? t->size : sizeof m->copy);
+    m->table = &m->copy;
     m->n_devices = n;
     m->refs = 1;
     m->next = modules;

@@ -280,6 +280,95 @@ static lnet_status run_gather(lnet_device *dev, const lnet_plan *p, const lnet_w
     return st;
 }
 
+/* The K/V blocks of a worker's ring steps (peers only), in step order,
+ * staged through two pairs of device buffers. n = 0: none, or the device
+ * takes the host memory in place (nothing to move). */
+typedef struct ring_blocks {
+    int n;
+    int64_t *begin, *end; /* rows of each block */
+    dbuf k[2], v[2];
+} ring_blocks;
+
+/* Writes block r into pair r % 2: one write per batch of the block's rows.
+ * Asynchronous where the backend can: it then waits on the device for the
+ * jobs already queued (block r - 2's job read this pair), not for the one
+ * about to be queued. */
+static lnet_status ring_upload(lnet_device *dev, const lnet_graph *g, const host_tensors *t,
+                               ring_blocks *rb, int r)
+{
+    const lnet_plugin *pl = dev->plugin;
+    const size_t row = (size_t)g->heads * (size_t)g->dim;
+    const size_t n = (size_t)(rb->end[r] - rb->begin[r]) * row;
+    if (!pl->buffer_write_async) {
+        /* Blocking writes: the pair must be free of queued jobs first. */
+        int rc = pl->synchronize(dev->handle);
+        if (rc)
+            return lnet_device_fail(dev, rc, "synchronize");
+    }
+    const float *src[2] = {t->k, t->v};
+    dbuf *dst[2] = {&rb->k[r % 2], &rb->v[r % 2]};
+    for (int x = 0; x < 2; x++) {
+        for (int64_t bi = 0; bi < g->batch; bi++) {
+            const float *from = src[x] + ((size_t)bi * (size_t)g->rows + (size_t)rb->begin[r]) * row;
+            size_t off = (size_t)bi * n * sizeof(float);
+            int rc = pl->buffer_write_async
+                         ? pl->buffer_write_async(dev->handle, dst[x]->buf, off, from, n * sizeof(float))
+                         : pl->buffer_write(dev->handle, dst[x]->buf, off, from, n * sizeof(float));
+            if (rc)
+                return lnet_device_fail(dev, rc, pl->buffer_write_async ? "buffer_write_async"
+                                                                       : "buffer_write");
+        }
+    }
+    return LNET_OK;
+}
+
+static lnet_status ring_begin(lnet_device *dev, const lnet_graph *g, const host_tensors *t,
+                              const lnet_worker *w, ring_blocks *rb)
+{
+    memset(rb, 0, sizeof *rb);
+    if (dev->plugin->buffer_wrap_host)
+        return LNET_OK; /* the blocks are wrapped host memory: nothing moves */
+    int64_t most = 0;
+    int blocks = 0;
+    for (int i = 0; i < w->n_steps; i++)
+        blocks += w->steps[i].kind == LNET_STEP_RING && w->steps[i].peer != -1;
+    if (blocks == 0)
+        return LNET_OK;
+    rb->begin = malloc(2 * (size_t)blocks * sizeof *rb->begin);
+    if (!rb->begin)
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory listing %d ring blocks", blocks);
+    rb->end = rb->begin + blocks;
+    for (int i = 0; i < w->n_steps; i++) {
+        const lnet_step *s = &w->steps[i];
+        if (s->kind != LNET_STEP_RING || s->peer == -1)
+            continue;
+        rb->begin[rb->n] = s->kv_begin;
+        rb->end[rb->n] = s->kv_end;
+        if (s->kv_end - s->kv_begin > most)
+            most = s->kv_end - s->kv_begin;
+        rb->n++;
+    }
+    size_t bytes = (size_t)g->batch * (size_t)most * (size_t)g->heads * (size_t)g->dim * sizeof(float);
+    lnet_status st = LNET_OK;
+    for (int x = 0; x < 2 && !st; x++) {
+        if (!(st = dbuf_alloc(dev, bytes, &rb->k[x])))
+            st = dbuf_alloc(dev, bytes, &rb->v[x]);
+    }
+    if (!st)
+        st = ring_upload(dev, g, t, rb, 0);
+    return st;
+}
+
+static void ring_end(lnet_device *dev, ring_blocks *rb)
+{
+    free(rb->begin);
+    rb->begin = rb->end = NULL;
+    for (int x = 0; x < 2; x++) {
+        dbuf_free(dev, &rb->k[x]);
+        dbuf_free(dev, &rb->v[x]);
+    }
+}
+
 /* One worker: its chunk's local and ring steps on the device, the chunk
  * brought back, then its gathered segments. */
 static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_worker *w,
@@ -293,6 +382,7 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
     if (st)
         return st;
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0}, rk = {0}, rv = {0};
+    ring_blocks rb = {0};
 
     if (w->core_init) {
         /* No step initialises the chunk: start from O = 0, LSE = -inf. */
@@ -317,7 +407,12 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
             (st = put_lse(dev, g, t->lse, a, b, &bl, w->core_init)))
             goto done;
     }
-    for (int i = 0; i < w->n_steps && !st; i++) {
+    /* Ring blocks on a device that cannot use the host memory in place go
+     * through two pairs of block buffers: block r+1 is written (with
+     * buffer_write_async where the backend has it) while block r computes. */
+    if (!st)
+        st = ring_begin(dev, g, t, w, &rb);
+    for (int i = 0, r = 0; i < w->n_steps && !st; i++) {
         const lnet_step *s = &w->steps[i];
         const lnet_graph_node *n = &g->nodes[s->node];
         if (s->kind == LNET_STEP_GATHER)
@@ -338,23 +433,33 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
             j.kv_base = a;
             j.kv_rows = b - a;
         }
+        int zero_copy_block = 0;
         if (s->kind == LNET_STEP_RING && s->peer != -1) {
             /* A block of another chunk's K/V rows, passed to this device. */
-            dbuf_free(dev, &rk);
-            dbuf_free(dev, &rv);
-            if ((st = put_rows(dev, g, t->k, s->kv_begin, s->kv_end, &rk, 1)) ||
-                (st = put_rows(dev, g, t->v, s->kv_begin, s->kv_end, &rv, 1)))
-                break;
             j.q_base = a;
             j.q_rows = b - a;
             j.kv_base = s->kv_begin;
             j.kv_rows = s->kv_end - s->kv_begin;
-            j.k = rk.buf;
-            j.v = rv.buf;
+            if (rb.n == 0) {
+                dbuf_free(dev, &rk);
+                dbuf_free(dev, &rv);
+                if ((st = put_rows(dev, g, t->k, s->kv_begin, s->kv_end, &rk, 1)) ||
+                    (st = put_rows(dev, g, t->v, s->kv_begin, s->kv_end, &rv, 1)))
+                    break;
+                j.k = rk.buf;
+                j.v = rv.buf;
+                zero_copy_block = 1;
+            } else {
+                if (r + 1 < rb.n && (st = ring_upload(dev, g, t, &rb, r + 1)))
+                    break;
+                j.k = rb.k[r % 2].buf;
+                j.v = rb.v[r % 2].buf;
+                r++;
+            }
         }
         st = run_job(dev, &j, n);
-        if (!st && s->kind == LNET_STEP_RING) {
-            /* The block buffers are reused by the next step. */
+        if (!st && zero_copy_block) {
+            /* The block buffers are freed or rewritten by the next step. */
             int rc = dev->plugin->synchronize(dev->handle);
             if (rc)
                 st = lnet_device_fail(dev, rc, "synchronize");
@@ -373,6 +478,7 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
         if (w->steps[i].kind == LNET_STEP_GATHER)
             st = run_gather(dev, p, w, &w->steps[i], kernel, t);
 done:
+    ring_end(dev, &rb);
     dbuf_free(dev, &bq);
     dbuf_free(dev, &bk);
     dbuf_free(dev, &bv);

@@ -131,7 +131,20 @@ typedef struct lnet_plugin {
 
     /* The message of the last failure on the calling thread. */
     const char *(*last_error)(void);
+
+    /* Optional (may be NULL): a write that returns at once and overlaps the
+     * jobs queued before it, so that the next K/V block travels while the
+     * current one is computed. It starts only after every job queued on the
+     * device before this call has finished with its buffers, and a job
+     * queued after it that uses `buffer` waits for it. `src` must stay
+     * valid and unchanged until the device's next synchronize. */
+    int (*buffer_write_async)(void *device, void *buffer, size_t offset, const void *src,
+                              size_t bytes);
 } lnet_plugin;
+
+/* The slots every plugin of ABI 1 has; those after them are optional
+ * additions, read only when the table's size covers them. */
+#define LNET_PLUGIN_REQUIRED_SIZE offsetof(lnet_plugin, buffer_write_async)
 
 typedef const lnet_plugin *(*lnet_plugin_entry_fn)(void);
 

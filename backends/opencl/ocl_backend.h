@@ -70,6 +70,10 @@ typedef struct ocl_device {
     ocl_devinfo info;
     cl_context context;
     cl_command_queue queue;
+    /* Asynchronous writes go on their own queue, so that a device with a
+     * copy engine moves the next K/V block while the current one computes;
+     * created on the first such write. */
+    cl_command_queue copy_queue;
     int tile_q, tile_k;           /* overrides; 0: chosen from the device */
     int variant;                  /* OCL_VARIANT_* */
     ocl_program *programs;
@@ -82,6 +86,7 @@ typedef struct ocl_device {
 typedef struct ocl_buffer {
     cl_mem mem;
     size_t bytes;
+    cl_event pending; /* an asynchronous write not yet waited for, or NULL */
 } ocl_buffer;
 
 /* ------------------------------------------------------------ programs */

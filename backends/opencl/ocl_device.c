@@ -328,6 +328,10 @@ void ocl_close(void *device)
         clReleaseMemObject(dev->branch_out);
     if (dev->branch_lse)
         clReleaseMemObject(dev->branch_lse);
+    if (dev->copy_queue) {
+        clFinish(dev->copy_queue);
+        clReleaseCommandQueue(dev->copy_queue);
+    }
     clReleaseCommandQueue(dev->queue);
     clReleaseContext(dev->context);
     free(dev);

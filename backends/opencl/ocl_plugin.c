@@ -49,8 +49,20 @@ static int ocl_buffer_alloc(void *device, size_t bytes, void **buffer)
                         ocl_error_name(err));
     }
     buf->bytes = bytes;
+    buf->pending = NULL;
     *buffer = buf;
     return LNET_PLUGIN_OK;
+}
+
+/* Waits for the buffer's asynchronous write, if one is outstanding, before
+ * the host touches the buffer another way. */
+static void ocl_buffer_settle(ocl_buffer *buf)
+{
+    if (buf->pending) {
+        clWaitForEvents(1, &buf->pending);
+        clReleaseEvent(buf->pending);
+        buf->pending = NULL;
+    }
 }
 
 static void ocl_buffer_free(void *device, void *buffer)
@@ -59,6 +71,7 @@ static void ocl_buffer_free(void *device, void *buffer)
     ocl_buffer *buf = buffer;
     if (!buf)
         return;
+    ocl_buffer_settle(buf);
     clReleaseMemObject(buf->mem);
     free(buf);
 }
@@ -87,6 +100,7 @@ static int ocl_buffer_write(void *device, void *buffer, size_t offset, const voi
     if (!src)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID,
                         "opencl buffer_write: source is NULL for %zu bytes", bytes);
+    ocl_buffer_settle(buf);
     /* Blocking: the caller may free or reuse src as soon as this returns. */
     cl_int err = clEnqueueWriteBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, src, 0, NULL,
                                       NULL);
@@ -107,6 +121,7 @@ static int ocl_buffer_read(void *device, void *buffer, size_t offset, void *dst,
     if (!dst)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID,
                         "opencl buffer_read: destination is NULL for %zu bytes", bytes);
+    ocl_buffer_settle(buf);
     /* Blocking, and after every queued job (the queue is in order). */
     cl_int err = clEnqueueReadBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, dst, 0, NULL,
                                      NULL);
@@ -114,11 +129,79 @@ static int ocl_buffer_read(void *device, void *buffer, size_t offset, void *dst,
                              : ocl_fail_cl("buffer_read", "clEnqueueReadBuffer", err);
 }
 
+/* The write is queued on the copy queue behind a marker of the jobs queued
+ * so far (which may still read the buffer); the next job that uses the
+ * buffer waits for its event (see ocl_wait_pending). */
+static int ocl_buffer_write_async(void *device, void *buffer, size_t offset, const void *src,
+                                  size_t bytes)
+{
+    ocl_device *dev = device;
+    ocl_buffer *buf = buffer;
+    if (!dev || !buf)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_write_async: %s is NULL",
+                        !dev ? "device" : "buffer");
+    int st = ocl_check_range("buffer_write_async", buf, offset, bytes);
+    if (st || bytes == 0)
+        return st;
+    if (!src)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl buffer_write_async: source is NULL for %zu bytes", bytes);
+    cl_int err;
+    if (!dev->copy_queue) {
+        dev->copy_queue = clCreateCommandQueue(dev->context, dev->info.id, 0, &err);
+        if (!dev->copy_queue)
+            return ocl_fail_cl("buffer_write_async", "clCreateCommandQueue", err);
+    }
+    cl_event jobs_done, written;
+    err = clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &jobs_done);
+    if (err != CL_SUCCESS)
+        return ocl_fail_cl("buffer_write_async", "clEnqueueMarkerWithWaitList", err);
+    /* Two writes to one buffer in a row stay in order on the copy queue. */
+    err = clEnqueueWriteBuffer(dev->copy_queue, buf->mem, CL_FALSE, offset, bytes, src, 1,
+                               &jobs_done, &written);
+    clReleaseEvent(jobs_done);
+    if (err != CL_SUCCESS)
+        return ocl_fail_cl("buffer_write_async", "clEnqueueWriteBuffer", err);
+    clFlush(dev->queue);
+    clFlush(dev->copy_queue);
+    if (buf->pending)
+        clReleaseEvent(buf->pending);
+    buf->pending = written;
+    return LNET_PLUGIN_OK;
+}
+
+/* A job waits for the asynchronous writes of the buffers it uses: one
+ * barrier on the job queue, so that the kernels need not know. */
+static int ocl_wait_pending(ocl_device *dev, const lnet_segment_job *job)
+{
+    ocl_buffer *bufs[5] = {job->q, job->k, job->v, job->out, job->lse};
+    cl_event events[5];
+    cl_uint n = 0;
+    for (int i = 0; i < 5; i++) {
+        if (bufs[i]->pending) {
+            events[n++] = bufs[i]->pending;
+            bufs[i]->pending = NULL;
+        }
+    }
+    if (n == 0)
+        return LNET_PLUGIN_OK;
+    cl_int err = clEnqueueBarrierWithWaitList(dev->queue, n, events, NULL);
+    for (cl_uint i = 0; i < n; i++)
+        clReleaseEvent(events[i]);
+    return err == CL_SUCCESS ? LNET_PLUGIN_OK
+                             : ocl_fail_cl("run_segment", "clEnqueueBarrierWithWaitList", err);
+}
+
 static int ocl_synchronize(void *device)
 {
     ocl_device *dev = device;
     if (!dev)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl synchronize: device is NULL");
+    if (dev->copy_queue) {
+        cl_int cerr = clFinish(dev->copy_queue);
+        if (cerr != CL_SUCCESS)
+            return ocl_fail_cl("synchronize", "clFinish", cerr);
+    }
     cl_int err = clFinish(dev->queue);
     return err == CL_SUCCESS ? LNET_PLUGIN_OK : ocl_fail_cl("synchronize", "clFinish", err);
 }
@@ -179,6 +262,8 @@ static int ocl_run_segment(void *device, const lnet_segment_job *job)
     int st = ocl_check_job(job, &win);
     if (st)
         return st;
+    if ((st = ocl_wait_pending(device, job)))
+        return st;
     const char *kernel = job->kernel && job->kernel[0] ? job->kernel : "fused";
     if (strcmp(kernel, "fused") == 0)
         return ocl_run_fused(device, job, &win);
@@ -210,6 +295,7 @@ static const lnet_plugin ocl_plugin = {
     .run_segment = ocl_run_segment,
     .synchronize = ocl_synchronize,
     .last_error = ocl_last_error,
+    .buffer_write_async = ocl_buffer_write_async,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
