@@ -168,7 +168,8 @@ int main(int argc, char **argv)
     const char *only = NULL, *options = NULL;
     int64_t N = 32768, D = 64, W = 2048;
     double peak = 0;
-    for (int i = 1; i < argc; i++) {
+    /* Options come in pairs: --name value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0) {
             printf("usage: %s [--device I] [--rows N] [--dim D] [--segment W] [--reps R] "
@@ -195,7 +196,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", argv[0], argv[i]);
             return 2;
         }
-        i++;
     }
     if (N < 1 || D < 1 || W < 1 || reps < 1) {
         fprintf(stderr, "%s: --rows, --dim, --segment and --reps must be >= 1\n", argv[0]);
