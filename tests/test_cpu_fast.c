@@ -29,6 +29,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "plugin_direct.h"
 
 #define GOLDEN_TOL 1e-4
 #define RANDOM_TOL 2e-5
@@ -355,48 +356,12 @@ END_TEST
 static void *cpu_module;
 static const lnet_plugin *cpu;
 
-/* Opens the module the library loads as "cpu": the loader records its path
- * (a base name in the build tree, without .la/.so), and libtool keeps the
- * shared object in .libs/ beside the .la until it is installed. */
+/* The module the library loads as "cpu" (plugin_direct.c). */
 static void open_cpu_plugin(void)
 {
     if (cpu)
         return;
-    lnet_context *ctx = NULL;
-    ck_assert_msg(lnet_context_create(NULL, &ctx) == LNET_OK, "context: %s", lnet_last_error());
-    const char *path = NULL;
-    for (int i = 0; i < lnet_context_plugin_count(ctx); i++) {
-        lnet_plugin_info info;
-        if (lnet_context_plugin(ctx, i, &info) == LNET_OK && info.loaded && info.name &&
-            strcmp(info.name, "cpu") == 0)
-            path = info.path;
-    }
-    ck_assert_msg(path != NULL, "the cpu plugin is not loaded");
-
-    char base[4096], cand[3][4200];
-    snprintf(base, sizeof base, "%s", path);
-    size_t len = strlen(base);
-    if (len > 3 && (strcmp(base + len - 3, ".la") == 0 || strcmp(base + len - 3, ".so") == 0))
-        base[len - 3] = '\0';
-    const char *slash = strrchr(base, '/');
-    const char *name = slash ? slash + 1 : base;
-    int dir_len = slash ? (int)(slash - base) : 1;
-    const char *dir = slash ? base : ".";
-    snprintf(cand[0], sizeof cand[0], "%.*s/.libs/%s.so", dir_len, dir, name);
-    snprintf(cand[1], sizeof cand[1], "%s.so", base);
-    snprintf(cand[2], sizeof cand[2], "%s", path);
-    for (int i = 0; i < 3 && !cpu_module; i++)
-        cpu_module = dlopen(cand[i], RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(cpu_module != NULL, "cannot dlopen the cpu plugin found at %s", path);
-    lnet_context_free(ctx);
-
-    lnet_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(cpu_module, LNET_PLUGIN_ENTRY_SYMBOL);
-    ck_assert_msg(entry != NULL, "no %s in the cpu plugin", LNET_PLUGIN_ENTRY_SYMBOL);
-    cpu = entry();
-    ck_assert(cpu != NULL);
-    ck_assert_uint_eq(cpu->abi_version, LNET_PLUGIN_ABI_VERSION);
-    ck_assert_str_eq(cpu->name, "cpu");
+    cpu = plugin_direct_open("cpu", &cpu_module);
 }
 
 /* A kernel on one opened device: "reference" once, "fast" on every SIMD
