@@ -12,20 +12,7 @@
 
 #include "multidev.h"
 
-uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-int64_t rng_between(rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rng_next(r) % (uint64_t)(hi - lo + 1));
-}
-
-void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D)
+void make_problem(problem *p, uint64_t *r, int64_t B, int64_t N, int64_t H, int64_t D)
 {
     int64_t s[4] = {B, N, H, D};
     memcpy(p->shape, s, sizeof s);
@@ -34,7 +21,7 @@ void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D
         ck_assert_int_eq(lnet_tensor_create(4, s, t[i]), LNET_OK);
         float *d = lnet_tensor_data(*t[i]);
         for (size_t j = 0; j < lnet_tensor_numel(*t[i]); j++)
-            d[j] = (float)((double)(rng_next(r) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+            d[j] = (float)rng_real(r, -1.0, 1.0);
     }
     ck_assert_int_eq(lnet_config_create(&p->cfg), LNET_OK);
 }

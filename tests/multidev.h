@@ -7,12 +7,7 @@
 
 #include "longnet.h"
 
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-uint64_t rng_next(rng *r);
-int64_t rng_between(rng *r, int64_t lo, int64_t hi); /* inclusive */
+#include "test_rng.h"
 
 /* Random Q, K, V in [-1, 1) of shape [B, N, H, D] and an empty config. */
 typedef struct problem {
@@ -21,7 +16,7 @@ typedef struct problem {
     lnet_config *cfg;
 } problem;
 
-void make_problem(problem *p, rng *r, int64_t B, int64_t N, int64_t H, int64_t D);
+void make_problem(problem *p, uint64_t *r, int64_t B, int64_t N, int64_t H, int64_t D);
 void free_problem(problem *p);
 
 /* Runs on `devices`; out and lse are created (the caller frees them). */

@@ -29,6 +29,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "test_rng.h"
 #include "plugin_direct.h"
 
 #define GOLDEN_TOL 1e-4
@@ -113,20 +114,6 @@ static double max_abs_diff(const lnet_tensor *a, const lnet_tensor *b)
             worst = d; /* NaN sticks */
     }
     return worst;
-}
-
-/* splitmix64: the same numbers on every platform. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int64_t rng_int(uint64_t *s, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
 }
 
 static float rng_normal(uint64_t *s)

@@ -38,6 +38,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "test_rng.h"
 
 #define TOL 1e-4
 #define N_RANDOM 40
@@ -53,24 +54,6 @@ static const char *kernels[] = {"fused", "gemm"};
 static int n_kernels = 2;
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int64_t rng_int(uint64_t *s, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
-}
-
-static double rng_real(uint64_t *s, double lo, double hi)
-{
-    return lo + (hi - lo) * (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
 
 typedef struct rcase {
     int64_t B, N, H, D;

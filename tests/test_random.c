@@ -22,6 +22,7 @@
 
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "test_rng.h"
 #include "plugin_direct.h"
 #include "naive_oracle.h"
 
@@ -31,27 +32,6 @@
 #define MAX_LEVELS 4
 
 /* ------------------------------------------------------------ helpers */
-
-/* splitmix64: the same numbers on every platform, unlike rand(). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi]. */
-static int64_t rng_int(uint64_t *s, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
-}
-
-/* Uniform in [lo, hi). */
-static double rng_real(uint64_t *s, double lo, double hi)
-{
-    return lo + (hi - lo) * (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
 
 typedef struct rcase {
     const char *label;

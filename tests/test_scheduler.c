@@ -65,22 +65,22 @@ START_TEST(random_configurations)
 {
     logbook book = {0};
     lnet_context *ctx = make_context(3, NULL, &book);
-    rng r = {0x5eed0000u + (uint64_t)_i};
+    uint64_t r = 0x5eed0000u + (uint64_t)_i;
     for (int c = 0; c < 8; c++) {
         problem p;
-        int64_t N = rng_between(&r, 1, 600);
-        make_problem(&p, &r, rng_between(&r, 1, 2), N, rng_between(&r, 1, 4),
-                     (int64_t[]){4, 16, 32}[rng_between(&r, 0, 2)]);
-        int levels = (int)rng_between(&r, 1, 3);
-        int dense = (int)rng_between(&r, 0, levels - 1);
+        int64_t N = rng_int(&r, 1, 600);
+        make_problem(&p, &r, rng_int(&r, 1, 2), N, rng_int(&r, 1, 4),
+                     (int64_t[]){4, 16, 32}[rng_int(&r, 0, 2)]);
+        int levels = (int)rng_int(&r, 1, 3);
+        int dense = (int)rng_int(&r, 0, levels - 1);
         for (int l = 0; l < levels; l++) {
-            int64_t w = rng_between(&r, 1, 2 * N + 3);
-            int64_t d = l == dense ? 1 : rng_between(&r, 1, w < 9 ? w : 9);
+            int64_t w = rng_int(&r, 1, 2 * N + 3);
+            int64_t d = l == dense ? 1 : rng_int(&r, 1, w < 9 ? w : 9);
             ck_assert_int_eq(lnet_config_add_level(p.cfg, w, d), LNET_OK);
         }
-        lnet_config_set_causal(p.cfg, (int)rng_between(&r, 0, 1));
-        lnet_config_set_offsets(p.cfg, (lnet_offsets)rng_between(&r, 0, 1));
-        const char *list = lists[rng_between(&r, 0, 4)];
+        lnet_config_set_causal(p.cfg, (int)rng_int(&r, 0, 1));
+        lnet_config_set_offsets(p.cfg, (lnet_offsets)rng_int(&r, 0, 1));
+        const char *list = lists[rng_int(&r, 0, 4)];
         for (int a = 0; a < 3; a++)
             check_same(ctx, &p, list, (lnet_algorithm)a, "random case");
         free_problem(&p);
@@ -96,7 +96,7 @@ START_TEST(edge_cases)
 {
     logbook book = {0};
     lnet_context *ctx = make_context(3, NULL, &book);
-    rng r = {42};
+    uint64_t r = 42;
     static const struct {
         int64_t N;
         const char *w, *r;
@@ -127,7 +127,7 @@ START_TEST(calibrated_weights)
 {
     logbook book = {0};
     lnet_context *ctx = make_context(2, NULL, &book);
-    rng r = {7};
+    uint64_t r = 7;
     problem p;
     make_problem(&p, &r, 1, 512, 2, 16);
     ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "64,256", "1,4"), LNET_OK);
@@ -152,7 +152,7 @@ START_TEST(failover_each_position)
         snprintf(fail, sizeof fail, "%d:%d", _i, k);
         logbook book = {0};
         lnet_context *ctx = make_context(3, fail, &book);
-        rng r = {100 + (uint64_t)_i};
+        uint64_t r = 100 + (uint64_t)_i;
         problem p;
         make_problem(&p, &r, 2, 400, 3, 8);
         ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,128,400", "1,2,4"), LNET_OK);
@@ -174,7 +174,7 @@ START_TEST(every_device_fails)
 {
     logbook book = {0};
     lnet_context *ctx = make_context(2, "0:1,1:1", &book);
-    rng r = {9};
+    uint64_t r = 9;
     problem p;
     make_problem(&p, &r, 1, 256, 2, 8);
     ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,256", "1,2"), LNET_OK);
@@ -195,7 +195,7 @@ START_TEST(device_lists_refused)
 {
     logbook book = {0};
     lnet_context *ctx = make_context(1, NULL, &book);
-    rng r = {3};
+    uint64_t r = 3;
     problem p;
     make_problem(&p, &r, 1, 64, 1, 4);
     ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "16", "1"), LNET_OK);
@@ -277,7 +277,7 @@ START_TEST(cpu_backend_as_two_devices)
     lnet_context_device(ctx, i1, &d1);
     ck_assert_int_ge(d0.compute_units, 1);
     ck_assert_int_ge(d1.compute_units, 1);
-    rng r = {21};
+    uint64_t r = 21;
     problem p;
     make_problem(&p, &r, 1, 500, 2, 16);
     ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "50,100,500", "1,2,5"), LNET_OK);

@@ -52,7 +52,7 @@ START_TEST(cpu_beside_opencl)
         {300, "32,512", "1,3", 0},
         {256, "256", "1", 1}, /* dense: ring across the devices */
     };
-    rng r = {11};
+    uint64_t r = 11;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         problem p;
         make_problem(&p, &r, 1, cases[c].N, 2, 16);
