@@ -7,7 +7,7 @@
 
 #include "longnet.h"
 
-#include "test_rng.h"
+#include "seeded_rng.h"
 
 /* Random Q, K, V in [-1, 1) of shape [B, N, H, D] and an empty config. */
 typedef struct problem {

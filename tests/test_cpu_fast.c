@@ -29,7 +29,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
-#include "test_rng.h"
+#include "seeded_rng.h"
 #include "plugin_direct.h"
 
 #define GOLDEN_TOL 1e-4

@@ -38,7 +38,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
-#include "test_rng.h"
+#include "seeded_rng.h"
 
 #define TOL 1e-4
 #define N_RANDOM 40

@@ -22,7 +22,7 @@
 
 #include "longnet-plugin.h"
 #include "longnet.h"
-#include "test_rng.h"
+#include "seeded_rng.h"
 #include "plugin_direct.h"
 #include "naive_oracle.h"
 
