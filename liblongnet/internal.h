@@ -47,5 +47,13 @@ static inline int lnet_add_size(size_t a, size_t b, size_t *out)
  * every product checked; also refuses dimensions < 1. */
 lnet_status lnet_shape_bytes(int ndim, const int64_t *shape, size_t *numel, size_t *bytes);
 
+/* .npy data is copied byte for byte, which is right only on a little-endian
+ * host; both the reader and the writer refuse a big-endian one with this. */
+static inline int host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+lnet_status lnet_npy_refuse_big_endian(const char *path);
 
 #endif /* LNET_INTERNAL_H */

@@ -82,10 +82,52 @@ const char *lnet_shape_str(int ndim, const int64_t *shape, char *buf, size_t len
  * message naming the file and the problem. */
 lnet_status lnet_npy_load(const char *path, lnet_tensor **out);
 
-/* Writes a float32 .npy file atomically: a temporary file beside `path` is
- * written, flushed and renamed, so a failure never leaves a partial file and
- * never touches an existing one. */
+/* What a .npy file holds, read from its header alone (nothing allocated
+ * for the data): to size a run before loading. Set `size` to sizeof. */
+typedef struct lnet_npy_info {
+    size_t size;
+    int ndim;
+    int64_t shape[LNET_MAX_DIMS];
+    size_t itemsize; /* bytes per element in the file: 4 (float32) or 8 (float64) */
+    size_t numel;
+} lnet_npy_info;
+
+/* Checks the file as lnet_npy_load would (header, dtype, size against the
+ * shape) without reading the data. A FIFO or other non-regular file is
+ * refused at once, never waited on. */
+lnet_status lnet_npy_inspect(const char *path, lnet_npy_info *info);
+
+/* Writes a float32 .npy file so that a failure never leaves a partial file
+ * and never touches an existing one: lnet_npy_output_create, _write,
+ * _commit, _free in one call. */
 lnet_status lnet_npy_save(const char *path, const lnet_tensor *t);
+
+/* An output in three steps, so that a program writing several files can
+ * commit them together (all renamed only once every one is complete) and
+ * knows each temporary's name before a long write (to remove it from a
+ * signal handler). What the path names decides how it is replaced:
+ *   - a regular file or nothing: a temporary beside it, renamed over it at
+ *     commit; an existing file's mode is kept, and its owner and group
+ *     where the caller may set them (root, or the group for its owner);
+ *   - a symbolic link: its final target is replaced that way (the link
+ *     stays a link);
+ *   - a character device or FIFO (/dev/null, a pipe, /dev/stdout): written
+ *     through by _write, since a rename would replace the device node; a
+ *     FIFO with no reader is refused rather than waited on;
+ *   - anything else (a directory, a socket, a block device): refused by
+ *     _create with a message naming it. */
+typedef struct lnet_npy_output lnet_npy_output;
+lnet_status lnet_npy_output_create(const char *path, lnet_npy_output **out);
+/* The temporary's path (valid until _free), or NULL for a stream. */
+const char *lnet_npy_output_temp_path(const lnet_npy_output *o);
+/* 1 when the output is written through (a character device or FIFO). */
+int lnet_npy_output_is_stream(const lnet_npy_output *o);
+/* Writes the whole file (header and data) and flushes it. */
+lnet_status lnet_npy_output_write(lnet_npy_output *o, const lnet_tensor *t);
+/* Renames the written temporary over the target (nothing for a stream). */
+lnet_status lnet_npy_output_commit(lnet_npy_output *o);
+/* Closes it; an uncommitted temporary is removed. NULL is ignored. */
+void lnet_npy_output_free(lnet_npy_output *o);
 
 /* --------------------------------------------------------- configuration */
 

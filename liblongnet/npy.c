@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 
 /* Data is copied between the file and memory byte for byte, which is right
  * only when float and double are IEEE binary32/binary64 (checked here) and
- * the host is little-endian (checked at run time, see host_is_little_endian). */
+ * the host is little-endian (checked at run time, lnet_npy_refuse_big_endian). */
 _Static_assert(sizeof(float) == 4 && FLT_MANT_DIG == 24, "float must be IEEE binary32");
 _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53, "double must be IEEE binary64");
 
@@ -43,24 +44,6 @@ static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
  * and counts above SSIZE_MAX are implementation-defined. */
 #define NPY_IO_CHUNK ((size_t)1 << 30)
 
-/* numpy aligns the data to 64 bytes so it can be memory-mapped. */
-#define NPY_ALIGN 64
-
-static int host_is_little_endian(void)
-{
-    const uint16_t one = 1;
-    unsigned char first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
-
-static lnet_status refuse_big_endian(const char *path)
-{
-    return lnet_fail(LNET_ERR_UNSUPPORTED,
-                     "%s: .npy float data is little-endian and this host is big-endian, "
-                     "which liblongnet does not support",
-                     path);
-}
 
 /* Reads until `n` bytes, end of file or an error; EINTR and short reads are
  * retried. Returns 0 and the count in *got, or -1 with errno set. */
@@ -82,28 +65,6 @@ static int read_full(int fd, void *buf, size_t n, size_t *got)
         done += (size_t)r;
     }
     *got = done;
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    size_t done = 0;
-    while (done < n) {
-        size_t want = n - done < NPY_IO_CHUNK ? n - done : NPY_IO_CHUNK;
-        ssize_t w = write(fd, p + done, want);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            /* No progress and no error: retrying could spin forever. */
-            errno = ENOSPC;
-            return -1;
-        }
-        done += (size_t)w;
-    }
     return 0;
 }
 
@@ -414,9 +375,31 @@ static lnet_status parse_header(npy_header *h)
 
 /* ------------------------------------------------------------------ load */
 
+/* The message for a float64 value beyond float32's range: the file, the
+ * element's index (flat and per dimension) and the value. */
+static lnet_status out_of_range(const char *path, const lnet_tensor *t, size_t flat, double d)
+{
+    char where[LNET_MAX_DIMS * 24 + 4];
+    size_t used = 0, rest = flat;
+    int64_t idx[LNET_MAX_DIMS];
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        idx[i] = (int64_t)(rest % (size_t)t->shape[i]);
+        rest /= (size_t)t->shape[i];
+    }
+    where[used++] = '[';
+    for (int i = 0; i < t->ndim; i++)
+        used += (size_t)snprintf(where + used, sizeof where - used, "%s%lld", i ? ", " : "",
+                                 (long long)idx[i]);
+    snprintf(where + used, sizeof where - used, "]");
+    return lnet_fail(LNET_ERR_FORMAT,
+                     "%s: float64 value %.9g at index %s (element %zu) is beyond float32's "
+                     "range (|x| <= %.9g); longnet computes in float32", path, d, where, flat,
+                     (double)FLT_MAX);
+}
+
 /* Reads the array data that follows the header into t: float32 directly,
  * float64 through a small buffer, converting each value (rounding to
- * nearest; magnitudes beyond FLT_MAX become infinities, as IEEE 754 says). */
+ * nearest; a finite magnitude beyond float32's range is refused). */
 static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_tensor *t)
 {
     size_t got;
@@ -443,14 +426,23 @@ static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_ten
         for (size_t k = 0; k < count; k++) {
             double d;
             memcpy(&d, buf + k * sizeof(double), sizeof d);
-            t->data[done + k] = (float)d;
+            float f = (float)d;
+            /* A finite value that float32 cannot hold would become an
+             * infinity and then NaN rows, with nothing to say why. NaN and
+             * infinities stay what they are: the file says so itself. */
+            if (isinf(f) && isfinite(d))
+                return out_of_range(path, t, done + k, d);
+            t->data[done + k] = f;
         }
         done += count;
     }
     return LNET_OK;
 }
 
-static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
+/* Reads and checks the preamble and header from `fd` (at offset 0), and
+ * checks the data's size against the file's: on success the descriptor is
+ * at the first data byte and h holds the dtype and shape. */
+static lnet_status read_header(int fd, const char *path, npy_header *hout)
 {
     struct stat sb;
     unsigned char pre[12];
@@ -461,7 +453,12 @@ static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
         return lnet_fail(LNET_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     /* The size checks below need a real file size. */
     if (!S_ISREG(sb.st_mode))
-        return lnet_fail(LNET_ERR_IO, "%s: not a regular file", path);
+        return lnet_fail(LNET_ERR_IO, "%s: not a regular file (%s); an input must be a .npy file",
+                         path, S_ISFIFO(sb.st_mode)  ? "a FIFO"
+                               : S_ISDIR(sb.st_mode) ? "a directory"
+                               : S_ISCHR(sb.st_mode) ? "a character device"
+                               : S_ISSOCK(sb.st_mode) ? "a socket"
+                               : "a block device or other special file");
 
     if (read_full(fd, pre, 8, &got))
         return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
@@ -539,6 +536,17 @@ static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
         return lnet_fail(LNET_ERR_FORMAT, "%s: %llu bytes of trailing data after the array",
                          path, (unsigned long long)(avail - need));
 
+    *hout = h;
+    hout->s = NULL;
+    return LNET_OK;
+}
+
+static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
+{
+    npy_header h;
+    lnet_status st = read_header(fd, path, &h);
+    if (st)
+        return st;
     lnet_tensor *t;
     if ((st = lnet_tensor_create(h.ndim, h.shape, &t)))
         return lnet_fail_prefix(st, path);
@@ -550,6 +558,50 @@ static lnet_status load_fd(int fd, const char *path, lnet_tensor **out)
     return LNET_OK;
 }
 
+/* Opens an input without blocking, so that a FIFO with no writer is refused
+ * (by the regular-file check of read_header) instead of hanging in open();
+ * reads block again afterwards. */
+static int open_input(const char *path)
+{
+    /* O_CLOEXEC: a plugin or another thread may fork/exec meanwhile. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
+lnet_status lnet_npy_inspect(const char *path, lnet_npy_info *info)
+{
+    if (!info)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_inspect: info pointer is NULL");
+    if (!path)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_inspect: path is NULL");
+    if (info->size < sizeof *info)
+        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_inspect: info.size %zu is too small (need %zu)",
+                         info->size, sizeof *info);
+    if (!host_is_little_endian())
+        return lnet_npy_refuse_big_endian(path);
+    int fd = open_input(path);
+    if (fd < 0)
+        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    npy_header h;
+    lnet_status st = read_header(fd, path, &h);
+    close(fd);
+    if (st)
+        return st;
+    info->ndim = h.ndim;
+    memset(info->shape, 0, sizeof info->shape);
+    memcpy(info->shape, h.shape, (size_t)h.ndim * sizeof h.shape[0]);
+    info->itemsize = h.itemsize;
+    info->numel = 1;
+    for (int d = 0; d < h.ndim; d++)
+        info->numel *= (size_t)h.shape[d]; /* checked by read_header */
+    return LNET_OK;
+}
+
 lnet_status lnet_npy_load(const char *path, lnet_tensor **out)
 {
     if (!out)
@@ -558,9 +610,8 @@ lnet_status lnet_npy_load(const char *path, lnet_tensor **out)
     if (!path)
         return lnet_fail(LNET_ERR_INVALID, "lnet_npy_load: path is NULL");
     if (!host_is_little_endian())
-        return refuse_big_endian(path);
-    /* O_CLOEXEC: a plugin or another thread may fork/exec meanwhile. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+        return lnet_npy_refuse_big_endian(path);
+    int fd = open_input(path);
     if (fd < 0)
         return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     lnet_status st = load_fd(fd, path, out);
@@ -568,160 +619,10 @@ lnet_status lnet_npy_load(const char *path, lnet_tensor **out)
     return st;
 }
 
-/* ------------------------------------------------------------------ save */
-
-/* The process umask, to give the new file the mode open(..., 0666) would.
- * umask() cannot be read without setting it, and setting it briefly would
- * race with other threads creating files, so read it from /proc (Linux
- * >= 4.7) and otherwise assume the common 022. */
-static mode_t current_umask(void)
+lnet_status lnet_npy_refuse_big_endian(const char *path)
 {
-    mode_t mask = 022;
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mask;
-    char buf[4096];
-    size_t got;
-    if (read_full(fd, buf, sizeof buf - 1, &got) == 0) {
-        buf[got] = '\0';
-        const char *p = strstr(buf, "\nUmask:");
-        if (p) {
-            char *end;
-            unsigned long v = strtoul(p + 7, &end, 8);
-            if (end != p + 7 && v <= 0777)
-                mask = (mode_t)v;
-        }
-    }
-    close(fd);
-    return mask;
-}
-
-/* Builds the version 1.0 preamble and header exactly as numpy does, padded
- * so that the data starts at a multiple of 64 bytes. Returns its length. */
-static size_t build_header(const lnet_tensor *t, char *buf, size_t size)
-{
-    char shape[LNET_MAX_DIMS * 24 + 8];
-    size_t used = 0;
-    shape[used++] = '(';
-    for (int d = 0; d < t->ndim; d++)
-        used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", d ? ", " : "",
-                                 (long long)t->shape[d]);
-    /* Python writes a 1-tuple as "(n,)". */
-    used += (size_t)snprintf(shape + used, sizeof shape - used, "%s)", t->ndim == 1 ? "," : "");
-
-    size_t prefix = 10;
-    int body = snprintf(buf + prefix, size - prefix,
-                        "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
-    size_t total = prefix + (size_t)body + 1; /* + '\n' */
-    size_t pad = (NPY_ALIGN - total % NPY_ALIGN) % NPY_ALIGN;
-    size_t hlen = (size_t)body + pad + 1;
-    memcpy(buf, npy_magic, sizeof npy_magic);
-    buf[6] = 1;
-    buf[7] = 0;
-    buf[8] = (char)(hlen & 0xff);
-    buf[9] = (char)(hlen >> 8);
-    memset(buf + prefix + (size_t)body, ' ', pad);
-    buf[prefix + hlen - 1] = '\n';
-    return prefix + hlen;
-}
-
-/* fsync the directory holding `path` so that the rename itself survives a
- * crash. Best effort: the new file is already in place, and some file
- * systems refuse fsync on directories. */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return;
-    (void)fsync(fd);
-    close(fd);
-}
-
-lnet_status lnet_npy_save(const char *path, const lnet_tensor *t)
-{
-    if (!path)
-        return lnet_fail(LNET_ERR_INVALID, "lnet_npy_save: path is NULL");
-    if (!t || !t->data)
-        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_save: tensor is NULL", path);
-    if (!host_is_little_endian())
-        return refuse_big_endian(path);
-
-    char header[512]; /* 8 dims of 20 digits and 63 bytes of padding fit */
-    size_t header_len = build_header(t, header, sizeof header);
-    size_t bytes;
-    lnet_status st = lnet_shape_bytes(t->ndim, t->shape, NULL, &bytes);
-    if (st)
-        return lnet_fail_prefix(st, path);
-
-    /* Write beside the target and rename over it: rename() within one
-     * directory is atomic, so readers see the old file or the whole new one,
-     * never a partial one, and a failure leaves the old one untouched. */
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t plen = strlen(path);
-    size_t tlen;
-    if (lnet_add_size(plen, sizeof suffix, &tlen))
-        return lnet_fail(LNET_ERR_OVERFLOW, "lnet_npy_save: path is too long");
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return lnet_fail(LNET_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = lnet_fail(LNET_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
-                       strerror(errno));
-        free(tmp);
-        return st;
-    }
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* best effort; mkostemp is not portable */
-
-    const char *what;
-    /* mkstemp makes the file 0600; give it the mode a plain create would. */
-    if (fchmod(fd, 0666 & ~current_umask())) {
-        what = "cannot set the file mode";
-        goto fail;
-    }
-    if (write_full(fd, header, header_len) || write_full(fd, t->data, bytes)) {
-        what = "write failed";
-        goto fail;
-    }
-    if (fsync(fd)) {
-        what = "fsync failed";
-        goto fail;
-    }
-    /* close() can report a deferred write error (e.g. on NFS), so check it;
-     * the descriptor is gone either way. */
-    int rc = close(fd);
-    fd = -1;
-    if (rc) {
-        what = "close failed";
-        goto fail;
-    }
-    if (rename(tmp, path)) {
-        what = "cannot rename the temporary file over it";
-        goto fail;
-    }
-    free(tmp);
-    sync_parent_dir(path);
-    return LNET_OK;
-
-fail:;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return lnet_fail(LNET_ERR_IO, "%s: %s: %s", path, what, strerror(e));
+    return lnet_fail(LNET_ERR_UNSUPPORTED,
+                     "%s: .npy float data is little-endian and this host is big-endian, "
+                     "which liblongnet does not support",
+                     path);
 }

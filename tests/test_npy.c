@@ -7,6 +7,9 @@
 #endif
 
 #include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -240,7 +243,9 @@ END_TEST
 
 START_TEST(test_load_float64)
 {
-    static const double d[6] = {1.5, -2.25, 1e-3, 3.0e38, -0.0, 1e300};
+    /* FLT_MAX itself and a hair above it (which rounds to FLT_MAX) fit; NaN
+     * and infinities are what the file says and pass as they are. */
+    static const double d[6] = {1.5, -2.25, 3.4028235e38, 3.0e38, -0.0, -1.0 / 0.0};
     write_npy("f8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", d,
               sizeof d);
     lnet_tensor *t = NULL;
@@ -251,10 +256,60 @@ START_TEST(test_load_float64)
     const float *f = lnet_tensor_cdata(t);
     for (int i = 0; i < 6; i++) {
         float want = (float)d[i];
+        ck_assert_msg(i == 5 || isfinite(f[i]), "element %d became %g", i, (double)f[i]);
         ck_assert_msg(memcmp(&f[i], &want, sizeof want) == 0, "element %d: %g != %g", i,
                       (double)f[i], (double)want);
     }
     lnet_tensor_free(t);
+}
+END_TEST
+
+/* A finite float64 beyond float32's range would silently become an
+ * infinity (then NaN rows, exit 0): refused with the file, the index and
+ * the value. */
+START_TEST(test_load_float64_out_of_range)
+{
+    static const double d[6] = {1.5, -2.25, 1e-3, 3.0e38, -0.0, -1e39};
+    write_npy("big8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", d,
+              sizeof d);
+    expect_fail("big8.npy", LNET_ERR_FORMAT, "beyond float32");
+    ck_assert_msg(strstr(lnet_last_error(), "[2, 1]") != NULL, "%s", lnet_last_error());
+    ck_assert_msg(strstr(lnet_last_error(), "-1e+39") != NULL ||
+                      strstr(lnet_last_error(), "-1.0000000000000000") != NULL ||
+                      strstr(lnet_last_error(), "-9.99") != NULL,
+                  "%s", lnet_last_error());
+}
+END_TEST
+
+/* A FIFO with no writer: open() used to block forever. Refused at once
+ * (Check's timeout fails the test if it hangs). */
+START_TEST(test_load_fifo_refused)
+{
+    ck_assert_int_eq(mkfifo(path_of("pipe.npy"), 0600), 0);
+    expect_fail("pipe.npy", LNET_ERR_IO, "FIFO");
+    lnet_npy_info info = {.size = sizeof info};
+    ck_assert_int_eq(lnet_npy_inspect(path_of("pipe.npy"), &info), LNET_ERR_IO);
+}
+END_TEST
+
+/* lnet_npy_inspect reads the header only and checks what load checks. */
+START_TEST(test_inspect)
+{
+    write_npy("s.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", f4_6,
+              sizeof f4_6 * 2);
+    lnet_npy_info info = {.size = sizeof info};
+    ck_assert_msg(lnet_npy_inspect(path_of("s.npy"), &info) == LNET_OK, "%s", lnet_last_error());
+    ck_assert_int_eq(info.ndim, 2);
+    ck_assert_int_eq(info.shape[0], 3);
+    ck_assert_int_eq(info.shape[1], 2);
+    ck_assert_uint_eq(info.itemsize, 8);
+    ck_assert_uint_eq(info.numel, 6);
+    write_npy("short.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", f4_6,
+              8);
+    ck_assert_int_eq(lnet_npy_inspect(path_of("short.npy"), &info), LNET_ERR_FORMAT);
+    ck_assert_msg(strstr(lnet_last_error(), "truncated") != NULL, "%s", lnet_last_error());
+    lnet_npy_info small = {.size = 4};
+    ck_assert_int_eq(lnet_npy_inspect(path_of("s.npy"), &small), LNET_ERR_INVALID);
 }
 END_TEST
 
@@ -573,10 +628,8 @@ START_TEST(test_save_replaces)
 }
 END_TEST
 
-/* The save fails after its temporary file exists (the target is a
- * non-empty directory, so rename() fails): the target is untouched and the
- * temporary file is gone. Works as root, unlike a read-only directory. */
-START_TEST(test_save_fails_on_rename)
+/* A directory is no output: refused before any temporary exists. */
+START_TEST(test_save_refuses_directory)
 {
     static const int64_t s[1] = {4};
     lnet_tensor *t = make_tensor(1, s, 3);
@@ -584,10 +637,232 @@ START_TEST(test_save_fails_on_rename)
     write_bytes("target.npy/keep", "x", 1);
     ck_assert_int_eq(lnet_npy_save(path_of("target.npy"), t), LNET_ERR_IO);
     ck_assert_msg(strstr(lnet_last_error(), "target.npy") != NULL, "%s", lnet_last_error());
-    ck_assert_msg(strstr(lnet_last_error(), "rename") != NULL, "%s", lnet_last_error());
+    ck_assert_msg(strstr(lnet_last_error(), "directory") != NULL, "%s", lnet_last_error());
     struct stat sb;
     ck_assert_int_eq(stat(path_of("target.npy/keep"), &sb), 0);
     ck_assert_int_eq(count_entries(), 1);
+    lnet_tensor_free(t);
+}
+END_TEST
+
+/* The commit fails after the temporary is complete (the target became a
+ * non-empty directory meanwhile, so rename() fails): the target is
+ * untouched and freeing the output removes the temporary. */
+START_TEST(test_save_fails_on_rename)
+{
+    static const int64_t s[1] = {4};
+    lnet_tensor *t = make_tensor(1, s, 3);
+    lnet_npy_output *o = NULL;
+    ck_assert_int_eq(lnet_npy_output_create(path_of("target.npy"), &o), LNET_OK);
+    const char *tmp = lnet_npy_output_temp_path(o);
+    ck_assert_ptr_nonnull(tmp);
+    ck_assert_int_eq(access(tmp, F_OK), 0);
+    ck_assert_int_eq(lnet_npy_output_is_stream(o), 0);
+    ck_assert_int_eq(lnet_npy_output_write(o, t), LNET_OK);
+    ck_assert_int_eq(mkdir(path_of("target.npy"), 0755), 0);
+    write_bytes("target.npy/keep", "x", 1);
+    ck_assert_int_eq(lnet_npy_output_commit(o), LNET_ERR_IO);
+    ck_assert_msg(strstr(lnet_last_error(), "rename") != NULL, "%s", lnet_last_error());
+    char kept[8192];
+    snprintf(kept, sizeof kept, "%s", tmp);
+    ck_assert_int_eq(access(kept, F_OK), 0); /* until freed */
+    lnet_npy_output_free(o);
+    ck_assert_int_ne(access(kept, F_OK), 0);
+    struct stat sb;
+    ck_assert_int_eq(stat(path_of("target.npy/keep"), &sb), 0);
+    ck_assert_int_eq(count_entries(), 1);
+    lnet_tensor_free(t);
+}
+END_TEST
+
+/* An output created and never committed leaves nothing behind, and an
+ * existing target keeps its bytes. */
+START_TEST(test_output_uncommitted)
+{
+    static const int64_t s[1] = {6};
+    lnet_tensor *t = make_tensor(1, s, 4);
+    ck_assert_int_eq(lnet_npy_save(path_of("old.npy"), t), LNET_OK);
+    size_t n0;
+    unsigned char *before = read_bytes("old.npy", &n0);
+    lnet_tensor *u = make_tensor(1, s, 5);
+    lnet_npy_output *o = NULL;
+    ck_assert_int_eq(lnet_npy_output_create(path_of("old.npy"), &o), LNET_OK);
+    ck_assert_int_eq(lnet_npy_output_write(o, u), LNET_OK);
+    ck_assert_int_eq(lnet_npy_output_write(o, u), LNET_ERR_INVALID); /* once only */
+    char kept[8192];
+    snprintf(kept, sizeof kept, "%s", lnet_npy_output_temp_path(o));
+    ck_assert_int_eq(access(kept, F_OK), 0);
+    lnet_npy_output_free(o);
+    ck_assert_int_ne(access(kept, F_OK), 0);
+    ck_assert_int_eq(count_entries(), 1);
+    size_t n1;
+    unsigned char *after = read_bytes("old.npy", &n1);
+    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    ck_assert_int_eq(lnet_npy_output_create(path_of("new.npy"), &o), LNET_OK);
+    ck_assert_int_eq(lnet_npy_output_commit(o), LNET_ERR_INVALID); /* nothing written */
+    lnet_npy_output_free(o);
+    ck_assert_int_eq(count_entries(), 1);
+    free(before);
+    free(after);
+    lnet_tensor_free(t);
+    lnet_tensor_free(u);
+}
+END_TEST
+
+/* A character device is written through, never replaced: as root, a
+ * rename over /dev/null once replaced the machine's /dev/null. */
+START_TEST(test_save_char_device)
+{
+    static const int64_t s[1] = {6};
+    lnet_tensor *t = make_tensor(1, s, 6);
+    struct stat before, after;
+    ck_assert_int_eq(stat("/dev/null", &before), 0);
+    ck_assert(S_ISCHR(before.st_mode));
+    ck_assert_msg(lnet_npy_save("/dev/null", t) == LNET_OK, "%s", lnet_last_error());
+    ck_assert_int_eq(stat("/dev/null", &after), 0);
+    ck_assert(S_ISCHR(after.st_mode));
+    ck_assert(before.st_rdev == after.st_rdev && before.st_ino == after.st_ino);
+    /* A link to it: the link and the device both stay. */
+    ck_assert_int_eq(symlink("/dev/null", path_of("null.npy")), 0);
+    ck_assert_msg(lnet_npy_save(path_of("null.npy"), t) == LNET_OK, "%s", lnet_last_error());
+    ck_assert_int_eq(lstat(path_of("null.npy"), &after), 0);
+    ck_assert(S_ISLNK(after.st_mode));
+    ck_assert_int_eq(stat("/dev/null", &after), 0);
+    ck_assert(S_ISCHR(after.st_mode));
+    /* A device that fails the write (ENOSPC) is an error, not a success. */
+    ck_assert_int_eq(lnet_npy_save("/dev/full", t), LNET_ERR_IO);
+    ck_assert_msg(strstr(lnet_last_error(), "/dev/full") != NULL, "%s", lnet_last_error());
+    ck_assert_int_eq(stat("/dev/full", &after), 0);
+    ck_assert(S_ISCHR(after.st_mode));
+    lnet_tensor_free(t);
+}
+END_TEST
+
+/* A FIFO: with no reader, refused at once (never waited on); with one, the
+ * reader gets the file byte for byte, and the FIFO stays a FIFO. */
+START_TEST(test_save_fifo)
+{
+    static const int64_t s[1] = {6};
+    lnet_tensor *t = make_tensor(1, s, 7);
+    ck_assert_int_eq(mkfifo(path_of("pipe.npy"), 0600), 0);
+    ck_assert_int_eq(lnet_npy_save(path_of("pipe.npy"), t), LNET_ERR_IO);
+    ck_assert_msg(strstr(lnet_last_error(), "no reader") != NULL, "%s", lnet_last_error());
+    ck_assert_int_eq(lnet_npy_save(path_of("ref.npy"), t), LNET_OK);
+
+    /* The reader opens first (non-blocking, so that it does not wait for
+     * us), then the save writes; a child drains it into a file. */
+    int rfd = open(path_of("pipe.npy"), O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rfd, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fcntl(rfd, F_SETFL, 0);
+        int out = open(path_of("got.npy"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[4096];
+        ssize_t n;
+        /* Waits for the writer, then reads to its end. */
+        for (int seen = 0;;) {
+            n = read(rfd, buf, sizeof buf);
+            if (n > 0) {
+                seen = 1;
+                if (write(out, buf, (size_t)n) != n)
+                    _exit(2);
+            } else if (n == 0 && seen) {
+                break;
+            } else if (n == 0) {
+                usleep(1000);
+            } else {
+                _exit(3);
+            }
+        }
+        close(out);
+        _exit(0);
+    }
+    lnet_status st = lnet_npy_save(path_of("pipe.npy"), t);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    close(rfd);
+    ck_assert_msg(st == LNET_OK, "%s", lnet_last_error());
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    size_t n0, n1;
+    unsigned char *want = read_bytes("ref.npy", &n0), *got = read_bytes("got.npy", &n1);
+    ck_assert(n0 == n1 && memcmp(want, got, n0) == 0);
+    struct stat sb;
+    ck_assert_int_eq(lstat(path_of("pipe.npy"), &sb), 0);
+    ck_assert(S_ISFIFO(sb.st_mode));
+    free(want);
+    free(got);
+    lnet_tensor_free(t);
+}
+END_TEST
+
+/* A symbolic link stays a link and its final target gets the new bytes:
+ * absolute and relative links, a chain of two, a dangling link (its
+ * target is created), and a loop (refused). */
+START_TEST(test_save_symlink)
+{
+    static const int64_t s[1] = {6};
+    lnet_tensor *t = make_tensor(1, s, 8);
+    ck_assert_int_eq(mkdir(path_of("sub"), 0755), 0);
+    write_bytes("sub/real.npy", "old", 3);
+    ck_assert_int_eq(symlink("sub/real.npy", path_of("rel.npy")), 0);
+    char rel[8192];
+    snprintf(rel, sizeof rel, "%s", path_of("rel.npy"));
+    ck_assert_int_eq(symlink(rel, path_of("chain.npy")), 0);
+    ck_assert_msg(lnet_npy_save(path_of("chain.npy"), t) == LNET_OK, "%s", lnet_last_error());
+    struct stat sb;
+    ck_assert_int_eq(lstat(path_of("chain.npy"), &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(path_of("rel.npy"), &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    lnet_tensor *u = NULL;
+    ck_assert_int_eq(lnet_npy_load(path_of("sub/real.npy"), &u), LNET_OK);
+    ck_assert(memcmp(lnet_tensor_cdata(u), lnet_tensor_cdata(t), sizeof(float) * 6) == 0);
+    lnet_tensor_free(u);
+
+    ck_assert_int_eq(symlink("sub/dangling-target.npy", path_of("dangling.npy")), 0);
+    ck_assert_msg(lnet_npy_save(path_of("dangling.npy"), t) == LNET_OK, "%s", lnet_last_error());
+    ck_assert_int_eq(lstat(path_of("sub/dangling-target.npy"), &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+
+    ck_assert_int_eq(symlink("loop2.npy", path_of("loop1.npy")), 0);
+    ck_assert_int_eq(symlink("loop1.npy", path_of("loop2.npy")), 0);
+    ck_assert_int_eq(lnet_npy_save(path_of("loop1.npy"), t), LNET_ERR_IO);
+    ck_assert_msg(strstr(lnet_last_error(), "loop1.npy") != NULL, "%s", lnet_last_error());
+    /* No temporary anywhere: sub/ holds just the two targets. */
+    DIR *d = opendir(path_of("sub"));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(n, 2);
+    lnet_tensor_free(t);
+}
+END_TEST
+
+/* A replaced file keeps its mode (0600 came back 0644) and, for root, its
+ * owner and group. */
+START_TEST(test_save_keeps_mode_and_owner)
+{
+    static const int64_t s[1] = {6};
+    lnet_tensor *t = make_tensor(1, s, 9);
+    ck_assert_int_eq(lnet_npy_save(path_of("m.npy"), t), LNET_OK);
+    ck_assert_int_eq(chmod(path_of("m.npy"), 0640), 0);
+    int root = geteuid() == 0;
+    if (root)
+        ck_assert_int_eq(chown(path_of("m.npy"), 65534, 65534), 0);
+    ck_assert_int_eq(lnet_npy_save(path_of("m.npy"), t), LNET_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(path_of("m.npy"), &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 07777, 0640);
+    if (root) {
+        ck_assert_uint_eq(sb.st_uid, 65534);
+        ck_assert_uint_eq(sb.st_gid, 65534);
+    }
+    ck_assert_int_eq(chmod(path_of("m.npy"), 0600), 0);
+    ck_assert_int_eq(lnet_npy_save(path_of("m.npy"), t), LNET_OK);
+    ck_assert_int_eq(stat(path_of("m.npy"), &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 07777, 0600);
     lnet_tensor_free(t);
 }
 END_TEST
@@ -669,6 +944,7 @@ static Suite *npy_suite(void)
     tc = tcase_create("load_ok");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_load_float64);
+    tcase_add_test(tc, test_inspect);
     tcase_add_test(tc, test_load_versions);
     tcase_add_test(tc, test_load_header_variants);
     suite_add_tcase(s, tc);
@@ -688,13 +964,21 @@ static Suite *npy_suite(void)
     tcase_add_test(tc, test_garbage_headers);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_invalid_arguments);
+    tcase_add_test(tc, test_load_float64_out_of_range);
+    tcase_add_test(tc, test_load_fifo_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("save");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_save_missing_dir);
     tcase_add_test(tc, test_save_replaces);
+    tcase_add_test(tc, test_save_refuses_directory);
     tcase_add_test(tc, test_save_fails_on_rename);
+    tcase_add_test(tc, test_output_uncommitted);
+    tcase_add_test(tc, test_save_char_device);
+    tcase_add_test(tc, test_save_fifo);
+    tcase_add_test(tc, test_save_symlink);
+    tcase_add_test(tc, test_save_keeps_mode_and_owner);
     tcase_add_test(tc, test_save_fails_on_write_keeps_old);
     tcase_add_test(tc, test_save_relative_path);
     suite_add_tcase(s, tc);

@@ -132,4 +132,31 @@ int cli_next_option(cli_parser *p);
  * and they are the same name in the same directory. */
 int cli_same_file(const char *a, const char *b);
 
+/* --------------------------------------------------------------- memory */
+
+/* Bytes this process may still allocate: the least of MemAvailable, the
+ * memory cgroup's limit less its usage, and RLIMIT_AS less the address
+ * space in use (UINT64_MAX when nothing is known). *source names the bound
+ * that decided it. */
+uint64_t cli_memory_available(const char **source);
+/* "7.0 GiB" into buf; returns buf. */
+const char *cli_bytes_str(uint64_t bytes, char *buf, size_t len);
+
+/* -------------------------------------------------------------- outputs */
+
+#define CLI_MAX_OUTPUTS 8
+
+/* Handlers for SIGINT, SIGTERM and SIGHUP that remove the temporaries of
+ * cli_outputs_save and end the process by that signal; SIGXFSZ ignored (a
+ * file-size limit becomes a write error). Call at the start of a command
+ * and again after plugins load (their runtimes may install handlers of
+ * their own). Signals inherited as ignored stay ignored. */
+void cli_signals_install(void);
+
+/* Writes tensors[i] to paths[i] for every i, all or nothing: each file is
+ * complete before any is renamed over its target, and on any failure none
+ * is and every temporary is removed (one error line printed). Returns an
+ * exit code. */
+int cli_outputs_save(int n, const char *const paths[], const lnet_tensor *const tensors[]);
+
 #endif /* LNET_CLI_H */

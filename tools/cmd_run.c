@@ -8,7 +8,10 @@
  * then the devices), so that a mistake is reported before minutes of work and
  * an existing output file is never touched by a run that fails.
  */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -20,7 +23,8 @@ void cmd_run_usage(FILE *out)
           "                   --out O.npy [--lse LSE.npy] [--causal]\n"
           "                   [--offsets interleaved|grouped] [--scale S]\n"
           "                   [--device LIST] [--kernel NAME]\n"
-          "                   [--algorithm auto|gather|ring] [--explain] [--quiet]\n"
+          "                   [--algorithm auto|gather|ring] [--explain] [--force]\n"
+          "                   [--quiet]\n"
           "\n"
           "Computes LongNet's dilated attention O = attn(Q, K, V) for float32 or\n"
           "float64 .npy inputs of identical shape [B, N, H, D] (batch, tokens,\n"
@@ -30,9 +34,11 @@ void cmd_run_usage(FILE *out)
           "  --segments LIST      segment length of each level (w >= 1)\n"
           "  --dilations LIST     dilation of each level (1 <= r <= w); as many\n"
           "                       entries as --segments, at least one equal to 1\n"
-          "  --out FILE           the output O (replaced atomically; a failed run\n"
-          "                       leaves an existing file as it was)\n"
+          "  --out FILE           the output O (replaced atomically: a failed run\n"
+          "                       leaves an existing file as it was; a symlink's\n"
+          "                       target is replaced, a device or FIFO written to)\n"
           "  --lse FILE           also write the log-sum-exp, float32 [B, H, N]\n"
+          "                       (O and LSE are committed together or not at all)\n"
           "  --causal             a query attends only keys at or before it\n"
           "  --offsets MODE       head offsets: interleaved (head h uses h mod r,\n"
           "                       the default) or grouped (h / ceil(H / r))\n"
@@ -50,6 +56,8 @@ void cmd_run_usage(FILE *out)
           "                       for dilation-1 levels spanning every device)\n"
           "  --explain            print the plan first: rows per device, per level\n"
           "                       local or exchanged, bytes sent and received\n"
+          "  --force              run even when the inputs and outputs need more\n"
+          "                       memory than is available (also LONGNET_FORCE=1)\n"
           "  --quiet              print nothing on success\n"
           "\n"
           "Output files must differ from each other and from the inputs.\n", out);
@@ -57,14 +65,15 @@ void cmd_run_usage(FILE *out)
 
 enum {
     OPT_Q = 1, OPT_K, OPT_V, OPT_SEGMENTS, OPT_DILATIONS, OPT_CAUSAL, OPT_OFFSETS,
-    OPT_SCALE, OPT_DEVICE, OPT_KERNEL, OPT_OUT, OPT_LSE, OPT_QUIET, OPT_ALGORITHM, OPT_EXPLAIN
+    OPT_SCALE, OPT_DEVICE, OPT_KERNEL, OPT_OUT, OPT_LSE, OPT_QUIET, OPT_ALGORITHM, OPT_EXPLAIN,
+    OPT_FORCE
 };
 
 typedef struct run_args {
     const char *path[3]; /* q, k, v */
     const char *segments, *dilations, *offsets, *scale, *device, *kernel;
     const char *out, *lse, *algorithm;
-    int causal, quiet, explain;
+    int causal, quiet, explain, force;
 } run_args;
 
 static const char *const input_name[3] = { "--q", "--k", "--v" };
@@ -79,7 +88,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         { "scale", 1, OPT_SCALE }, { "device", 1, OPT_DEVICE },
         { "kernel", 1, OPT_KERNEL }, { "out", 1, OPT_OUT }, { "lse", 1, OPT_LSE },
         { "quiet", 0, OPT_QUIET }, { "algorithm", 1, OPT_ALGORITHM },
-        { "explain", 0, OPT_EXPLAIN },
+        { "explain", 0, OPT_EXPLAIN }, { "force", 0, OPT_FORCE },
         { NULL, 0, 0 }
     };
     memset(a, 0, sizeof *a);
@@ -106,6 +115,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         case OPT_QUIET: a->quiet = 1; break;
         case OPT_ALGORITHM: a->algorithm = p.value; break;
         case OPT_EXPLAIN: a->explain = 1; break;
+        case OPT_FORCE: a->force = 1; break;
         }
     }
     for (int i = 0; i < 3; i++)
@@ -136,7 +146,10 @@ static int check_paths(const run_args *a)
                 return CLI_EXIT_FAIL;
             }
     }
-    if (a->lse && cli_same_file(a->out, a->lse)) {
+    /* Both into /dev/null (or one terminal) is fine: nothing is replaced. */
+    struct stat sb;
+    int device = stat(a->out, &sb) == 0 && S_ISCHR(sb.st_mode);
+    if (a->lse && !device && cli_same_file(a->out, a->lse)) {
         cli_error("--out '%s' and --lse '%s' are the same file", a->out, a->lse);
         return CLI_EXIT_FAIL;
     }
@@ -175,31 +188,138 @@ static int build_config(const run_args *a, lnet_config **out)
     return -1;
 }
 
-/* Loads Q, K, V and checks they are 4-D and of one shape. */
-static int load_inputs(const run_args *a, lnet_tensor *t[3])
+static const char *const tname[3] = { "Q", "K", "V" };
+
+/* Reads the headers of Q, K, V (no data yet) and checks they are 4-D and of
+ * one shape, so that a mistake costs nothing and the memory a run needs is
+ * known before anything is read. */
+static int inspect_inputs(const run_args *a, lnet_npy_info info[3])
 {
-    static const char *const tname[3] = { "Q", "K", "V" };
     char s0[256], s1[256];
     for (int i = 0; i < 3; i++) {
-        if (lnet_npy_load(a->path[i], &t[i]) != LNET_OK)
+        info[i].size = sizeof info[i];
+        if (lnet_npy_inspect(a->path[i], &info[i]) != LNET_OK)
             return cli_lib_error(NULL);
-        if (lnet_tensor_ndim(t[i]) != 4) {
+        if (info[i].ndim != 4) {
             cli_error("%s '%s' has shape %s (%d-D); expected 4-D [B, N, H, D]", tname[i],
-                      a->path[i], cli_tensor_shape_str(t[i], s0, sizeof s0),
-                      lnet_tensor_ndim(t[i]));
+                      a->path[i], lnet_shape_str(info[i].ndim, info[i].shape, s0, sizeof s0),
+                      info[i].ndim);
             return CLI_EXIT_FAIL;
         }
     }
     for (int i = 1; i < 3; i++)
         for (int d = 0; d < 4; d++)
-            if (lnet_tensor_dim(t[i], d) != lnet_tensor_dim(t[0], d)) {
+            if (info[i].shape[d] != info[0].shape[d]) {
                 cli_error("%s '%s' has shape %s but %s '%s' has shape %s; Q, K and V "
                           "must have one shape", tname[i], a->path[i],
-                          cli_tensor_shape_str(t[i], s1, sizeof s1), tname[0],
-                          a->path[0], cli_tensor_shape_str(t[0], s0, sizeof s0));
+                          lnet_shape_str(4, info[i].shape, s1, sizeof s1), tname[0],
+                          a->path[0], lnet_shape_str(4, info[0].shape, s0, sizeof s0));
                 return CLI_EXIT_FAIL;
             }
     return -1;
+}
+
+/* Loads Q, K, V; a file whose shape changed since it was inspected is
+ * refused rather than computed on. */
+static int load_inputs(const run_args *a, const lnet_npy_info info[3], lnet_tensor *t[3])
+{
+    for (int i = 0; i < 3; i++) {
+        if (lnet_npy_load(a->path[i], &t[i]) != LNET_OK)
+            return cli_lib_error(NULL);
+        int same = lnet_tensor_ndim(t[i]) == info[i].ndim;
+        for (int d = 0; same && d < info[i].ndim; d++)
+            same = lnet_tensor_dim(t[i], d) == info[i].shape[d];
+        if (!same) {
+            cli_error("%s '%s' changed while longnet was reading it", tname[i], a->path[i]);
+            return CLI_EXIT_FAIL;
+        }
+    }
+    return -1;
+}
+
+/* What the run holds in host memory at once: Q, K, V and O as float32,
+ * LSE, and for an OpenCL device that runs on the host's CPU (PoCL, Intel's
+ * CPU runtime) its buffers, which are host memory too: up to one more copy
+ * of each tensor. Refused with the numbers when more than is available,
+ * unless forced. */
+static int check_memory(const run_args *a, const int64_t shape[4], lnet_context *ctx)
+{
+    const char *env = getenv("LONGNET_FORCE");
+    if (a->force || (env && strcmp(env, "1") == 0))
+        return -1;
+    /* Sizes were overflow-checked by the reader; products of the four
+     * dimensions fit in size_t, so in uint64_t. */
+    uint64_t tensor = 4, lse = 4;
+    for (int d = 0; d < 4; d++)
+        tensor *= (uint64_t)shape[d];
+    lse *= (uint64_t)shape[0] * (uint64_t)shape[1] * (uint64_t)shape[2];
+    uint64_t host = 4 * tensor + (a->lse ? lse : 0);
+    uint64_t copies = 0;
+    for (const char *p = a->device; p && *p;) {
+        size_t len = strcspn(p, ",");
+        char spec[128];
+        snprintf(spec, sizeof spec, "%.*s", (int)(len < sizeof spec ? len : sizeof spec - 1), p);
+        spec[strcspn(spec, "=")] = '\0';
+        p = p[len] ? p + len + 1 : NULL;
+        int index;
+        lnet_device_info d;
+        if (lnet_context_find_device(ctx, spec, &index) == LNET_OK &&
+            lnet_context_device(ctx, index, &d) == LNET_OK && strcmp(d.backend, "cpu") != 0 &&
+            d.kind && strcmp(d.kind, "cpu") == 0)
+            copies = 4 * tensor + lse; /* one copy however many such devices share it */
+    }
+    uint64_t need = host + copies;
+    const char *source;
+    uint64_t avail = cli_memory_available(&source);
+    if (need <= avail)
+        return -1;
+    char bn[32], ba[32], bt[32], bc[32];
+    cli_bytes_str(need, bn, sizeof bn);
+    cli_bytes_str(avail, ba, sizeof ba);
+    cli_bytes_str(tensor, bt, sizeof bt);
+    cli_bytes_str(copies, bc, sizeof bc);
+    cli_error("the run needs %s (Q, K, V and O %s each as float32%s%s%s) but only %s is "
+              "available (%s); use smaller inputs or fewer devices in host memory, or pass "
+              "--force (LONGNET_FORCE=1) to try anyway", bn, bt,
+              a->lse ? ", LSE" : "", copies ? ", device buffers in host memory " : "",
+              copies ? bc : "", ba, source);
+    return CLI_EXIT_FAIL;
+}
+
+/* A NaN or infinity in the result is the operator's honest answer to a
+ * non-finite input (DESIGN §1), but rarely what the user meant: say how
+ * many and where the first is, on stderr, without failing. */
+static void warn_non_finite(const lnet_tensor *out, const lnet_tensor *lse, const char *out_path,
+                            const char *lse_path)
+{
+    const float *o = lnet_tensor_cdata(out);
+    size_t n = lnet_tensor_numel(out), bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(o[i]) && bad++ == 0)
+            first = i;
+    if (bad) {
+        int64_t N = lnet_tensor_dim(out, 1), H = lnet_tensor_dim(out, 2), D = lnet_tensor_dim(out, 3);
+        size_t row = first / (size_t)D;
+        cli_warning("O '%s' holds %zu non-finite value%s (NaN or infinity); the first is in "
+                    "row b=%lld, n=%lld, h=%lld (an input holds non-finite values or scores "
+                    "that overflow float32)", out_path, bad, bad == 1 ? "" : "s",
+                    (long long)(row / (size_t)H / (size_t)N), (long long)(row / (size_t)H % (size_t)N),
+                    (long long)(row % (size_t)H));
+    }
+    if (!lse)
+        return;
+    const float *l = lnet_tensor_cdata(lse);
+    size_t m = lnet_tensor_numel(lse), lbad = 0, lfirst = 0;
+    for (size_t i = 0; i < m; i++)
+        if (!isfinite(l[i]) && lbad++ == 0)
+            lfirst = i;
+    if (lbad) {
+        int64_t H = lnet_tensor_dim(lse, 1), N = lnet_tensor_dim(lse, 2);
+        cli_warning("LSE '%s' holds %zu non-finite value%s; the first is b=%lld, h=%lld, n=%lld",
+                    lse_path, lbad, lbad == 1 ? "" : "s",
+                    (long long)(lfirst / (size_t)N / (size_t)H),
+                    (long long)(lfirst / (size_t)N % (size_t)H), (long long)(lfirst % (size_t)N));
+    }
 }
 
 /* Log messages of `run`. While plugins load they are not printed (a
@@ -324,6 +444,7 @@ static double now_ms(void)
 int cmd_run_main(int argc, char **argv)
 {
     cli_set_prog("longnet run");
+    cli_signals_install();
     run_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
@@ -338,6 +459,7 @@ int cmd_run_main(int argc, char **argv)
     run_log log = { 1, 0 };
     lnet_device_info dev = { 0 };
     lnet_algorithm algorithm = LNET_ALGORITHM_AUTO;
+    lnet_npy_info info[3];
 
     if (a.algorithm && lnet_algorithm_parse(a.algorithm, &algorithm) != LNET_OK) {
         rc = cli_lib_error(NULL);
@@ -345,11 +467,11 @@ int cmd_run_main(int argc, char **argv)
     }
     if ((rc = build_config(&a, &cfg)) >= 0)
         goto done;
-    if ((rc = load_inputs(&a, in)) >= 0)
+    if ((rc = inspect_inputs(&a, info)) >= 0)
         goto done;
     int64_t shape[4];
     for (int d = 0; d < 4; d++)
-        shape[d] = lnet_tensor_dim(in[0], d);
+        shape[d] = info[0].shape[d];
     if (lnet_config_validate(cfg, shape[3]) != LNET_OK) {
         rc = cli_lib_error(NULL);
         goto done;
@@ -363,6 +485,12 @@ int cmd_run_main(int argc, char **argv)
     if ((rc = pick_devices(&a, ctx, log.warnings, &dev)) >= 0)
         goto done;
     log.loading = 0;
+    /* Loading a device's runtime may have replaced our handlers. */
+    cli_signals_install();
+    if ((rc = check_memory(&a, shape, ctx)) >= 0)
+        goto done;
+    if ((rc = load_inputs(&a, info, in)) >= 0)
+        goto done;
 
     int64_t lse_shape[3] = { shape[0], shape[2], shape[1] }; /* [B, H, N] */
     if (lnet_tensor_create(4, shape, &out) != LNET_OK ||
@@ -389,14 +517,14 @@ int cmd_run_main(int argc, char **argv)
         goto done;
     }
     double ms = now_ms() - t0;
+    warn_non_finite(out, lse, a.out, a.lse);
 
-    /* Each save is atomic; O goes first so that an LSE failure at least
-     * leaves the main result (and the error says which file failed). */
-    if (lnet_npy_save(a.out, out) != LNET_OK ||
-        (lse && lnet_npy_save(a.lse, lse) != LNET_OK)) {
-        rc = cli_lib_error(NULL);
+    /* O and LSE together or not at all: a failed LSE must not leave a new
+     * O beside an old LSE. */
+    const char *paths[2] = { a.out, a.lse };
+    const lnet_tensor *tensors[2] = { out, lse };
+    if ((rc = cli_outputs_save(lse ? 2 : 1, paths, tensors)) != CLI_EXIT_OK)
         goto done;
-    }
     if (!a.quiet)
         print_summary(&a, cfg, in[0], lse, &dev, ms);
     rc = CLI_EXIT_OK;
