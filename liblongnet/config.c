@@ -74,6 +74,8 @@ static lnet_status parse_list(const char *what, const char *text, int64_t *value
         return lnet_fail(LNET_ERR_INVALID, "%s list is missing", what);
     int n = 0;
     const char *p = text;
+    char echo[LNET_ECHO_LEN];
+    const char *quoted = lnet_echo(text, echo);
     for (;;) {
         while (*p == ' ' || *p == '\t')
             p++;
@@ -85,26 +87,26 @@ static lnet_status parse_list(const char *what, const char *text, int64_t *value
         while (last > start && (last[-1] == ' ' || last[-1] == '\t'))
             last--;
         if (last == start)
-            return lnet_fail(LNET_ERR_INVALID, "%s list '%s': entry %d is empty", what, text,
+            return lnet_fail(LNET_ERR_INVALID, "%s list '%s': entry %d is empty", what, quoted,
                              n + 1);
         if (n >= LNET_MAX_LEVELS)
             return lnet_fail(LNET_ERR_INVALID, "%s list '%s' has more than %d entries", what,
-                             text, LNET_MAX_LEVELS);
+                             quoted, LNET_MAX_LEVELS);
         int len = (int)(last - start);
         for (const char *c = start; c < last; c++) {
             if (!isdigit((unsigned char)*c) && !(c == start && (*c == '-' || *c == '+')))
                 return lnet_fail(LNET_ERR_INVALID, "%s list '%s': '%.*s' is not an integer",
-                                 what, text, len, start);
+                                 what, quoted, len, start);
         }
         errno = 0;
         char *stop = NULL;
         long long v = strtoll(start, &stop, 10);
         if (stop != last)
             return lnet_fail(LNET_ERR_INVALID, "%s list '%s': '%.*s' is not an integer", what,
-                             text, len, start);
+                             quoted, len, start);
         if (errno == ERANGE)
             return lnet_fail(LNET_ERR_INVALID, "%s list '%s': '%.*s' is out of range", what,
-                             text, len, start);
+                             quoted, len, start);
         values[n++] = (int64_t)v;
         if (*end == '\0')
             break;
@@ -127,10 +129,11 @@ lnet_status lnet_config_parse_levels(lnet_config *cfg, const char *segments,
     st = parse_list("dilation", dilations, r, &nr);
     if (st)
         return st;
+    char e1[LNET_ECHO_LEN], e2[LNET_ECHO_LEN];
     if (nw != nr)
         return lnet_fail(LNET_ERR_INVALID,
                          "%d segment lengths ('%s') but %d dilations ('%s'): one each per level",
-                         nw, segments, nr, dilations);
+                         nw, lnet_echo(segments, e1), nr, lnet_echo(dilations, e2));
     for (int i = 0; i < nw; i++) {
         st = check_level(i, w[i], r[i]);
         if (st)

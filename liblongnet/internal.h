@@ -47,6 +47,12 @@ static inline int lnet_add_size(size_t a, size_t b, size_t *out)
  * every product checked; also refuses dimensions < 1. */
 lnet_status lnet_shape_bytes(int ndim, const int64_t *shape, size_t *numel, size_t *bytes);
 
+/* A user's text quoted in a message, cut to its first 40 characters with
+ * "..." after: a 64-entry list echoed in full would push the reason off
+ * the end of the message. `buf` must hold LNET_ECHO_LEN bytes. */
+#define LNET_ECHO_LEN 48
+const char *lnet_echo(const char *s, char *buf);
+
 /* .npy data is copied byte for byte, which is right only on a little-endian
  * host; both the reader and the writer refuse a big-endian one with this. */
 static inline int host_is_little_endian(void)

@@ -351,19 +351,25 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
         g->n_nodes, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
     put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
         p->fine ? "; too few segments for one per device" : ", the smallest segment length");
-    double total = 0;
+    /* Shares as fractions of the largest weight: weights near DBL_MAX sum
+     * to infinity, and the percentages would print as "-nan%". */
+    double top = 0, total = 0;
     for (int i = 0; i < p->n; i++)
-        total += p->w[i].weight;
+        if (p->w[i].weight > top)
+            top = p->w[i].weight;
+    for (int i = 0; i < p->n; i++)
+        total += top > 0 ? p->w[i].weight / top : 0;
     for (int i = 0; i < p->n; i++) {
         const lnet_worker *w = &p->w[i];
+        const double share = total > 0 ? 100.0 * (w->weight / top) / total : 0;
         worker_name(p, ctx, i, name, sizeof name);
         if (w->begin == w->end)
             put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
-                name, w->weight, 100.0 * w->weight / total, (long long)g->rows,
+                name, w->weight, share, (long long)g->rows,
                 (long long)lnet_ceil_div(g->rows, p->align), (long long)p->align);
         else
             put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
-                w->weight, 100.0 * w->weight / total, (long long)w->begin, (long long)w->end,
+                w->weight, share, (long long)w->begin, (long long)w->end,
                 (long long)(w->end - w->begin));
     }
     for (int k = 0; k < g->n_nodes; k++) {

@@ -52,6 +52,17 @@ lnet_status lnet_fail_prefix(lnet_status status, const char *prefix)
     return status;
 }
 
+const char *lnet_echo(const char *s, char *buf)
+{
+    if (!s)
+        return "(null)";
+    size_t n = strlen(s);
+    if (n < LNET_ECHO_LEN)
+        return s;
+    snprintf(buf, LNET_ECHO_LEN, "%.40s...", s);
+    return buf;
+}
+
 const char *lnet_status_name(lnet_status status)
 {
     switch (status) {

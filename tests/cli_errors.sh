@@ -145,4 +145,35 @@ run_bad "same file" $LEVELS --out o.npy --lse ./o.npy
 check "refusing --out == --q left the input untouched" cmp q.npy q.orig
 check "no output was written by refused runs" test ! -e o.npy
 
+# ---------------------------------------------- messages (issue 10, item 16)
+# A list of more than 64 entries: the echo is cut, the reason survives.
+many=16; i=1; while test "$i" -lt 70; do many="$many,16"; i=$((i + 1)); done
+run_bad "has more than 64 entries" --segments "$many" --dilations 1 --out o.npy
+check "the cut echo ends with '...'" grep -q "16,1[6,]*\.\.\.' has more than 64" "$err"
+devs=cpu; i=1; while test "$i" -lt 70; do devs="$devs,cpu"; i=$((i + 1)); done
+run_bad "has more than 64 entries" $LEVELS --device "$devs" --out o.npy
+# --scale below float32's range: the advice is one this command takes.
+run_bad "leave --scale out for 1/sqrt(D)" $LEVELS --scale 1e-300 --out o.npy
+check "no advice to pass 0, which --scale refuses" sh -c "! grep -q 'or 0 for' '$err'"
+# Weights: huge ones share evenly (no "-nan%"), a subnormal one is a weight,
+# one that underflows to 0 is named as too small; blanks around entries and
+# weights are taken on both sides.
+"$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device cpu=1e308,cpu=1e308 --explain \
+    --out o.npy >"$out" 2>"$err"
+check "weights summing past DBL_MAX explain as 50% each" grep -q "weight 1e+308 (50.0%)" "$out"
+check "no nan in the explained shares" sh -c "! grep -qi nan '$out'"
+rm -f o.npy
+"$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device cpu=1e-308,cpu=1 --quiet \
+    --out o.npy >"$out" 2>"$err"
+check "a subnormal weight is accepted (exit $?)" test -e o.npy
+rm -f o.npy
+run_bad "'1e-400' of cpu is too small" $LEVELS --device cpu=1e-400,cpu=1 --out o.npy
+run_bad "'1e999' of cpu is too large" $LEVELS --device cpu=1e999,cpu=1 --out o.npy
+expect_ok "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device "cpu= 1,cpu=1 " --quiet --out o.npy
+expect_ok "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device "cpu , cpu" --quiet --out o.npy
+rm -f o.npy
+# Each command names itself.
+expect_fail "longnet gen: --shape '1,x'" "$LONGNET" gen --shape 1,x --out g.npy
+expect_fail "longnet info: unknown option" "$LONGNET" info --bogus
+
 finish

@@ -37,7 +37,7 @@ if ls "$fixtures"/*.la >/dev/null 2>&1; then
     check "info reports refused plugins" grep -q 'refused: ' "$out"
     check "info still lists the cpu device" grep -q 'cpu:0' "$out"
     check "refused plugins are warned about on stderr" \
-        grep -q '^longnet: warning: .*fixture' "$err"
+        grep -q '^longnet info: warning: .*fixture' "$err"
 else
     echo "SKIP: no fixture plugins in $fixtures"
 fi

@@ -293,6 +293,24 @@ int cli_next_option(cli_parser *p)
     return opt->id;
 }
 
+const char *cli_next_device_spec(const char *p, char *spec, size_t len)
+{
+    const char *comma = strchr(p, ',');
+    const char *end = comma ? comma : p + strlen(p);
+    const char *b = p, *e = end;
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    if (eq)
+        e = eq;
+    while (b < e && (*b == ' ' || *b == '\t'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    size_t n = (size_t)(e - b) < len ? (size_t)(e - b) : len - 1;
+    memcpy(spec, b, n);
+    spec[n] = '\0';
+    return comma ? comma + 1 : NULL;
+}
+
 /* ---------------------------------------------------------------- files */
 
 /* The directory part of `path` ("." when none) and where its last component

@@ -99,6 +99,7 @@ enum { OPT_SHAPE = 1, OPT_OUT, OPT_SEED, OPT_DIST };
 
 int cmd_gen_main(int argc, char **argv)
 {
+    cli_set_prog("longnet gen");
     static const cli_option options[] = {
         { "shape", 1, OPT_SHAPE },
         { "out", 1, OPT_OUT },

@@ -123,6 +123,7 @@ static void print_devices(const lnet_context *ctx)
 
 int cmd_info_main(int argc, char **argv)
 {
+    cli_set_prog("longnet info");
     static const cli_option options[] = { { NULL, 0, 0 } };
     cli_parser p;
     cli_parser_init(&p, argc, argv, options);

@@ -178,12 +178,19 @@ static int build_config(const run_args *a, lnet_config **out)
         double s;
         /* 0 would silently mean "default" to the library; a user who typed
          * 0 made a mistake, so only positive values are accepted here. */
-        if (cli_parse_double(a->scale, &s) != CLI_NUM_OK || !(s > 0)) {
-            cli_error("--scale '%s' is not a positive finite number", a->scale);
+        cli_num_status ns = cli_parse_double(a->scale, &s);
+        if (ns != CLI_NUM_OK || !(s > 0)) {
+            cli_error("--scale '%s' is not a positive finite number%s", a->scale,
+                      ns == CLI_NUM_NONFINITE && strchr(a->scale, 'e') ? " (it over- or underflows)" : "");
             return CLI_EXIT_FAIL;
         }
-        if (lnet_config_set_scale(cfg, s) != LNET_OK)
-            return cli_lib_error("--scale");
+        /* The library's own message offers 0 for the default, which this
+         * command refuses; say what to do here instead. */
+        if (lnet_config_set_scale(cfg, s) != LNET_OK) {
+            cli_error("--scale '%s' is not a positive finite float32 (between %.9g and %.9g); "
+                      "leave --scale out for 1/sqrt(D)", a->scale, 1.40129846e-45, 3.40282347e38);
+            return CLI_EXIT_FAIL;
+        }
     }
     return -1;
 }
@@ -255,12 +262,9 @@ static int check_memory(const run_args *a, const int64_t shape[4], lnet_context 
     lse *= (uint64_t)shape[0] * (uint64_t)shape[1] * (uint64_t)shape[2];
     uint64_t host = 4 * tensor + (a->lse ? lse : 0);
     uint64_t copies = 0;
-    for (const char *p = a->device; p && *p;) {
-        size_t len = strcspn(p, ",");
-        char spec[128];
-        snprintf(spec, sizeof spec, "%.*s", (int)(len < sizeof spec ? len : sizeof spec - 1), p);
-        spec[strcspn(spec, "=")] = '\0';
-        p = p[len] ? p + len + 1 : NULL;
+    char spec[128];
+    for (const char *p = a->device; p;) {
+        p = cli_next_device_spec(p, spec, sizeof spec);
         int index;
         lnet_device_info d;
         if (lnet_context_find_device(ctx, spec, &index) == LNET_OK &&
@@ -364,13 +368,9 @@ static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
                         lnet_device_info *dev)
 {
     const char *p = a->device;
+    char spec[128];
     for (int first = 1; p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char spec[128];
-        snprintf(spec, sizeof spec, "%.*s", (int)(len < sizeof spec ? len : sizeof spec - 1), p);
-        spec[strcspn(spec, "=")] = '\0';
-        p = comma ? comma + 1 : NULL;
+        p = cli_next_device_spec(p, spec, sizeof spec);
         if (!spec[0])
             continue; /* the library names a malformed list precisely */
         lnet_device_info d;
