@@ -39,7 +39,7 @@ mkfifo fifo.npy
 # shellcheck disable=SC2086
 expect_fail "no reader" "$LONGNET" run $RUN --out fifo.npy
 check "a FIFO output stays a FIFO" test -p fifo.npy
-cat fifo.npy >from_fifo.npy &
+timeout 60 cat fifo.npy >from_fifo.npy &
 reader=$!
 # shellcheck disable=SC2086
 expect_ok "$LONGNET" run $RUN --out fifo.npy
