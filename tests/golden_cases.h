@@ -36,10 +36,9 @@ int golden_load(const char *dir, golden_set *set, char *err, size_t errlen);
 void golden_free(golden_set *set);
 
 /* For a test's main(): loads the cases of $LONGNET_GOLDEN_DIR, or prints why
- * it cannot (unset, no cases.tsv) and exits with GOLDEN_SKIP. A cases.tsv
- * that exists but cannot be read, or lists no case, is a failure (exit 1),
- * not a skip: the data is broken, not absent. */
-void golden_load_or_skip(golden_set *set);
+ * it cannot (unset, no cases.tsv, unreadable, no case) and exits 1. The
+ * cases ship in tests/golden, so their absence is a failure, not a skip. */
+void golden_load_required(golden_set *set);
 
 /* The configuration of a case (levels, causal, offsets, scale). Returns 0,
  * or -1 with a message in err. */

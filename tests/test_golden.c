@@ -51,7 +51,7 @@ END_TEST
 
 int main(void)
 {
-    golden_load_or_skip(&cases);
+    golden_load_required(&cases);
 
     Suite *s = suite_create("golden");
     TCase *tc = tcase_create("cpu");

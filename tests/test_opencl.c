@@ -893,7 +893,7 @@ static void remove_tree(const char *dir)
 
 int main(void)
 {
-    golden_load_or_skip(&cases);
+    golden_load_required(&cases);
 
     const char *tmp = getenv("TMPDIR");
     snprintf(cache_root, sizeof cache_root, "%s/longnet-test-opencl.XXXXXX",

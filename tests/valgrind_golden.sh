@@ -10,7 +10,7 @@
 #
 #   tests/valgrind_golden.sh BUILD_DIR [GOLDEN_DIR]
 #
-# GOLDEN_DIR defaults to ../shared/golden beside the source tree.
+# GOLDEN_DIR defaults to tests/golden in the source tree.
 set -u
 if [ $# -lt 1 ]; then
     echo "usage: $0 BUILD_DIR [GOLDEN_DIR]" >&2
@@ -18,7 +18,7 @@ if [ $# -lt 1 ]; then
 fi
 build=$(cd "$1" && pwd) || exit 2
 src=$(cd "$(dirname "$0")/.." && pwd)
-golden=${2:-$(cd "$src/.." && pwd)/shared/golden}
+golden=${2:-$src/tests/golden}
 if [ ! -f "$golden/cases.tsv" ]; then
     echo "valgrind_golden: no golden cases in $golden" >&2
     exit 1
