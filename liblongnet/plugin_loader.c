@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <ltdl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,15 @@ struct lnet_module {
      * NULL: a module built before a slot was added never has it read. */
     lnet_plugin copy;
     int n_devices;
+    char warning[256]; /* the probe's probe_warning, "" for none */
     int refs;
     lnet_module *next;
 };
+
+/* Whether the table's own size covers the whole of an optional slot: a size
+ * that ends inside a pointer must not leave half of one to be called. */
+#define LNET_TABLE_HAS(t, slot) \
+    ((t)->size >= offsetof(lnet_plugin, slot) + sizeof((t)->slot))
 
 /* libltdl is not thread-safe, and a module must be probed once: one lock
  * guards libltdl, the module list and every probe/shutdown call. */
@@ -167,8 +174,17 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     m->handle = h;
     memset(&m->copy, 0, sizeof m->copy);
     memcpy(&m->copy, t, t->size < sizeof m->copy ? t->size : sizeof m->copy);
+    if (!LNET_TABLE_HAS(t, buffer_write_async))
+        m->copy.buffer_write_async = NULL;
+    if (!LNET_TABLE_HAS(t, probe_warning))
+        m->copy.probe_warning = NULL;
     m->table = &m->copy;
     m->n_devices = n;
+    if (m->copy.probe_warning) {
+        const char *w = m->copy.probe_warning();
+        if (w && w[0])
+            snprintf(m->warning, sizeof m->warning, "%s", w);
+    }
     m->refs = 1;
     m->next = modules;
     modules = m;
@@ -254,6 +270,10 @@ static void try_module(search *s, const char *path)
         rec->table = m->table;
         rec->abi_version = m->table->abi_version;
         rec->n_devices = m->n_devices;
+        /* Every context that gets the plugin hears it, not only the one
+         * whose load happened to probe it. */
+        if (m->warning[0])
+            warn(s, "plugin %s: %s", path, m->warning);
     } else {
         warn(s, "plugin %s refused: %s", path, rec->reason);
     }
