@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <ltdl.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "plugin_loader.h"
@@ -119,22 +122,169 @@ int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
     return 0;
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* What kind of file a mode is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* Checks one file before anything opens it: opening a FIFO blocks until a
+ * writer comes (every command hung on one named longnet-x.so), and a
+ * device or a directory is never a module. Symbolic links are followed
+ * (an installed module may be one), and what they lead to is checked. 0 if
+ * the file may be opened, else -1 with the reason, naming the file. */
+static int check_file(const char *file, char *why, size_t len)
+{
+    struct stat lst, st;
+    if (lstat(file, &lst) != 0) {
+        snprintf(why, len, "%s: %s", file, strerror(errno));
+        return -1;
+    }
+    if (stat(file, &st) != 0) {
+        snprintf(why, len, "%s is a symbolic link to nothing that exists (%s)", file,
+                 strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, len, "%s is %s%s, not a module file", file, file_kind(st.st_mode),
+                 S_ISLNK(lst.st_mode) ? " (through a symbolic link)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* The shared object a libtool archive (.la) names, where libltdl would
+ * look for it (installed: libdir; uninstalled: .libs beside the .la; then
+ * beside the .la): the first that exists, so that it is checked like the
+ * .la itself. 0 with the path in `so`, else -1 with the reason. */
+static int la_target(const char *la, char *so, size_t so_len, char *why, size_t len)
+{
+    /* The .la was checked to be a regular file; O_NONBLOCK all the same,
+     * in case it was swapped for a FIFO since. */
+    int fd = open(la, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        snprintf(why, len, "%s: %s", la, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char line[PATH_MAX + 32], dlname[PATH_MAX] = "", libdir[PATH_MAX] = "";
+    int installed = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *v = NULL, *dst = NULL;
+        if (strncmp(line, "dlname='", 8) == 0)
+            v = line + 8, dst = dlname;
+        else if (strncmp(line, "libdir='", 8) == 0)
+            v = line + 8, dst = libdir;
+        else if (strncmp(line, "installed=yes", 13) == 0)
+            installed = 1;
+        if (!dst)
+            continue;
+        char *q = strchr(v, '\'');
+        if (q && (size_t)(q - v) < PATH_MAX) {
+            memcpy(dst, v, (size_t)(q - v));
+            dst[q - v] = '\0';
+        }
+    }
+    fclose(f);
+    if (!dlname[0]) {
+        snprintf(why, len, "%s names no shared object (no dlname): not a libtool module", la);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", la);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    char cand[3][PATH_MAX];
+    int n = 0;
+    if (installed && libdir[0] &&
+        (size_t)snprintf(cand[n], sizeof cand[n], "%s/%s", libdir, dlname) < sizeof cand[n])
+        n++;
+    if (!installed &&
+        (size_t)snprintf(cand[n], sizeof cand[n], "%s/.libs/%s", dir, dlname) < sizeof cand[n])
+        n++;
+    if ((size_t)snprintf(cand[n], sizeof cand[n], "%s/%s", dir, dlname) < sizeof cand[n])
+        n++;
+    struct stat st;
+    for (int i = 0; i < n; i++) {
+        const size_t n_i = strlen(cand[i]);
+        if (n_i < so_len && lstat(cand[i], &st) == 0) {
+            memcpy(so, cand[i], n_i + 1);
+            return 0;
+        }
+    }
+    snprintf(why, len, "%s names the shared object '%s', which is not there%s%s", la, dlname,
+             n ? ": " : "", n ? cand[n - 1] : "");
+    return -1;
+}
+
+/* The file lt_dlopen is given for a search result `path` (lt_dlopenext's
+ * order: the name itself when it ends in .la or .so, else NAME.la, else
+ * NAME.so), checked, and, for a .la, the shared object it names checked
+ * too. 0 with the file in `file` (and the shared object in `so`), else -1
+ * with the reason in rec. */
+static int module_file(const char *path, char *file, char *so, lnet_plugin_record *rec)
+{
+    const size_t len = sizeof rec->reason;
+    struct stat st;
+    if (ends_with(path, ".la") || ends_with(path, ".so")) {
+        if (strlen(path) >= PATH_MAX) {
+            snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+            return -1;
+        }
+        snprintf(file, PATH_MAX, "%s", path);
+    } else if ((size_t)snprintf(file, PATH_MAX, "%s.la", path) >= PATH_MAX) {
+        snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+        return -1;
+    } else if (lstat(file, &st) != 0) {
+        if ((size_t)snprintf(file, PATH_MAX, "%s.so", path) >= PATH_MAX) {
+            snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+            return -1;
+        }
+    }
+    if (check_file(file, rec->reason, len))
+        return -1;
+    snprintf(so, PATH_MAX, "%s", file);
+    if (ends_with(file, ".la") &&
+        (la_target(file, so, PATH_MAX, rec->reason, len) || check_file(so, rec->reason, len)))
+        return -1;
+    return 0;
+}
+
 /* Opens, validates and probes one module file, or finds it already open.
  * Called with registry_lock held. */
 static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
 {
-    char canon[PATH_MAX];
-    const char *key = realpath(path, canon) ? canon : path;
+    char file[PATH_MAX], so[PATH_MAX], canon[PATH_MAX];
+    if (module_file(path, file, so, rec))
+        return NULL;
+    const char *key = realpath(file, canon) ? canon : file;
     for (lnet_module *m = modules; m; m = m->next) {
         if (strcmp(m->path, key) == 0) {
             m->refs++;
             return m;
         }
     }
-    lt_dlhandle h = lt_dlopenext(key);
+    lt_dlhandle h = lt_dlopen(file);
     if (!h) {
         const char *e = lt_dlerror();
-        snprintf(rec->reason, sizeof rec->reason, "cannot open module: %s", e ? e : "unknown error");
+        snprintf(rec->reason, sizeof rec->reason, "cannot open module %s: %s", file,
+                 e ? e : "unknown error");
         return NULL;
     }
     lnet_plugin_entry_fn entry;

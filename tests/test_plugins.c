@@ -1,15 +1,18 @@
 /* test_plugins.c — the plugin loader: fixture plugins that must be refused
  * (wrong ABI, no entry symbol, failing probe), each with a warning naming
  * the reason, while the CPU backend still loads; search order; duplicates;
- * contexts sharing modules. */
+ * contexts sharing modules; files that are no modules (FIFOs). */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "longnet.h"
 
@@ -188,6 +191,58 @@ START_TEST(contexts_share_modules)
 }
 END_TEST
 
+/* A fresh directory of its own (0700, the caller's), for files the loader
+ * must meet: mkdtemp under /tmp. */
+static void make_dir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/longnet-plugins-XXXXXX");
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+}
+
+static void path_in(char *buf, size_t len, const char *dir, const char *name)
+{
+    ck_assert((size_t)snprintf(buf, len, "%s/%s", dir, name) < len);
+}
+
+/* Issue 10, 10b: a FIFO named like a module hung every command (opening a
+ * FIFO blocks until a writer comes). Found in a directory, given as a path
+ * entry, as a .so or as a .la: refused, named, and nothing waits. */
+START_TEST(fifo_refused)
+{
+    char dir[64], so[128], la[128];
+    make_dir(dir, sizeof dir);
+    path_in(so, sizeof so, dir, "longnet-fifo.so");
+    path_in(la, sizeof la, dir, "longnet-fifola.la");
+    ck_assert_int_eq(mkfifo(so, 0600), 0);
+    ck_assert_int_eq(mkfifo(la, 0600), 0);
+    alarm(20); /* a hang is a failure, not a stuck suite */
+
+    warnings w = {0};
+    lnet_context *ctx = create(dir, 1, &w);
+    lnet_plugin_info info;
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fifo", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert_msg(strstr(info.reason, "a FIFO") && strstr(info.reason, so), "%s", info.reason);
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fifola", &info), 0);
+    ck_assert_msg(strstr(info.reason, "a FIFO") && strstr(info.reason, la), "%s", info.reason);
+    ck_assert(warned(&w, "longnet-fifo.so", "a FIFO"));
+    ck_assert(warned(&w, "longnet-fifola.la", "a FIFO"));
+    ck_assert_int_eq(lnet_context_device_count(ctx), 0);
+    lnet_context_free(ctx);
+
+    /* The FIFO itself as an entry of the path. */
+    memset(&w, 0, sizeof w);
+    ctx = create(so, 1, &w);
+    ck_assert_int_eq(lnet_context_plugin_count(ctx), 1);
+    ck_assert(warned(&w, "longnet-fifo.so", "a FIFO"));
+    lnet_context_free(ctx);
+    alarm(0);
+    unlink(so);
+    unlink(la);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(bad_options)
 {
     lnet_context_options o = {0};
@@ -209,6 +264,7 @@ int main(void)
     tcase_add_test(tc, device_specs);
     tcase_add_test(tc, contexts_share_modules);
     tcase_add_test(tc, bad_options);
+    tcase_add_test(tc, fifo_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
