@@ -161,7 +161,44 @@ static int check_file(const char *file, char *why, size_t len)
                  S_ISLNK(lst.st_mode) ? " (through a symbolic link)" : "");
         return -1;
     }
+    /* libltdl says "file not found" for every file it cannot use; these
+     * are the common ones, told as what they are. */
+    if (st.st_size == 0) {
+        snprintf(why, len, "%s is empty (0 bytes), not a module", file);
+        return -1;
+    }
+    if (!ends_with(file, ".la")) {
+        unsigned char magic[4] = {0};
+        int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(why, len, "%s: %s", file, strerror(errno));
+            return -1;
+        }
+        ssize_t got = read(fd, magic, sizeof magic);
+        close(fd);
+        if (got != (ssize_t)sizeof magic || memcmp(magic, "\177ELF", 4) != 0) {
+            snprintf(why, len, "%s is not a shared object (it does not start with an ELF header)",
+                     file);
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* Why the shared object `so` does not open, in the dynamic linker's words
+ * (a missing library, a wrong architecture, a truncated file), which
+ * libltdl's own message ("file not found") hides. Only called once libltdl
+ * has failed on the file; should dlopen succeed after all, the module is
+ * closed again and libltdl's message is kept. */
+static void dlopen_reason(const char *so, const char *lt_msg, char *why, size_t len)
+{
+    dlerror();
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    const char *e = h ? NULL : dlerror();
+    if (h)
+        dlclose(h);
+    snprintf(why, len, "cannot open module %.300s: %s", so,
+             e && e[0] ? e : lt_msg ? lt_msg : "unknown error");
 }
 
 /* The shared object a libtool archive (.la) names, where libltdl would
@@ -282,9 +319,7 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     }
     lt_dlhandle h = lt_dlopen(file);
     if (!h) {
-        const char *e = lt_dlerror();
-        snprintf(rec->reason, sizeof rec->reason, "cannot open module %s: %s", file,
-                 e ? e : "unknown error");
+        dlopen_reason(so, lt_dlerror(), rec->reason, sizeof rec->reason);
         return NULL;
     }
     lnet_plugin_entry_fn entry;
@@ -485,6 +520,9 @@ static void scan_dir(search *s, const char *dir)
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) < sizeof path)
             try_module(s, path);
+        else
+            warn(s, "plugin %s/%s skipped: the path is longer than PATH_MAX (%d)", dir, names[i],
+                 PATH_MAX);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -520,6 +558,11 @@ static void search_path_list(search *s, const char *list)
             memcpy(entry, p, len);
             entry[len] = '\0';
             search_entry(s, entry);
+        } else {
+            /* No file can have that name: say so rather than search less
+             * than was asked without a word. */
+            warn(s, "plugin path entry '%.64s...' (%zu characters) skipped: longer than PATH_MAX (%d)",
+                 p, len, PATH_MAX);
         }
         if (!end)
             break;

@@ -1,13 +1,15 @@
 /* test_plugins.c — the plugin loader: fixture plugins that must be refused
  * (wrong ABI, no entry symbol, failing probe), each with a warning naming
  * the reason, while the CPU backend still loads; search order; duplicates;
- * contexts sharing modules; files that are no modules (FIFOs). */
+ * contexts sharing modules; files that are no modules (FIFOs, devices,
+ * directories, empty or garbage files), each refused with its own reason. */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +245,82 @@ START_TEST(fifo_refused)
 }
 END_TEST
 
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Issue 10, 12: files that are no modules were all refused as "file not
+ * found" (libltdl's word for anything it cannot use); each now gets its
+ * real reason, naming the file. And a path entry longer than PATH_MAX was
+ * dropped without a word. */
+START_TEST(refusals_say_why)
+{
+    char dir[64], f[8][160];
+    make_dir(dir, sizeof dir);
+    const char *names[] = {"longnet-empty.so", "longnet-garbage.so", "longnet-null.so",
+                           "longnet-dir.so", "longnet-shortelf.so", "longnet-junk.la"};
+    for (int i = 0; i < 6; i++)
+        path_in(f[i], sizeof f[i], dir, names[i]);
+    write_file(f[0], "", 0);
+    write_file(f[1], "this is not a module\n", 21);
+    ck_assert_int_eq(symlink("/dev/null", f[2]), 0);
+    ck_assert_int_eq(mkdir(f[3], 0700), 0);
+    write_file(f[4], "\177ELF\002\001\001", 7); /* an ELF header cut short */
+    write_file(f[5], "# not libtool's\nname='x'\n", 25);
+
+    static const struct { const char *name, *why; } want[] = {
+        {"longnet-empty", "is empty (0 bytes)"},
+        {"longnet-garbage", "does not start with an ELF header"},
+        {"longnet-null", "a character device (through a symbolic link)"},
+        {"longnet-dir", "is a directory"},
+        {"longnet-shortelf", "cannot open module"},
+        {"longnet-junk", "names no shared object"},
+    };
+    warnings w = {0};
+    lnet_context *ctx = create(dir, 1, &w);
+    for (int i = 0; i < 6; i++) {
+        lnet_plugin_info info;
+        ck_assert_msg(find_plugin(ctx, want[i].name, &info) >= 0, "%s not listed", want[i].name);
+        ck_assert_int_eq(info.loaded, 0);
+        ck_assert_msg(strstr(info.reason, want[i].why) && strstr(info.reason, f[i]) &&
+                          !strstr(info.reason, "file not found"),
+                      "%s: reason '%s' (should say '%s' and name %s)", want[i].name, info.reason,
+                      want[i].why, f[i]);
+        ck_assert(warned(&w, names[i], want[i].why));
+    }
+    /* The truncated ELF is told in the dynamic linker's words. */
+    lnet_plugin_info info;
+    find_plugin(ctx, "longnet-shortelf", &info);
+    ck_assert_msg(strstr(info.reason, "short") || strstr(info.reason, "ELF") ||
+                      strstr(info.reason, "invalid"),
+                  "shortelf: '%s'", info.reason);
+    lnet_context_free(ctx);
+
+    /* A path entry longer than PATH_MAX, between two ordinary ones. */
+    size_t n = PATH_MAX + 100;
+    char *list = malloc(n + 64);
+    ck_assert_ptr_nonnull(list);
+    int at = snprintf(list, n + 64, "/nonexistent/a:");
+    memset(list + at, 'x', n);
+    snprintf(list + at + n, 64, ":/nonexistent/b");
+    memset(&w, 0, sizeof w);
+    ctx = create(list, 1, &w);
+    ck_assert(warned(&w, "longer than PATH_MAX", "xxxx"));
+    ck_assert(warned(&w, "/nonexistent/a", "does not exist"));
+    ck_assert(warned(&w, "/nonexistent/b", "does not exist"));
+    lnet_context_free(ctx);
+    free(list);
+
+    for (int i = 0; i < 6; i++)
+        i == 3 ? rmdir(f[i]) : unlink(f[i]);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(bad_options)
 {
     lnet_context_options o = {0};
@@ -265,6 +343,7 @@ int main(void)
     tcase_add_test(tc, contexts_share_modules);
     tcase_add_test(tc, bad_options);
     tcase_add_test(tc, fifo_refused);
+    tcase_add_test(tc, refusals_say_why);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
