@@ -139,6 +139,54 @@ static const char *file_kind(mode_t mode)
                             : "not a regular file";
 }
 
+/* Whether a module file, or a directory holding one, may be trusted to run
+ * code in this process: owned by root or by this process's effective user,
+ * and writable by no one else (group and others; a sticky world-writable
+ * directory such as /tmp still lets anyone put a file in it). Otherwise
+ * anyone who can write it chooses what runs, as whoever runs longnet (a
+ * 0666 module in a 0777 directory had its constructor run as root). 0 if
+ * trusted, else -1 with the reason. */
+static int check_owner(const char *what, const char *path, const struct stat *st, char *why,
+                       size_t len)
+{
+    const uid_t me = geteuid();
+    if (st->st_uid != 0 && st->st_uid != me) {
+        snprintf(why, len, "%s %s is owned by uid %lu, neither root nor this user (uid %lu)", what,
+                 path, (unsigned long)st->st_uid, (unsigned long)me);
+        return -1;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, len, "%s %s is writable by %s (mode %04lo)", what, path,
+                 (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "group and others"
+                 : (st->st_mode & S_IWGRP)                          ? "its group"
+                                                                    : "others",
+                 (unsigned long)(st->st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* check_owner for the directory that holds `file` (the name as given; for
+ * a symbolic link also the directory of what it leads to). */
+static int check_dir_of(const char *file, char *why, size_t len)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(why, len, "directory %.200s of %.200s: %s", dir, file, strerror(errno));
+        return -1;
+    }
+    return check_owner("directory", dir, &st, why, len);
+}
+
 /* Checks one file before anything opens it: opening a FIFO blocks until a
  * writer comes (every command hung on one named longnet-x.so), and a
  * device or a directory is never a module. Symbolic links are followed
@@ -160,6 +208,17 @@ static int check_file(const char *file, char *why, size_t len)
         snprintf(why, len, "%s is %s%s, not a module file", file, file_kind(st.st_mode),
                  S_ISLNK(lst.st_mode) ? " (through a symbolic link)" : "");
         return -1;
+    }
+    if (check_owner("module", file, &st, why, len) || check_dir_of(file, why, len))
+        return -1;
+    if (S_ISLNK(lst.st_mode)) {
+        char real[PATH_MAX];
+        if (!realpath(file, real)) {
+            snprintf(why, len, "%s: %s", file, strerror(errno));
+            return -1;
+        }
+        if (check_dir_of(real, why, len))
+            return -1;
     }
     /* libltdl says "file not found" for every file it cannot use; these
      * are the common ones, told as what they are. */

@@ -2,7 +2,8 @@
  * (wrong ABI, no entry symbol, failing probe), each with a warning naming
  * the reason, while the CPU backend still loads; search order; duplicates;
  * contexts sharing modules; files that are no modules (FIFOs, devices,
- * directories, empty or garbage files), each refused with its own reason. */
+ * directories, empty or garbage files), each refused with its own reason;
+ * modules others could have written (mode, owner, directory) skipped. */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
@@ -321,6 +322,109 @@ START_TEST(refusals_say_why)
 }
 END_TEST
 
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    FILE *in = fopen(from, "rb");
+    ck_assert_msg(in != NULL, "%s: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wb");
+    ck_assert_msg(out != NULL, "%s: %s", to, strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+    ck_assert_int_eq(chmod(to, mode), 0);
+}
+
+/* Loads `path` alone; returns whether the CPU backend came up from it,
+ * and leaves the record's reason (if refused) in `reason`. */
+static int loads(const char *path, char *reason, size_t len, warnings *w)
+{
+    memset(w, 0, sizeof *w);
+    lnet_context *ctx = create(path, 1, w);
+    lnet_plugin_info info;
+    int i = find_plugin(ctx, "longnet-", &info);
+    ck_assert_int_ge(i, 0);
+    snprintf(reason, len, "%s", info.reason);
+    int ok = info.loaded;
+    lnet_context_free(ctx);
+    return ok;
+}
+
+/* Issue 10, 11: a module anyone could write (0666, or owned by nobody, or in
+ * a 0777 directory) had its constructor run as root. Such modules and
+ * directories are skipped with the reason; the same module, root's (or
+ * the caller's) and 0644 in a 0700 directory, loads. */
+START_TEST(untrusted_modules_skipped)
+{
+    char dir[64], mod[128], reason[512];
+    make_dir(dir, sizeof dir);
+    path_in(mod, sizeof mod, dir, "longnet-cpu.so");
+    copy_file(CPU_PLUGIN_DIR "/.libs/longnet-cpu.so", mod, 0644);
+    warnings w;
+
+    ck_assert_msg(loads(dir, reason, sizeof reason, &w), "the control does not load: %s", reason);
+
+    /* Writable by others, or by the group: found in a directory or named. */
+    static const mode_t modes[] = {0666, 0646, 0664};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(chmod(mod, modes[i]), 0);
+        const char *entries[2] = {dir, mod};
+        for (int e = 0; e < 2; e++) {
+            ck_assert_msg(!loads(entries[e], reason, sizeof reason, &w),
+                          "mode %04o loaded (entry %s)", (unsigned)modes[i], entries[e]);
+            ck_assert_msg(strstr(reason, mod) && strstr(reason, "writable by"), "%s", reason);
+            ck_assert(warned(&w, mod, "writable by"));
+        }
+    }
+    ck_assert_int_eq(chmod(mod, 0644), 0);
+
+    /* In a directory others may write, sticky (as /tmp) or not. */
+    static const mode_t dir_modes[] = {0777, 01777, 0770};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(chmod(dir, dir_modes[i]), 0);
+        ck_assert_msg(!loads(dir, reason, sizeof reason, &w), "directory mode %04o loaded",
+                      (unsigned)dir_modes[i]);
+        ck_assert_msg(strstr(reason, "directory") && strstr(reason, dir) &&
+                          strstr(reason, "writable by"),
+                      "%s", reason);
+    }
+    ck_assert_int_eq(chmod(dir, 0700), 0);
+
+    /* A link in a trusted directory to a module in an untrusted one. */
+    char other[64], target[128], link[128];
+    make_dir(other, sizeof other);
+    path_in(target, sizeof target, other, "module.so");
+    path_in(link, sizeof link, dir, "longnet-link.so");
+    copy_file(mod, target, 0644);
+    ck_assert_int_eq(chmod(other, 0777), 0);
+    ck_assert_int_eq(symlink(target, link), 0);
+    ck_assert_msg(!loads(link, reason, sizeof reason, &w), "link into a 0777 directory loaded");
+    ck_assert_msg(strstr(reason, other) && strstr(reason, "writable by"), "%s", reason);
+    unlink(link);
+    unlink(target);
+    rmdir(other);
+
+    /* Owned by someone else (nobody): root can hand a file over. */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(mod, 65534, 65534), 0);
+        ck_assert_msg(!loads(dir, reason, sizeof reason, &w), "nobody's module loaded");
+        ck_assert_msg(strstr(reason, mod) && strstr(reason, "owned by uid 65534"), "%s", reason);
+        ck_assert_int_eq(chown(mod, 0, 0), 0);
+        ck_assert_int_eq(chown(dir, 65534, 65534), 0);
+        ck_assert_msg(!loads(dir, reason, sizeof reason, &w), "module in nobody's directory loaded");
+        ck_assert_msg(strstr(reason, dir) && strstr(reason, "owned by uid 65534"), "%s", reason);
+        ck_assert_int_eq(chown(dir, 0, 0), 0);
+    } else {
+        printf("note: not root: the other-owner check is skipped\n");
+    }
+    ck_assert_msg(loads(dir, reason, sizeof reason, &w), "the control does not load: %s", reason);
+    unlink(mod);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(bad_options)
 {
     lnet_context_options o = {0};
@@ -344,6 +448,7 @@ int main(void)
     tcase_add_test(tc, bad_options);
     tcase_add_test(tc, fifo_refused);
     tcase_add_test(tc, refusals_say_why);
+    tcase_add_test(tc, untrusted_modules_skipped);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
