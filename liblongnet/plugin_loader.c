@@ -35,7 +35,9 @@ struct lnet_module {
     /* The plugin's table, its optional slots past the plugin's own size left
      * NULL: a module built before a slot was added never has it read. */
     lnet_plugin copy;
+    int probe_state;   /* 0 not probed yet, 1 probed, -1 its probe failed */
     int n_devices;
+    char probe_error[480]; /* why the probe failed */
     char warning[256]; /* the probe's probe_warning, "" for none */
     int refs;
     lnet_module *next;
@@ -396,20 +398,11 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
         lt_dlclose(h);
         return NULL;
     }
-    int n = 0;
-    if (t->probe(&n) != 0 || n < 0) {
-        const char *e = t->last_error ? t->last_error() : NULL;
-        snprintf(rec->reason, sizeof rec->reason, "probe failed: %s",
-                 e && e[0] ? e : "no message");
-        lt_dlclose(h);
-        return NULL;
-    }
     lnet_module *m = calloc(1, sizeof *m);
     char *p = dup_str(key);
     if (!m || !p) {
         free(m);
         free(p);
-        t->shutdown();
         lt_dlclose(h);
         snprintf(rec->reason, sizeof rec->reason, "out of memory");
         return NULL;
@@ -423,12 +416,6 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     if (!LNET_TABLE_HAS(t, probe_warning))
         m->copy.probe_warning = NULL;
     m->table = &m->copy;
-    m->n_devices = n;
-    if (m->copy.probe_warning) {
-        const char *w = m->copy.probe_warning();
-        if (w && w[0])
-            snprintf(m->warning, sizeof m->warning, "%s", w);
-    }
     m->refs = 1;
     m->next = modules;
     modules = m;
@@ -446,7 +433,8 @@ static void module_release(lnet_module *m)
             break;
         }
     }
-    m->table->shutdown();
+    if (m->probe_state > 0)
+        m->table->shutdown(); /* a module never probed has nothing to shut down */
     lt_dlclose(m->handle);
     free(m->path);
     free(m);
@@ -460,17 +448,89 @@ typedef struct search {
     int oom;
 } search;
 
-static void warn(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(search *s, const char *fmt, ...)
+static void log_warning(lnet_log_fn log, void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_warning(lnet_log_fn log, void *user, const char *fmt, ...)
 {
-    if (!s->log)
+    if (!log)
         return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    s->log(LNET_LOG_WARNING, msg, s->log_user);
+    log(LNET_LOG_WARNING, msg, user);
+}
+
+#define warn(s, ...) log_warning((s)->log, (s)->log_user, __VA_ARGS__)
+
+/* The module's probe, once while it is open. Called with registry_lock held. */
+static void module_probe(lnet_module *m)
+{
+    int n = 0;
+    if (m->table->probe(&n) != 0 || n < 0) {
+        const char *e = m->table->last_error();
+        snprintf(m->probe_error, sizeof m->probe_error, "probe failed: %.400s",
+                 e && e[0] ? e : "no message");
+        m->probe_state = -1;
+        return;
+    }
+    m->n_devices = n;
+    m->probe_state = 1;
+    if (m->table->probe_warning) {
+        const char *w = m->table->probe_warning();
+        if (w && w[0])
+            snprintf(m->warning, sizeof m->warning, "%s", w);
+    }
+}
+
+const char *lnet_plugin_record_name(const lnet_plugin_record *rec)
+{
+    return rec->table ? rec->table->name : rec->standby ? rec->module->table->name : NULL;
+}
+
+void lnet_plugins_probe_backend(lnet_plugin_list *list, const char *name, size_t name_len,
+                                lnet_log_fn log, void *log_user)
+{
+    pthread_mutex_lock(&registry_lock);
+    const lnet_plugin_record *winner = NULL;
+    for (int i = 0; i < list->count; i++) {
+        lnet_plugin_record *rec = &list->items[i];
+        const char *nm = lnet_plugin_record_name(rec);
+        if (!nm || strlen(nm) != name_len || strncmp(nm, name, name_len) != 0)
+            continue;
+        if (!rec->standby) {
+            if (rec->table)
+                winner = rec; /* probed before, and it serves */
+            continue;
+        }
+        rec->standby = 0;
+        rec->probed = 1;
+        if (winner) {
+            snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
+                     nm, winner->path);
+            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+            continue;
+        }
+        lnet_module *m = rec->module;
+        if (m->probe_state == 0)
+            module_probe(m);
+        if (m->probe_state < 0) {
+            /* Refused; its module stays referenced until the list is
+             * released, and a later module of the name may serve instead. */
+            snprintf(rec->reason, sizeof rec->reason, "%s", m->probe_error);
+            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+            continue;
+        }
+        rec->table = m->table;
+        rec->n_devices = m->n_devices;
+        winner = rec;
+        /* Every context that gets the plugin hears it, not only the one
+         * whose probe happened to run it. */
+        if (m->warning[0])
+            log_warning(log, log_user, "plugin %s: %s", rec->path, m->warning);
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 static void try_module(search *s, const char *path)
@@ -496,11 +556,10 @@ static void try_module(search *s, const char *path)
     l->count++;
     lnet_module *m = module_acquire(path, rec);
     if (m) {
-        /* The first module of a backend name wins (search order); a second
-         * one, or the same file found twice, is refused. */
+        /* The same file found twice is refused at once. */
         for (int i = 0; i + 1 < l->count; i++) {
             const lnet_plugin_record *o = &l->items[i];
-            if (o->module == m || (o->table && strcmp(o->table->name, m->table->name) == 0)) {
+            if (o->module == m) {
                 snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
                          m->table->name, o->path);
                 module_release(m);
@@ -510,14 +569,13 @@ static void try_module(search *s, const char *path)
         }
     }
     if (m) {
+        /* The first module of a backend name whose probe succeeds wins
+         * (search order), which is known only once the name is probed
+         * (lnet_plugins_probe_backend): until then every module of the
+         * name stands by. */
         rec->module = m;
-        rec->table = m->table;
+        rec->standby = 1;
         rec->abi_version = m->table->abi_version;
-        rec->n_devices = m->n_devices;
-        /* Every context that gets the plugin hears it, not only the one
-         * whose load happened to probe it. */
-        if (m->warning[0])
-            warn(s, "plugin %s: %s", path, m->warning);
     } else {
         warn(s, "plugin %s refused: %s", path, rec->reason);
     }
