@@ -81,6 +81,12 @@ START_TEST(fixtures_refused_cpu_loads)
     ck_assert_ptr_nonnull(strstr(info.reason, "probe failed: fixture: no device answers"));
     ck_assert(warned(&w, "longnet-fixture-failprobe", "probe failed"));
 
+    /* A later module of the name whose probe succeeds serves instead. */
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-zfallback", &info), 0);
+    ck_assert_msg(info.loaded, "fallback refused: %s", info.reason);
+    ck_assert_str_eq(info.name, "fixture_failprobe");
+    ck_assert_int_eq(info.devices, 0);
+
     /* The build tree's CPU backend is found without installing. */
     ck_assert_int_ge(find_plugin(ctx, "longnet-cpu", &info), 0);
     ck_assert_int_eq(info.loaded, 1);
