@@ -152,8 +152,8 @@ lnet_status lnet_calibrate(lnet_context *ctx, const lnet_graph *g, const char *k
                 if (ctx->log) {
                     char msg[1300];
                     snprintf(msg, sizeof msg, "device %s:%d left out: calibration failed: %s",
-                             ctx->devices[w->device].plugin->name,
-                             ctx->devices[w->device].backend_index, last_msg);
+                             lnet_context_dev(ctx, w->device)->plugin->name,
+                             lnet_context_dev(ctx, w->device)->backend_index, last_msg);
                     ctx->log(LNET_LOG_WARNING, msg, ctx->log_user);
                 }
                 continue;

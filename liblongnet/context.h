@@ -27,12 +27,28 @@ struct lnet_context {
     lnet_log_fn log;
     void *log_user;
     lnet_plugin_list plugins;
-    lnet_device *devices;
-    int n_devices;
+    /* Devices, found lazily: a backend is probed (which may load a whole
+     * runtime, an OpenCL platform's ICD drivers with their signal handlers)
+     * only when one of its devices is asked for, by name or by enumerating
+     * them all. devices[] lists them in the order their backends were
+     * probed; the lnet_device structs live in per-plugin blocks that never
+     * move, so a pointer from lnet_context_dev stays valid for the context's
+     * life while devices[] grows. dev_lock guards all of this (and makes the
+     * const accessors of longnet.h safe to call from several threads). */
+    pthread_mutex_t dev_lock;
+    lnet_device **devices;
+    int n_devices, cap_devices;
+    lnet_device **blocks;  /* per plugin record: its devices, once described */
+    int *block_len;        /* per plugin record: how many */
+    int all_probed;
     pthread_mutex_t cal_lock;
     lnet_calibration *cal;
     int n_cal, cap_cal;
 };
+
+/* Device i, 0 <= i < a count this context has returned (the devices found
+ * so far never change index). */
+lnet_device *lnet_context_dev(const lnet_context *ctx, int i);
 
 /* Opens device i if needed and locks it for the calling thread. */
 lnet_status lnet_device_acquire(lnet_context *ctx, int i, lnet_device **out);

@@ -189,8 +189,12 @@ typedef struct lnet_context_options {
 typedef struct lnet_context lnet_context;
 
 /* Loads every plugin found (a plugin that fails to load is skipped with a
- * warning, and listed by lnet_context_plugin) and enumerates their devices.
- * `opts` may be NULL. */
+ * warning, and listed by lnet_context_plugin). A plugin's devices are
+ * probed only when they are first asked for — a device spec naming its
+ * backend (lnet_context_find_device, a run's device list), listing that
+ * plugin (lnet_context_plugin), or counting all devices — so that a run on
+ * "cpu" never loads, say, an OpenCL platform's drivers. A probe that fails
+ * is warned about then. `opts` may be NULL. */
 lnet_status lnet_context_create(const lnet_context_options *opts, lnet_context **out);
 void lnet_context_free(lnet_context *ctx);
 
@@ -217,9 +221,14 @@ typedef struct lnet_device_info {
     const char *kernels;     /* comma-separated kernel names; first is default */
 } lnet_device_info;
 
+/* Every device of every plugin (probes those not probed yet). Devices are
+ * numbered in the order their backends were probed: an index, once
+ * returned, names the same device for the context's life. */
 int lnet_context_device_count(const lnet_context *ctx);
 lnet_status lnet_context_device(const lnet_context *ctx, int i, lnet_device_info *out);
-/* Finds a device by "backend" or "backend:index" (index 0 by default). */
+/* Finds a device by "backend" or "backend:index" (index 0 by default),
+ * probing only that backend; a spec that names no device probes the rest,
+ * to list the devices there are in the message. */
 lnet_status lnet_context_find_device(const lnet_context *ctx, const char *spec, int *index);
 
 /* ------------------------------------------------------------- attention */

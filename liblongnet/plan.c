@@ -246,12 +246,12 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
         w->weight = specs[i].weight;
         w->begin = prev;
         w->end = b;
-        w->windows = (ctx->devices[w->device].desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
+        w->windows = (lnet_context_dev(ctx, w->device)->desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
         prev = b;
         /* A chunk short of the whole sequence is addressed through row
          * windows; a device without them can only take every row. */
         if (b > w->begin && (w->begin != 0 || b != g->rows) && !w->windows) {
-            const lnet_device *d = &ctx->devices[w->device];
+            const lnet_device *d = lnet_context_dev(ctx, w->device);
             lnet_plan_free(p);
             return lnet_fail(LNET_ERR_UNSUPPORTED,
                              "device %s:%d cannot share a sequence with other devices: its "
@@ -335,7 +335,7 @@ static const char *bytes_str(uint64_t b, char *buf, size_t len)
 static const char *worker_name(const lnet_plan *p, const lnet_context *ctx, int i, char *buf,
                                size_t len)
 {
-    const lnet_device *d = &ctx->devices[p->w[i].device];
+    const lnet_device *d = lnet_context_dev(ctx, p->w[i].device);
     snprintf(buf, len, "%s:%d", d->plugin->name, d->backend_index);
     return buf;
 }

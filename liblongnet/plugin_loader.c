@@ -5,13 +5,17 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <ltdl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "plugin_loader.h"
@@ -31,10 +35,18 @@ struct lnet_module {
     /* The plugin's table, its optional slots past the plugin's own size left
      * NULL: a module built before a slot was added never has it read. */
     lnet_plugin copy;
+    int probe_state;   /* 0 not probed yet, 1 probed, -1 its probe failed */
     int n_devices;
+    char probe_error[480]; /* why the probe failed */
+    char warning[256]; /* the probe's probe_warning, "" for none */
     int refs;
     lnet_module *next;
 };
+
+/* Whether the table's own size covers the whole of an optional slot: a size
+ * that ends inside a pointer must not leave half of one to be called. */
+#define LNET_TABLE_HAS(t, slot) \
+    ((t)->size >= offsetof(lnet_plugin, slot) + sizeof((t)->slot))
 
 /* libltdl is not thread-safe, and a module must be probed once: one lock
  * guards libltdl, the module list and every probe/shutdown call. */
@@ -112,22 +124,263 @@ int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
     return 0;
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* What kind of file a mode is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* Whether a module file, or a directory holding one, may be trusted to run
+ * code in this process: owned by root or by this process's effective user,
+ * and writable by no one else (group and others; a sticky world-writable
+ * directory such as /tmp still lets anyone put a file in it). Otherwise
+ * anyone who can write it chooses what runs, as whoever runs longnet (a
+ * 0666 module in a 0777 directory had its constructor run as root). 0 if
+ * trusted, else -1 with the reason. */
+static int check_owner(const char *what, const char *path, const struct stat *st, char *why,
+                       size_t len)
+{
+    const uid_t me = geteuid();
+    if (st->st_uid != 0 && st->st_uid != me) {
+        snprintf(why, len, "%s %s is owned by uid %lu, neither root nor this user (uid %lu)", what,
+                 path, (unsigned long)st->st_uid, (unsigned long)me);
+        return -1;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, len, "%s %s is writable by %s (mode %04lo)", what, path,
+                 (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "group and others"
+                 : (st->st_mode & S_IWGRP)                          ? "its group"
+                                                                    : "others",
+                 (unsigned long)(st->st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* check_owner for the directory that holds `file` (the name as given; for
+ * a symbolic link also the directory of what it leads to). */
+static int check_dir_of(const char *file, char *why, size_t len)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(why, len, "directory %.200s of %.200s: %s", dir, file, strerror(errno));
+        return -1;
+    }
+    return check_owner("directory", dir, &st, why, len);
+}
+
+/* Checks one file before anything opens it: opening a FIFO blocks until a
+ * writer comes (every command hung on one named longnet-x.so), and a
+ * device or a directory is never a module. Symbolic links are followed
+ * (an installed module may be one), and what they lead to is checked. 0 if
+ * the file may be opened, else -1 with the reason, naming the file. */
+static int check_file(const char *file, char *why, size_t len)
+{
+    struct stat lst, st;
+    if (lstat(file, &lst) != 0) {
+        snprintf(why, len, "%s: %s", file, strerror(errno));
+        return -1;
+    }
+    if (stat(file, &st) != 0) {
+        snprintf(why, len, "%s is a symbolic link to nothing that exists (%s)", file,
+                 strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, len, "%s is %s%s, not a module file", file, file_kind(st.st_mode),
+                 S_ISLNK(lst.st_mode) ? " (through a symbolic link)" : "");
+        return -1;
+    }
+    if (check_owner("module", file, &st, why, len) || check_dir_of(file, why, len))
+        return -1;
+    if (S_ISLNK(lst.st_mode)) {
+        char real[PATH_MAX];
+        if (!realpath(file, real)) {
+            snprintf(why, len, "%s: %s", file, strerror(errno));
+            return -1;
+        }
+        if (check_dir_of(real, why, len))
+            return -1;
+    }
+    /* libltdl says "file not found" for every file it cannot use; these
+     * are the common ones, told as what they are. */
+    if (st.st_size == 0) {
+        snprintf(why, len, "%s is empty (0 bytes), not a module", file);
+        return -1;
+    }
+    if (!ends_with(file, ".la")) {
+        unsigned char magic[4] = {0};
+        int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(why, len, "%s: %s", file, strerror(errno));
+            return -1;
+        }
+        ssize_t got = read(fd, magic, sizeof magic);
+        close(fd);
+        if (got != (ssize_t)sizeof magic || memcmp(magic, "\177ELF", 4) != 0) {
+            snprintf(why, len, "%s is not a shared object (it does not start with an ELF header)",
+                     file);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Why the shared object `so` does not open, in the dynamic linker's words
+ * (a missing library, a wrong architecture, a truncated file), which
+ * libltdl's own message ("file not found") hides. Only called once libltdl
+ * has failed on the file; should dlopen succeed after all, the module is
+ * closed again and libltdl's message is kept. */
+static void dlopen_reason(const char *so, const char *lt_msg, char *why, size_t len)
+{
+    dlerror();
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    const char *e = h ? NULL : dlerror();
+    if (h)
+        dlclose(h);
+    snprintf(why, len, "cannot open module %.300s: %s", so,
+             e && e[0] ? e : lt_msg ? lt_msg : "unknown error");
+}
+
+/* The shared object a libtool archive (.la) names, where libltdl would
+ * look for it (installed: libdir; uninstalled: .libs beside the .la; then
+ * beside the .la): the first that exists, so that it is checked like the
+ * .la itself. 0 with the path in `so`, else -1 with the reason. */
+static int la_target(const char *la, char *so, size_t so_len, char *why, size_t len)
+{
+    /* The .la was checked to be a regular file; O_NONBLOCK all the same,
+     * in case it was swapped for a FIFO since. */
+    int fd = open(la, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        snprintf(why, len, "%s: %s", la, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char line[PATH_MAX + 32], dlname[PATH_MAX] = "", libdir[PATH_MAX] = "";
+    int installed = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *v = NULL, *dst = NULL;
+        if (strncmp(line, "dlname='", 8) == 0)
+            v = line + 8, dst = dlname;
+        else if (strncmp(line, "libdir='", 8) == 0)
+            v = line + 8, dst = libdir;
+        else if (strncmp(line, "installed=yes", 13) == 0)
+            installed = 1;
+        if (!dst)
+            continue;
+        char *q = strchr(v, '\'');
+        if (q && (size_t)(q - v) < PATH_MAX) {
+            memcpy(dst, v, (size_t)(q - v));
+            dst[q - v] = '\0';
+        }
+    }
+    fclose(f);
+    if (!dlname[0]) {
+        snprintf(why, len, "%s names no shared object (no dlname): not a libtool module", la);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", la);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    char cand[3][PATH_MAX];
+    int n = 0;
+    if (installed && libdir[0] &&
+        (size_t)snprintf(cand[n], sizeof cand[n], "%s/%s", libdir, dlname) < sizeof cand[n])
+        n++;
+    if (!installed &&
+        (size_t)snprintf(cand[n], sizeof cand[n], "%s/.libs/%s", dir, dlname) < sizeof cand[n])
+        n++;
+    if ((size_t)snprintf(cand[n], sizeof cand[n], "%s/%s", dir, dlname) < sizeof cand[n])
+        n++;
+    struct stat st;
+    for (int i = 0; i < n; i++) {
+        const size_t n_i = strlen(cand[i]);
+        if (n_i < so_len && lstat(cand[i], &st) == 0) {
+            memcpy(so, cand[i], n_i + 1);
+            return 0;
+        }
+    }
+    snprintf(why, len, "%s names the shared object '%s', which is not there%s%s", la, dlname,
+             n ? ": " : "", n ? cand[n - 1] : "");
+    return -1;
+}
+
+/* The file lt_dlopen is given for a search result `path` (lt_dlopenext's
+ * order: the name itself when it ends in .la or .so, else NAME.la, else
+ * NAME.so), checked, and, for a .la, the shared object it names checked
+ * too. 0 with the file in `file` (and the shared object in `so`), else -1
+ * with the reason in rec. */
+static int module_file(const char *path, char *file, char *so, lnet_plugin_record *rec)
+{
+    const size_t len = sizeof rec->reason;
+    struct stat st;
+    if (ends_with(path, ".la") || ends_with(path, ".so")) {
+        if (strlen(path) >= PATH_MAX) {
+            snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+            return -1;
+        }
+        snprintf(file, PATH_MAX, "%s", path);
+    } else if ((size_t)snprintf(file, PATH_MAX, "%s.la", path) >= PATH_MAX) {
+        snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+        return -1;
+    } else if (lstat(file, &st) != 0) {
+        if ((size_t)snprintf(file, PATH_MAX, "%s.so", path) >= PATH_MAX) {
+            snprintf(rec->reason, len, "the path is longer than PATH_MAX (%d)", PATH_MAX);
+            return -1;
+        }
+    }
+    if (check_file(file, rec->reason, len))
+        return -1;
+    snprintf(so, PATH_MAX, "%s", file);
+    if (ends_with(file, ".la") &&
+        (la_target(file, so, PATH_MAX, rec->reason, len) || check_file(so, rec->reason, len)))
+        return -1;
+    return 0;
+}
+
 /* Opens, validates and probes one module file, or finds it already open.
  * Called with registry_lock held. */
 static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
 {
-    char canon[PATH_MAX];
-    const char *key = realpath(path, canon) ? canon : path;
+    char file[PATH_MAX], so[PATH_MAX], canon[PATH_MAX];
+    if (module_file(path, file, so, rec))
+        return NULL;
+    const char *key = realpath(file, canon) ? canon : file;
     for (lnet_module *m = modules; m; m = m->next) {
         if (strcmp(m->path, key) == 0) {
             m->refs++;
             return m;
         }
     }
-    lt_dlhandle h = lt_dlopenext(key);
+    lt_dlhandle h = lt_dlopen(file);
     if (!h) {
-        const char *e = lt_dlerror();
-        snprintf(rec->reason, sizeof rec->reason, "cannot open module: %s", e ? e : "unknown error");
+        dlopen_reason(so, lt_dlerror(), rec->reason, sizeof rec->reason);
         return NULL;
     }
     lnet_plugin_entry_fn entry;
@@ -145,20 +398,11 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
         lt_dlclose(h);
         return NULL;
     }
-    int n = 0;
-    if (t->probe(&n) != 0 || n < 0) {
-        const char *e = t->last_error ? t->last_error() : NULL;
-        snprintf(rec->reason, sizeof rec->reason, "probe failed: %s",
-                 e && e[0] ? e : "no message");
-        lt_dlclose(h);
-        return NULL;
-    }
     lnet_module *m = calloc(1, sizeof *m);
     char *p = dup_str(key);
     if (!m || !p) {
         free(m);
         free(p);
-        t->shutdown();
         lt_dlclose(h);
         snprintf(rec->reason, sizeof rec->reason, "out of memory");
         return NULL;
@@ -167,8 +411,11 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     m->handle = h;
     memset(&m->copy, 0, sizeof m->copy);
     memcpy(&m->copy, t, t->size < sizeof m->copy ? t->size : sizeof m->copy);
+    if (!LNET_TABLE_HAS(t, buffer_write_async))
+        m->copy.buffer_write_async = NULL;
+    if (!LNET_TABLE_HAS(t, probe_warning))
+        m->copy.probe_warning = NULL;
     m->table = &m->copy;
-    m->n_devices = n;
     m->refs = 1;
     m->next = modules;
     modules = m;
@@ -186,7 +433,8 @@ static void module_release(lnet_module *m)
             break;
         }
     }
-    m->table->shutdown();
+    if (m->probe_state > 0)
+        m->table->shutdown(); /* a module never probed has nothing to shut down */
     lt_dlclose(m->handle);
     free(m->path);
     free(m);
@@ -200,17 +448,89 @@ typedef struct search {
     int oom;
 } search;
 
-static void warn(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(search *s, const char *fmt, ...)
+static void log_warning(lnet_log_fn log, void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_warning(lnet_log_fn log, void *user, const char *fmt, ...)
 {
-    if (!s->log)
+    if (!log)
         return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    s->log(LNET_LOG_WARNING, msg, s->log_user);
+    log(LNET_LOG_WARNING, msg, user);
+}
+
+#define warn(s, ...) log_warning((s)->log, (s)->log_user, __VA_ARGS__)
+
+/* The module's probe, once while it is open. Called with registry_lock held. */
+static void module_probe(lnet_module *m)
+{
+    int n = 0;
+    if (m->table->probe(&n) != 0 || n < 0) {
+        const char *e = m->table->last_error();
+        snprintf(m->probe_error, sizeof m->probe_error, "probe failed: %.400s",
+                 e && e[0] ? e : "no message");
+        m->probe_state = -1;
+        return;
+    }
+    m->n_devices = n;
+    m->probe_state = 1;
+    if (m->table->probe_warning) {
+        const char *w = m->table->probe_warning();
+        if (w && w[0])
+            snprintf(m->warning, sizeof m->warning, "%s", w);
+    }
+}
+
+const char *lnet_plugin_record_name(const lnet_plugin_record *rec)
+{
+    return rec->table ? rec->table->name : rec->standby ? rec->module->table->name : NULL;
+}
+
+void lnet_plugins_probe_backend(lnet_plugin_list *list, const char *name, size_t name_len,
+                                lnet_log_fn log, void *log_user)
+{
+    pthread_mutex_lock(&registry_lock);
+    const lnet_plugin_record *winner = NULL;
+    for (int i = 0; i < list->count; i++) {
+        lnet_plugin_record *rec = &list->items[i];
+        const char *nm = lnet_plugin_record_name(rec);
+        if (!nm || strlen(nm) != name_len || strncmp(nm, name, name_len) != 0)
+            continue;
+        if (!rec->standby) {
+            if (rec->table)
+                winner = rec; /* probed before, and it serves */
+            continue;
+        }
+        rec->standby = 0;
+        rec->probed = 1;
+        if (winner) {
+            snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
+                     nm, winner->path);
+            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+            continue;
+        }
+        lnet_module *m = rec->module;
+        if (m->probe_state == 0)
+            module_probe(m);
+        if (m->probe_state < 0) {
+            /* Refused; its module stays referenced until the list is
+             * released, and a later module of the name may serve instead. */
+            snprintf(rec->reason, sizeof rec->reason, "%s", m->probe_error);
+            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+            continue;
+        }
+        rec->table = m->table;
+        rec->n_devices = m->n_devices;
+        winner = rec;
+        /* Every context that gets the plugin hears it, not only the one
+         * whose probe happened to run it. */
+        if (m->warning[0])
+            log_warning(log, log_user, "plugin %s: %s", rec->path, m->warning);
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 static void try_module(search *s, const char *path)
@@ -236,11 +556,10 @@ static void try_module(search *s, const char *path)
     l->count++;
     lnet_module *m = module_acquire(path, rec);
     if (m) {
-        /* The first module of a backend name wins (search order); a second
-         * one, or the same file found twice, is refused. */
+        /* The same file found twice is refused at once. */
         for (int i = 0; i + 1 < l->count; i++) {
             const lnet_plugin_record *o = &l->items[i];
-            if (o->module == m || (o->table && strcmp(o->table->name, m->table->name) == 0)) {
+            if (o->module == m) {
                 snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
                          m->table->name, o->path);
                 module_release(m);
@@ -250,10 +569,13 @@ static void try_module(search *s, const char *path)
         }
     }
     if (m) {
+        /* The first module of a backend name whose probe succeeds wins
+         * (search order), which is known only once the name is probed
+         * (lnet_plugins_probe_backend): until then every module of the
+         * name stands by. */
         rec->module = m;
-        rec->table = m->table;
+        rec->standby = 1;
         rec->abi_version = m->table->abi_version;
-        rec->n_devices = m->n_devices;
     } else {
         warn(s, "plugin %s refused: %s", path, rec->reason);
     }
@@ -315,6 +637,9 @@ static void scan_dir(search *s, const char *dir)
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) < sizeof path)
             try_module(s, path);
+        else
+            warn(s, "plugin %s/%s skipped: the path is longer than PATH_MAX (%d)", dir, names[i],
+                 PATH_MAX);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -350,6 +675,11 @@ static void search_path_list(search *s, const char *list)
             memcpy(entry, p, len);
             entry[len] = '\0';
             search_entry(s, entry);
+        } else {
+            /* No file can have that name: say so rather than search less
+             * than was asked without a word. */
+            warn(s, "plugin path entry '%.64s...' (%zu characters) skipped: longer than PATH_MAX (%d)",
+                 p, len, PATH_MAX);
         }
         if (!end)
             break;

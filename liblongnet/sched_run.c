@@ -547,8 +547,8 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
 
 static const char *device_name(const lnet_context *ctx, int device, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s:%d", ctx->devices[device].plugin->name,
-             ctx->devices[device].backend_index);
+    const lnet_device *d = lnet_context_dev(ctx, device);
+    snprintf(buf, len, "%s:%d", d->plugin->name, d->backend_index);
     return buf;
 }
 

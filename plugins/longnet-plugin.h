@@ -140,6 +140,14 @@ typedef struct lnet_plugin {
      * valid and unchanged until the device's next synchronize. */
     int (*buffer_write_async)(void *device, void *buffer, size_t offset, const void *src,
                               size_t bytes);
+
+    /* Optional (may be NULL): after a probe that succeeded, what it had to
+     * work around and the user should hear of (a setting clamped to what
+     * the machine has, say), or NULL or "" for nothing. A plugin never
+     * prints; the loader passes this on as a warning naming the module,
+     * through the log callback of every context that gets the plugin. The
+     * text stays valid until the next probe or shutdown. */
+    const char *(*probe_warning)(void);
 } lnet_plugin;
 
 /* The slots every plugin of ABI 1 has; those after them are optional

@@ -122,6 +122,27 @@ expect_ok "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device cpu,cpu 
     --algorithm ring --out or.npy --quiet
 check "a calibrated device list with ring attention runs" npy_ok or.npy $((B * N * H * D))
 
+# ------------------------------------------- a backend's runtime, only when used
+# `run --device cpu` loads no OpenCL driver (PoCL brings LLVM, whose signal
+# handlers kept SIGQUIT and SIGUSR1 from ending a run: issue 10, 14); the
+# dynamic linker's LD_DEBUG=files names every library it maps. A device of
+# the OpenCL backend, asked for, still runs.
+LD_DEBUG=files "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device cpu \
+    --out olazy.npy --quiet >"$out" 2>ld_debug.txt
+check "run --device cpu runs" npy_ok olazy.npy $((B * N * H * D))
+check "LD_DEBUG=files works here (it names libc)" grep -q 'file=libc\.' ld_debug.txt
+check "run --device cpu maps no OpenCL driver" sh -c '! grep -i "file=[^ ]*pocl" ld_debug.txt'
+if "$LONGNET" info 2>/dev/null | grep -q '^ *opencl:0 '; then
+    LD_DEBUG=files "$LONGNET" run --q q.npy --k k.npy --v v.npy $LEVELS --device opencl:0 \
+        --out oocl.npy --quiet >"$out" 2>ld_debug.txt
+    check "run --device opencl:0 runs" npy_ok oocl.npy $((B * N * H * D))
+    if grep -q 'pocl' /etc/OpenCL/vendors/*.icd 2>/dev/null; then
+        check "run --device opencl:0 maps the PoCL driver" grep -qi 'file=[^ ]*pocl' ld_debug.txt
+    fi
+else
+    echo "SKIP: no opencl:0 device; only the cpu half of the lazy-probe check ran"
+fi
+
 # ------------------------------------------------------------ golden case
 golden="${LONGNET_GOLDEN_DIR:-}/basic"
 if test -n "${LONGNET_GOLDEN_DIR:-}" && test -f "$golden/q.npy"; then

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "longnet.h"
 #include "multidev.h"
@@ -262,15 +263,17 @@ START_TEST(bytes_independent_of_n)
 END_TEST
 
 /* LONGNET_CPU_DEVICES=2 shares the cores out into two CPU devices, which
- * split a sequence like any other pair; a bad count refuses the backend. */
+ * split a sequence like any other pair; a bad count refuses the backend.
+ * The variable is read when the backend is probed, i.e. when a cpu device
+ * is first asked for, so it stays set until then. */
 START_TEST(cpu_backend_as_two_devices)
 {
     setenv("LONGNET_CPU_DEVICES", "2", 1);
     logbook book = {0};
     lnet_context *ctx = make_context(1, NULL, &book);
-    unsetenv("LONGNET_CPU_DEVICES");
     int i0, i1;
     ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:0", &i0), LNET_OK);
+    unsetenv("LONGNET_CPU_DEVICES");
     ck_assert_int_eq(lnet_context_find_device(ctx, "cpu:1", &i1), LNET_OK);
     lnet_device_info d0, d1;
     lnet_context_device(ctx, i0, &d0);
@@ -292,12 +295,44 @@ START_TEST(cpu_backend_as_two_devices)
     book.warnings = 0;
     lnet_context_options o = {.size = sizeof o, .log = on_log, .log_user = &book};
     ck_assert_int_eq(lnet_context_create(&o, &ctx), LNET_OK);
-    unsetenv("LONGNET_CPU_DEVICES");
     int idx;
     ck_assert_int_ne(lnet_context_find_device(ctx, "cpu", &idx), LNET_OK);
+    unsetenv("LONGNET_CPU_DEVICES");
     ck_assert_msg(book.warnings >= 1 && strstr(book.last, "LONGNET_CPU_DEVICES = '0'"), "%s",
                   book.last);
     lnet_context_free(ctx);
+}
+END_TEST
+
+/* More CPU devices than cores asked for: the backend stays, clamped to one
+ * device per core, with a warning that says so (issue 10, 16). */
+START_TEST(cpu_devices_clamped_to_cores)
+{
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_int_ge(cores, 1);
+    const char *asks[] = {"1000", "99999999999999999999999"};
+    for (int a = 0; a < 2; a++) {
+        char want[32];
+        snprintf(want, sizeof want, "%s", asks[a]);
+        setenv("LONGNET_CPU_DEVICES", want, 1);
+        logbook book = {0};
+        lnet_context_options o = {.size = sizeof o, .log = on_log, .log_user = &book};
+        lnet_context *ctx = NULL;
+        ck_assert_int_eq(lnet_context_create(&o, &ctx), LNET_OK);
+        char spec[32];
+        int idx;
+        snprintf(spec, sizeof spec, "cpu:%ld", cores - 1);
+        ck_assert_msg(lnet_context_find_device(ctx, spec, &idx) == LNET_OK, "%s: %s", want,
+                      lnet_last_error());
+        snprintf(spec, sizeof spec, "cpu:%ld", cores);
+        ck_assert_int_eq(lnet_context_find_device(ctx, spec, &idx), LNET_ERR_DEVICE);
+        unsetenv("LONGNET_CPU_DEVICES");
+        ck_assert_msg(book.warnings >= 1 && strstr(book.last, "LONGNET_CPU_DEVICES") &&
+                          strstr(book.last, want) && strstr(book.last, "online cores") &&
+                          strstr(book.last, "longnet-cpu"),
+                      "warning: '%s'", book.last);
+        lnet_context_free(ctx);
+    }
 }
 END_TEST
 
@@ -314,6 +349,7 @@ int main(void)
     tcase_add_test(tc, device_lists_refused);
     tcase_add_test(tc, bytes_independent_of_n);
     tcase_add_test(tc, cpu_backend_as_two_devices);
+    tcase_add_test(tc, cpu_devices_clamped_to_cores);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -145,6 +145,9 @@ int cmd_info_main(int argc, char **argv)
         warnings_free(&w);
         return cli_lib_error("cannot create a context");
     }
+    /* info lists every device, so every backend is probed now, before the
+     * warnings (a failed probe among them) are printed. */
+    (void)lnet_context_device_count(ctx);
     for (int i = 0; i < w.count; i++)
         cli_warning("%s", w.items[i]);
     if (w.lost)

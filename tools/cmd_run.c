@@ -364,7 +364,7 @@ static int in_list(const char *list, const char *name)
 /* Finds every device of the list (its entries "SPEC" or "SPEC=WEIGHT") and
  * checks the kernel against each device's kernels, so that a typo is
  * reported with the names that would have worked. `dev` gets the first. */
-static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
+static int pick_devices(const run_args *a, lnet_context *ctx, const run_log *log,
                         lnet_device_info *dev)
 {
     const char *p = a->device;
@@ -376,6 +376,9 @@ static int pick_devices(const run_args *a, lnet_context *ctx, int warnings,
         lnet_device_info d;
         int index;
         if (lnet_context_find_device(ctx, spec, &index) != LNET_OK) {
+            /* Read now: finding a device probes its backend, which may
+             * have warned just now. */
+            const int warnings = log->warnings;
             if (warnings > 0)
                 cli_error("%s (%d plugin warning%s; see 'longnet info')", lnet_last_error(),
                           warnings, warnings == 1 ? "" : "s");
@@ -482,7 +485,7 @@ int cmd_run_main(int argc, char **argv)
         rc = cli_lib_error(NULL);
         goto done;
     }
-    if ((rc = pick_devices(&a, ctx, log.warnings, &dev)) >= 0)
+    if ((rc = pick_devices(&a, ctx, &log, &dev)) >= 0)
         goto done;
     log.loading = 0;
     /* Loading a device's runtime may have replaced our handlers. */

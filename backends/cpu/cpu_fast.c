@@ -303,6 +303,7 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
     R->tj.causal = job->causal;
     R->tj.init = job->init;
     R->tj.qscale = (float)((double)job->scale * LNET_LOG2E);
+    R->tj.scale = job->scale;
 
     R->s_first = job->row_begin / w;
     R->n_segs = (job->row_end - 1) / w - R->s_first + 1;

@@ -6,6 +6,7 @@
  * "reference", cpu_reference.c) behind the plugin ABI of longnet-plugin.h. It is the backend that is always there, so it checks
  * every job fully and never trusts the caller's sizes. */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,24 +119,47 @@ static int cpu_device_cores(int index)
     return cores / cpu_n_devices + (index < cores % cpu_n_devices);
 }
 
+/* What the last probe worked around (probe_warning); probe and shutdown
+ * are called by one thread at a time, so one buffer serves. */
+static char cpu_probe_note[256];
+
 static int cpu_probe(int *n_devices)
 {
+    cpu_probe_note[0] = '\0';
     if (!n_devices)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu probe: n_devices is NULL");
     const char *env = getenv("LONGNET_CPU_DEVICES");
     cpu_n_devices = 1;
     if (env && env[0]) {
         char *end = NULL;
+        errno = 0;
         long n = strtol(env, &end, 10);
-        if (*end || n < 1 || n > cpu_online_cores())
+        if (end == env || *end || n < 1)
             return cpu_fail(LNET_PLUGIN_ERR_INVALID,
                             "cpu probe: LONGNET_CPU_DEVICES = '%.40s' is not a number of devices "
                             "from 1 to the %d online cores",
                             env, cpu_online_cores());
+        /* More devices than cores would leave some with no core at all;
+         * the count is a wish about sharing the machine, not a fact about
+         * it, so the backend stays (with one device per core) rather than
+         * being refused, and says so. ERANGE is just a very large number. */
+        const int cores = cpu_online_cores();
+        if (errno == ERANGE || n > cores) {
+            snprintf(cpu_probe_note, sizeof cpu_probe_note,
+                     "LONGNET_CPU_DEVICES = '%.40s' is more than the %d online cores: "
+                     "using %d cpu devices, one per core",
+                     env, cores, cores);
+            n = cores;
+        }
         cpu_n_devices = (int)n;
     }
     *n_devices = cpu_n_devices;
     return LNET_PLUGIN_OK;
+}
+
+static const char *cpu_probe_warning(void)
+{
+    return cpu_probe_note;
 }
 
 static void cpu_shutdown(void)
@@ -509,6 +533,7 @@ static const lnet_plugin cpu_plugin = {
     .run_segment = cpu_run_segment,
     .synchronize = cpu_synchronize,
     .last_error = cpu_last_error,
+    .probe_warning = cpu_probe_warning,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);

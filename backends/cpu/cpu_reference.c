@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "cpu_backend.h"
+#include "cpu_tile.h"
 
 /* Index of element (b, n, h, 0) of a [B, N, H, D] tensor. run_segment has
  * checked that B*N*H*D fits in size_t, so no partial product overflows. */
@@ -32,6 +33,79 @@ static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t N, int64_t H, i
 static int64_t ceil_div(int64_t a, int64_t b)
 {
     return a / b + (a % b != 0);
+}
+
+/* One query row against nk keys (k and v rows `stride` floats apart):
+ * scores in double, the stable softmax (subtract the row maximum before
+ * exp), acc[d] = sum_j p_j v_j[d] and *l = sum_j p_j; returns lse_i. NaN and
+ * infinities go where this arithmetic takes them (DESIGN §1, Non-finite
+ * inputs): a NaN score never becomes the maximum, and exp(NaN - m) makes the
+ * row NaN. With scores NULL the scores are computed twice instead of kept
+ * (the same operations in the same order, so the same values): the fast
+ * kernel's rows that leave float range have no scratch for them. */
+double cpu_exact_branch(const float *qv, const float *k, const float *v, size_t stride,
+                        int64_t nk, int64_t D, double scale, double *scores, double *acc,
+                        double *l_out)
+{
+    double m = -INFINITY;
+    for (int64_t j = 0; j < nk; j++) {
+        const float *kv = k + (size_t)j * stride;
+        double dot = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            dot += (double)qv[d] * (double)kv[d];
+        const double sc = scale * dot;
+        if (scores)
+            scores[j] = sc;
+        if (sc > m)
+            m = sc;
+    }
+    double l = 0.0;
+    for (int64_t d = 0; d < D; d++)
+        acc[d] = 0.0;
+    for (int64_t j = 0; j < nk; j++) {
+        double sc;
+        if (scores) {
+            sc = scores[j];
+        } else {
+            const float *kv = k + (size_t)j * stride;
+            double dot = 0.0;
+            for (int64_t d = 0; d < D; d++)
+                dot += (double)qv[d] * (double)kv[d];
+            sc = scale * dot;
+        }
+        const double p = exp(sc - m);
+        const float *vv = v + (size_t)j * stride;
+        l += p;
+        for (int64_t d = 0; d < D; d++)
+            acc[d] += p * (double)vv[d];
+    }
+    *l_out = l;
+    return m + log(l);
+}
+
+/* Writes a branch (acc / l, lse_i) into its row, or with init = 0 folds it
+ * into the running (out, lse) by their softmax denominators (DESIGN §1,
+ * eq. 10). */
+void cpu_exact_fold(float *orow, float *lrow, const double *acc, double l, double lse_i,
+                    int64_t D, int init)
+{
+    if (init) {
+        for (int64_t d = 0; d < D; d++)
+            orow[d] = (float)(acc[d] / l);
+        *lrow = (float)lse_i;
+        return;
+    }
+    const double prev = (double)*lrow;
+    const double mm = prev > lse_i ? prev : lse_i;
+    const double a = exp(prev - mm), c = exp(lse_i - mm);
+    const double den = a + c;
+    for (int64_t d = 0; d < D; d++) {
+        /* A row with no branch yet (lse = -inf, a = 0) takes o_i alone,
+         * whatever `out` holds (even NaN). */
+        const double prev_o = a > 0.0 ? a * (double)orow[d] : 0.0;
+        orow[d] = (float)((prev_o + c * (acc[d] / l)) / den);
+    }
+    *lrow = (float)(mm + log(den));
 }
 
 int cpu_reference_segment(const lnet_segment_job *job, const float *q, const float *k,
@@ -110,53 +184,20 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                     if (nk <= k_lo)
                         continue;
 
-                    double m = -INFINITY;
-                    for (int64_t jk = k_lo; jk < nk; jk++) {
-                        const float *kv = k + bnh_index(b, first + jk * r - kb, h, kn, H, D);
-                        double dot = 0.0;
-                        for (int64_t d = 0; d < D; d++)
-                            dot += (double)qv[d] * (double)kv[d];
-                        scores[jk - k_lo] = scale * dot;
-                        if (scores[jk - k_lo] > m)
-                            m = scores[jk - k_lo];
-                    }
-
-                    /* Stable softmax: subtract the row maximum before exp. */
-                    double l = 0.0;
-                    for (int64_t d = 0; d < D; d++)
-                        acc[d] = 0.0;
-                    for (int64_t jk = k_lo; jk < nk; jk++) {
-                        const double p = exp(scores[jk - k_lo] - m);
-                        const float *vv = v + bnh_index(b, first + jk * r - kb, h, kn, H, D);
-                        l += p;
-                        for (int64_t d = 0; d < D; d++)
-                            acc[d] += p * (double)vv[d];
-                    }
-                    const double lse_i = m + log(l);
-
+                    /* Consecutive selected keys are r rows apart; a
+                     * dilation past the window's rows leaves it at most one
+                     * key, so capping r there keeps r * H * D within the
+                     * buffer's checked size without changing an address. */
+                    const size_t kstride = (size_t)(r < kn ? r : kn) * (size_t)H * (size_t)D;
+                    const float *k0 = k + bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
+                    const float *v0 = v + bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
+                    double l;
+                    const double lse_i = cpu_exact_branch(qv, k0, v0, kstride, nk - k_lo, D,
+                                                          scale, scores, acc, &l);
                     float *orow = out + bnh_index(b, qrow - qb, h, qn, H, D);
                     float *lrow = lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)qn +
                                   (size_t)(qrow - qb);
-                    if (job->init) {
-                        for (int64_t d = 0; d < D; d++)
-                            orow[d] = (float)(acc[d] / l);
-                        *lrow = (float)lse_i;
-                        continue;
-                    }
-
-                    /* Fold into the running (out, lse) by their softmax
-                     * denominators (DESIGN §1, eq. 10). */
-                    const double prev = (double)*lrow;
-                    const double mm = prev > lse_i ? prev : lse_i;
-                    const double a = exp(prev - mm), c = exp(lse_i - mm);
-                    const double den = a + c;
-                    for (int64_t d = 0; d < D; d++) {
-                        /* A row with no branch yet (lse = -inf, a = 0) takes
-                         * o_i alone, whatever `out` holds (even NaN). */
-                        const double prev_o = a > 0.0 ? a * (double)orow[d] : 0.0;
-                        orow[d] = (float)((prev_o + c * (acc[d] / l)) / den);
-                    }
-                    *lrow = (float)(mm + log(den));
+                    cpu_exact_fold(orow, lrow, acc, l, lse_i, D, job->init);
                 }
             }
         }

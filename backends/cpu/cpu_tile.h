@@ -20,6 +20,7 @@ typedef struct cpu_tile_job {
     int causal;
     int init;           /* 1: overwrite out and lse instead of folding */
     float qscale;       /* scale * log2(e): scores come out in base 2 */
+    float scale;        /* the job's own scale, for rows redone exactly */
 } cpu_tile_job;
 
 /* One work item, in "selected indices": j is the segment's j-th selected
@@ -49,6 +50,20 @@ typedef struct cpu_tile_kernel {
     size_t (*scratch_floats)(int64_t dim);
     void (*run)(const cpu_tile_job *job, const cpu_tile *tile, float *scratch);
 } cpu_tile_kernel;
+
+/* The reference kernel's arithmetic for one query row (cpu_reference.c),
+ * which the reference kernel itself runs for every row. A tile redoes with
+ * it the rows whose float arithmetic met a NaN or an infinity, so that
+ * non-finite inputs give what the reference gives, element by element
+ * (DESIGN §1, Non-finite inputs). cpu_exact_branch: the branch of one query
+ * over nk keys whose rows are `stride` floats apart; acc holds D doubles,
+ * scores nk doubles or is NULL; returns lse_i, sets *l. cpu_exact_fold:
+ * writes it into, or folds it into, the row's (out, lse). */
+double cpu_exact_branch(const float *q, const float *k, const float *v, size_t stride,
+                        int64_t nk, int64_t D, double scale, double *scores, double *acc,
+                        double *l);
+void cpu_exact_fold(float *orow, float *lrow, const double *acc, double l, double lse_i,
+                    int64_t D, int init);
 
 extern const cpu_tile_kernel cpu_tile_generic;
 #if defined(__x86_64__) || defined(__i386__)

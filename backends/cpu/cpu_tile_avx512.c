@@ -40,7 +40,10 @@ static inline vf vf_mask_below(vf x, int64_t k)
  * -inf (masked scores) to -150, whose result is 0. */
 static inline vf vf_exp2(vf x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
+    /* max returns its second operand when either is NaN: x second, so a
+     * NaN score stays NaN (and makes the row's sum NaN, which tile_finish
+     * sees) instead of being clamped into a probability of 0. */
+    x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);
     const vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const vf f = _mm512_sub_ps(x, n);
     vf p = _mm512_set1_ps(1.535336188319500e-4f);

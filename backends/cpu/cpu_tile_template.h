@@ -12,7 +12,7 @@
  *   TQ               queries per tile and keys per key tile, a multiple of MV*VW
  *   vf               the vector type, and the functions
  *   vf_zero() vf_load(p) vf_store(p, x) vf_bcast(p) vf_fma(a, b, c) = a*b + c
- *   vf_add vf_mul vf_sub vf_max vf_exp2(x) (2^x for x <= 0, -inf -> 0)
+ *   vf_add vf_mul vf_sub vf_max vf_exp2(x) (2^x for x <= 0, -inf -> 0, NaN -> NaN)
  *   vf_set1(x) vf_any_gt(a, b) (some lane a > b)
  *   vf_mask_below(x, k) (lanes < k set to -inf)
  *   TILE_KERNEL, TILE_NAME   the cpu_tile_kernel to define and its name
@@ -29,7 +29,8 @@
  * compute harmless values that are never written back.
  *
  * Scratch (per thread, 64-byte aligned), in floats:
- *   Qt[D][TQ], Ot[D][TQ], St[TQ][TQ], Kp[TQ][D], Vp[TQ][D], m[TQ], l[TQ].
+ *   Qt[D][TQ], Ot[D][TQ], St[TQ][TQ], Kp[TQ][D], Vp[TQ][D], m[TQ], l[TQ],
+ * then D doubles for the rows tile_finish redoes exactly.
  * Kp and Vp are the key tile's K and V rows copied contiguous (a GEMM's
  * packing: TQ rows, read TQ times each, so the copy costs ~1/TQ of the
  * arithmetic) so that the micro-kernels see one fixed row stride.
@@ -51,10 +52,12 @@
 
 static size_t tile_scratch_floats(int64_t dim)
 {
+    /* 4 D TQ + TQ^2 + 2 TQ floats, then D doubles (2 D floats) for a row
+     * redone exactly (tile_finish). */
     const size_t fixed = (size_t)TQ * TQ + 2 * (size_t)TQ;
-    if (dim < 1 || (uint64_t)dim > (SIZE_MAX / sizeof(float) - fixed) / (4 * (size_t)TQ))
+    if (dim < 1 || (uint64_t)dim > (SIZE_MAX / sizeof(float) - fixed) / (4 * (size_t)TQ + 2))
         return 0;
-    return 4 * (size_t)dim * TQ + fixed;
+    return (4 * (size_t)TQ + 2) * (size_t)dim + fixed;
 }
 
 /* St[n][*] = sum_d Kp[n][d] * Qt[d][*] for nr keys and one register block of
@@ -222,21 +225,71 @@ static ALWAYS_INLINE void softmax_vec(int64_t D, int64_t nk, int diag, int64_t d
     vf_store(lp, vf_add(l, vf_add(s0, s1)));
 }
 
+/* Whether row i of the tile may be finished from its float arithmetic: the
+ * running max, the sum and every accumulator finite, and, when folding, a
+ * previous (out, lse) that the fold cannot turn into something the
+ * reference's double fold would not (lse NaN or +inf, or an out entry that
+ * is not finite while it still counts). Anything else — a NaN or an
+ * infinity in Q, K or V, scores past float range — leaves one of these
+ * non-finite, so the check costs O(D) per row and nothing in the key loop. */
+static int row_is_finite(const cpu_tile_job *job, const float *ot, int64_t i, double m, double l,
+                         const float *orow, double prev)
+{
+    const int64_t D = job->dim;
+    if (!(l > 0.0 && l < INFINITY) || !isfinite(m))
+        return 0;
+    double sum = 0.0;
+    for (int64_t d = 0; d < D; d++)
+        sum += (double)ot[d * TQ + i];
+    if (!isfinite(sum))
+        return 0;
+    if (job->init || prev == -INFINITY)
+        return 1; /* no branch yet: the previous out is not read */
+    if (!isfinite(prev))
+        return 0;
+    sum = 0.0;
+    for (int64_t d = 0; d < D; d++)
+        sum += (double)orow[d];
+    return isfinite(sum);
+}
+
+/* Row i of the tile again, with the reference kernel's own arithmetic
+ * (cpu_exact_branch, in double): the keys it sees, then its fold. acc is
+ * free scratch of D doubles. */
+static void row_exact(const cpu_tile_job *job, const cpu_tile *t, int64_t i, float *orow,
+                      float *lrow, double *acc)
+{
+    const int64_t D = job->dim;
+    const int64_t q_sel = t->jq0 + i;
+    const int64_t k_end = job->causal && q_sel + 1 < t->k_hi ? q_sel + 1 : t->k_hi;
+    const float *qrow = t->q0 + (size_t)(i - t->w0) * job->sel_stride;
+    double l;
+    const double lse_i = cpu_exact_branch(qrow, t->k0, t->v0, job->sel_stride, k_end - t->k_lo,
+                                          D, (double)job->scale, NULL, acc, &l);
+    cpu_exact_fold(orow, lrow, acc, l, lse_i, D, job->init);
+}
+
 /* Writes (or folds) the tile's finished rows: o = Ot / l, lse = ln2 (m + log2 l).
- * The fold mirrors the reference kernel, in double for the per-row weights. */
+ * The fold mirrors the reference kernel, in double for the per-row weights.
+ * A row whose float arithmetic left float range is redone exactly instead
+ * (row_is_finite), so that NaN lands where the reference puts it. */
 static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float *ot,
-                        const float *mp, const float *lp)
+                        const float *mp, const float *lp, double *acc)
 {
     const int64_t D = job->dim;
     for (int64_t i = t->w0; i < t->w1; i++) {
         float *orow = t->out0 + (size_t)(i - t->w0) * job->sel_stride;
         float *lrow = t->lse0 + (size_t)(i - t->w0) * (size_t)job->dilation;
         const double l = (double)lp[i];
+        const double prev = job->init ? -INFINITY : (double)*lrow;
+        if (!row_is_finite(job, ot, i, (double)mp[i], l, orow, prev)) {
+            row_exact(job, t, i, orow, lrow, acc);
+            continue;
+        }
         const double lse_i = ((double)mp[i] + log2(l)) * LNET_LN2;
         double keep = 0.0, take = 1.0 / l;
         double lse_new = lse_i;
         if (!job->init) {
-            const double prev = (double)*lrow;
             const double mm = prev > lse_i ? prev : lse_i;
             const double a = exp(prev - mm), c = exp(lse_i - mm);
             const double den = a + c;
@@ -268,6 +321,9 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
     float *vp = kp + (size_t)TQ * D;
     float *mp = vp + (size_t)TQ * D;
     float *lp = mp + TQ;
+    /* Only ever used as doubles (so no float store aliases it), 8-byte
+     * aligned: every array before it is a multiple of TQ floats. */
+    double *acc = (double *)(void *)(lp + TQ);
 
     const int64_t nq = t->nq;
     const int64_t nb = (nq + BW - 1) / BW; /* query register blocks */
@@ -330,7 +386,7 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
             pv_block(D, nkb - ka, stb, vp + ka * D, otb);
         }
     }
-    tile_finish(job, t, ot, mp, lp);
+    tile_finish(job, t, ot, mp, lp, acc);
 }
 
 /* Head dims with their own copy of the tile, where the constant D lets the
