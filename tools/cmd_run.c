@@ -290,17 +290,25 @@ static int check_memory(const run_args *a, const int64_t shape[4], lnet_context 
     return CLI_EXIT_FAIL;
 }
 
+/* How many elements of t are NaN or infinite, and the first one's index. */
+static size_t count_non_finite(const lnet_tensor *t, size_t *first)
+{
+    const float *x = lnet_tensor_cdata(t);
+    size_t n = lnet_tensor_numel(t), bad = 0;
+    *first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && bad++ == 0)
+            *first = i;
+    return bad;
+}
+
 /* A NaN or infinity in the result is the operator's honest answer to a
  * non-finite input (DESIGN §1), but rarely what the user meant: say how
  * many and where the first is, on stderr, without failing. */
 static void warn_non_finite(const lnet_tensor *out, const lnet_tensor *lse, const char *out_path,
                             const char *lse_path)
 {
-    const float *o = lnet_tensor_cdata(out);
-    size_t n = lnet_tensor_numel(out), bad = 0, first = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(o[i]) && bad++ == 0)
-            first = i;
+    size_t first, bad = count_non_finite(out, &first);
     if (bad) {
         int64_t N = lnet_tensor_dim(out, 1), H = lnet_tensor_dim(out, 2), D = lnet_tensor_dim(out, 3);
         size_t row = first / (size_t)D;
@@ -312,11 +320,7 @@ static void warn_non_finite(const lnet_tensor *out, const lnet_tensor *lse, cons
     }
     if (!lse)
         return;
-    const float *l = lnet_tensor_cdata(lse);
-    size_t m = lnet_tensor_numel(lse), lbad = 0, lfirst = 0;
-    for (size_t i = 0; i < m; i++)
-        if (!isfinite(l[i]) && lbad++ == 0)
-            lfirst = i;
+    size_t lfirst, lbad = count_non_finite(lse, &lfirst);
     if (lbad) {
         int64_t H = lnet_tensor_dim(lse, 1), N = lnet_tensor_dim(lse, 2);
         cli_warning("LSE '%s' holds %zu non-finite value%s; the first is b=%lld, h=%lld, n=%lld",
