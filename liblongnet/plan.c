@@ -42,7 +42,7 @@ static uint64_t selected_rows(const lnet_plan *p, const lnet_graph_node *n, int6
     const lnet_graph *g = p->g;
     uint64_t rows = 0;
     for (int64_t h = 0; h < g->heads; h++) {
-        int64_t first = s * n->segment + lnet_head_offset(g->offsets, h, g->heads, n->dilation);
+        int64_t first = s * n->segment + lnet_plugin_head_offset(g->offsets, h, g->heads, n->dilation);
         rows += (uint64_t)lnet_count_selected(first, n->dilation, lo, hi);
     }
     return rows;
@@ -207,7 +207,7 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
     /* Too few aligned blocks for the devices (dense attention: one segment
      * of every row): split finer and let the spanning segments be
      * exchanged; ring attention exists for exactly this. */
-    if (lnet_ceil_div(hi - lo, p->align) < n) {
+    if (lnet_plugin_ceil_div(hi - lo, p->align) < n) {
         int64_t per = (hi - lo) / n;
         p->align = per >= 64 ? 64 : 1;
         p->fine = 1;
@@ -229,7 +229,7 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
         top = 1;
     for (int i = 0; i < n; i++)
         total += specs[i].weight / top;
-    const int64_t units = lnet_ceil_div(hi - lo, p->align);
+    const int64_t units = lnet_plugin_ceil_div(hi - lo, p->align);
     double cum = 0;
     int64_t prev = lo;
     for (int i = 0; i < n; i++) {
@@ -366,7 +366,7 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
         if (w->begin == w->end)
             put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
                 name, w->weight, share, (long long)g->rows,
-                (long long)lnet_ceil_div(g->rows, p->align), (long long)p->align);
+                (long long)lnet_plugin_ceil_div(g->rows, p->align), (long long)p->align);
         else
             put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
                 w->weight, share, (long long)w->begin, (long long)w->end,

@@ -169,14 +169,12 @@ static void job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_
  * host, by the softmax denominators (DESIGN §1, eq. 10). */
 static void fold_row(float *o, float *l, const float *oi, float li, int64_t D)
 {
-    const double prev = *l, cur = li;
-    if (cur == -INFINITY)
-        return;
-    const double m = prev > cur ? prev : cur;
-    const double a = exp(prev - m), c = exp(cur - m), den = a + c;
+    if (li == -INFINITY)
+        return; /* the branch selected no key for this row */
+    const lnet_plugin_fold f = lnet_plugin_lse_fold(*l, li);
     for (int64_t d = 0; d < D; d++)
-        o[d] = (float)(((a > 0 ? a * o[d] : 0.0) + c * oi[d]) / den);
-    *l = (float)(m + log(den));
+        o[d] = (float)lnet_plugin_fold_value(&f, o[d], oi[d]);
+    *l = (float)f.lse;
 }
 
 /* A gathered segment: per head, its selected rows compacted into a dense
@@ -195,12 +193,12 @@ static lnet_status run_gather(lnet_device *dev, const lnet_plan *p, const lnet_w
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0};
 
     for (int64_t h = 0; h < H && !st; h++) {
-        const int64_t first = start + lnet_head_offset(g->offsets, h, H, r);
+        const int64_t first = start + lnet_plugin_head_offset(g->offsets, h, H, r);
         if (first >= end)
             continue;
-        const int64_t m = lnet_ceil_div(end - first, r);
-        const int64_t jq_lo = w->begin > first ? lnet_ceil_div(w->begin - first, r) : 0;
-        int64_t jq_hi = w->end > first ? lnet_ceil_div(w->end - first, r) : 0;
+        const int64_t m = lnet_plugin_ceil_div(end - first, r);
+        const int64_t jq_lo = w->begin > first ? lnet_plugin_ceil_div(w->begin - first, r) : 0;
+        int64_t jq_hi = w->end > first ? lnet_plugin_ceil_div(w->end - first, r) : 0;
         if (jq_hi > m)
             jq_hi = m;
         if (jq_lo >= jq_hi)
@@ -575,7 +573,7 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
         log_warning(ctx, "device %s gets no rows: rows [%lld, %lld) make only %lld block(s) of %lld "
                     "(the smallest segment length), too few for its weight %.3g",
                     device_name(ctx, p.w[i].device, name, sizeof name), (long long)lo,
-                    (long long)hi, (long long)lnet_ceil_div(hi - lo, p.align), (long long)p.align,
+                    (long long)hi, (long long)lnet_plugin_ceil_div(hi - lo, p.align), (long long)p.align,
                     p.w[i].weight);
     }
     int failed = 0;

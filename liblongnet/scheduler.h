@@ -9,6 +9,7 @@
 
 #include "context.h"
 #include "graph.h"
+#include "longnet-plugin-math.h" /* ceil division, head offsets: the SDK's, shared with backends */
 #include "longnet.h"
 
 #define LNET_MAX_WORKERS 64
@@ -87,21 +88,6 @@ lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lne
                                lnet_algorithm algorithm, const char *kernel, const float *q,
                                const float *k, const float *v, float *out, float *lse);
 
-/* ceil(a / b) for a >= 0, b >= 1, without forming a + b - 1 (segment
- * lengths and dilations may be near INT64_MAX). */
-static inline int64_t lnet_ceil_div(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
-/* Head offset of head h at dilation r (DESIGN §1); always < heads. */
-static inline int64_t lnet_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
-{
-    if (offsets == LNET_OFFSETS_GROUPED)
-        return h / lnet_ceil_div(heads, r);
-    return h % r;
-}
-
 /* How many of the rows first, first + r, ... lie in [lo, hi). */
 static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, int64_t hi)
 {
@@ -109,8 +95,8 @@ static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, 
         lo = first;
     if (hi <= lo)
         return 0;
-    int64_t j_lo = lnet_ceil_div(lo - first, r);
-    int64_t j_hi = lnet_ceil_div(hi - first, r);
+    int64_t j_lo = lnet_plugin_ceil_div(lo - first, r);
+    int64_t j_hi = lnet_plugin_ceil_div(hi - first, r);
     return j_hi - j_lo;
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "longnet-plugin-check.h"
+#include "longnet-plugin-math.h" /* ceil division, head offsets, the fold */
 #include "longnet-plugin.h"
 
 /* Records the message returned by the plugin's last_error() for this thread
@@ -26,18 +27,6 @@ typedef int (*cpu_kernel_fn)(const lnet_segment_job *job, const float *q, const 
 int cpu_reference_segment(const lnet_segment_job *job, const float *q, const float *k,
                           const float *v, float *out, float *lse);
 
-/* The offset of head h for a level of dilation r (DESIGN §1). Shared by the
- * kernels so that they cannot disagree on it. */
-static inline int64_t cpu_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
-{
-    if (offsets == LNET_PLUGIN_OFFSETS_GROUPED) {
-        /* ceil(H / r) heads share an offset; not (H + r - 1) / r, which
-         * overflows for dilations near INT64_MAX (test_hostile). */
-        int64_t group = heads / r + (heads % r != 0);
-        return h / group;
-    }
-    return h % r;
-}
 
 /* The rows a job's buffers hold (the SDK's shared job check fills it). */
 typedef lnet_plugin_window cpu_window;

@@ -159,11 +159,6 @@ typedef struct fast_run {
     atomic_llong next;
 } fast_run;
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
 /* Index of element (b, n, h, 0) of a [B, rows, H, D] tensor: rows is the
  * buffer's (a window's) row count and n counted from its first row.
  * run_segment has checked that the buffer's B*rows*H*D fits in size_t. */
@@ -191,18 +186,18 @@ static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
     const int64_t s = R->s_first + bs % R->n_segs;
     const int64_t b = bs / R->n_segs;
 
-    const int64_t o = cpu_head_offset(job->offsets, h, H, r);
+    const int64_t o = lnet_plugin_head_offset(job->offsets, h, H, r);
     const int64_t start = s * w;
     const int64_t end = (w > N - start) ? N : start + w;
     if (start + o >= end)
         return 0;
     const int64_t first = start + o;
-    const int64_t n_sel = ceil_div(end - first, r);
+    const int64_t n_sel = lnet_plugin_ceil_div(end - first, r);
 
     /* The selected keys held in the K/V window: [k_lo, k_hi). */
     const int64_t kb = win->kv_base, ke = win->kv_base + win->kv_rows;
-    const int64_t k_lo = kb > first ? ceil_div(kb - first, r) : 0;
-    int64_t k_hi = ke > first ? ceil_div(ke - first, r) : 0;
+    const int64_t k_lo = kb > first ? lnet_plugin_ceil_div(kb - first, r) : 0;
+    int64_t k_hi = ke > first ? lnet_plugin_ceil_div(ke - first, r) : 0;
     if (k_hi > n_sel)
         k_hi = n_sel;
     if (k_lo >= k_hi)
@@ -210,8 +205,8 @@ static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
 
     /* Queries of this segment inside [row_begin, row_end); under causal
      * masking the ones before the first key see none and are left alone. */
-    int64_t j_lo = job->row_begin > first ? ceil_div(job->row_begin - first, r) : 0;
-    int64_t j_hi = job->row_end > first ? ceil_div(job->row_end - first, r) : 0;
+    int64_t j_lo = job->row_begin > first ? lnet_plugin_ceil_div(job->row_begin - first, r) : 0;
+    int64_t j_hi = job->row_end > first ? lnet_plugin_ceil_div(job->row_end - first, r) : 0;
     if (j_hi > n_sel)
         j_hi = n_sel;
     if (job->causal && j_lo < k_lo)
@@ -314,8 +309,8 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
      * thus costs items for its own tiles only. */
     const int64_t span = w < N ? w : N;
     const int64_t range = job->row_end - job->row_begin;
-    R->tiles = ceil_div(ceil_div(span, r), f->kern->tq);
-    const int64_t range_tiles = ceil_div(ceil_div(range < span ? range : span, r), f->kern->tq) + 1;
+    R->tiles = lnet_plugin_ceil_div(lnet_plugin_ceil_div(span, r), f->kern->tq);
+    const int64_t range_tiles = lnet_plugin_ceil_div(lnet_plugin_ceil_div(range < span ? range : span, r), f->kern->tq) + 1;
     if (range_tiles < R->tiles)
         R->tiles = range_tiles;
     /* items = B * segments * H * tiles: each factor is at most a count of

@@ -29,12 +29,6 @@ static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t N, int64_t H, i
     return (((size_t)b * (size_t)N + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
 }
 
-/* ceil(a / b) for a >= 0, b >= 1. */
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
 /* One query row against nk keys (k and v rows `stride` floats apart):
  * scores in double, the stable softmax (subtract the row maximum before
  * exp), acc[d] = sum_j p_j v_j[d] and *l = sum_j p_j; returns lse_i. NaN and
@@ -95,17 +89,12 @@ void cpu_exact_fold(float *orow, float *lrow, const double *acc, double l, doubl
         *lrow = (float)lse_i;
         return;
     }
-    const double prev = (double)*lrow;
-    const double mm = prev > lse_i ? prev : lse_i;
-    const double a = exp(prev - mm), c = exp(lse_i - mm);
-    const double den = a + c;
-    for (int64_t d = 0; d < D; d++) {
-        /* A row with no branch yet (lse = -inf, a = 0) takes o_i alone,
-         * whatever `out` holds (even NaN). */
-        const double prev_o = a > 0.0 ? a * (double)orow[d] : 0.0;
-        orow[d] = (float)((prev_o + c * (acc[d] / l)) / den);
-    }
-    *lrow = (float)(mm + log(den));
+    /* A row with no branch yet (lse = -inf) takes o_i alone, whatever
+     * `out` holds (even NaN): the SDK's fold never reads it then. */
+    const lnet_plugin_fold f = lnet_plugin_lse_fold((double)*lrow, lse_i);
+    for (int64_t d = 0; d < D; d++)
+        orow[d] = (float)lnet_plugin_fold_value(&f, (double)orow[d], acc[d] / l);
+    *lrow = (float)f.lse;
 }
 
 int cpu_reference_segment(const lnet_segment_job *job, const float *q, const float *k,
@@ -131,7 +120,7 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
     int64_t span = w < N ? w : N;
     if (kn < span)
         span = kn;
-    const size_t max_sel = (size_t)ceil_div(span, r);
+    const size_t max_sel = (size_t)lnet_plugin_ceil_div(span, r);
     /* max_sel <= kv_rows and D are both element counts of tensors whose
      * byte sizes were checked to fit in size_t, so these products cannot
      * overflow. */
@@ -150,7 +139,7 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
 
     for (int64_t b = 0; b < B; b++) {
         for (int64_t h = 0; h < H; h++) {
-            const int64_t o = cpu_head_offset(job->offsets, h, H, r);
+            const int64_t o = lnet_plugin_head_offset(job->offsets, h, H, r);
             for (int64_t s = s_first; s <= s_last; s++) {
                 const int64_t start = s * w; /* <= row_end - 1 < N: no overflow */
                 /* min(start + w, N) without forming start + w, which could
@@ -159,18 +148,18 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                 if (start + o >= end)
                     continue; /* a short last segment may select no row */
                 const int64_t first = start + o;
-                const int64_t n_sel = ceil_div(end - first, r);
+                const int64_t n_sel = lnet_plugin_ceil_div(end - first, r);
 
                 /* The selected query rows that fall into [row_begin, row_end):
                  * indices j in [j_lo, j_hi) of first + j*r. */
-                const int64_t j_lo = row_begin > first ? ceil_div(row_begin - first, r) : 0;
-                int64_t j_hi = row_end > first ? ceil_div(row_end - first, r) : 0;
+                const int64_t j_lo = row_begin > first ? lnet_plugin_ceil_div(row_begin - first, r) : 0;
+                int64_t j_hi = row_end > first ? lnet_plugin_ceil_div(row_end - first, r) : 0;
                 if (j_hi > n_sel)
                     j_hi = n_sel;
 
                 /* The selected keys held in the K/V window: [k_lo, k_hi). */
-                const int64_t k_lo = kb > first ? ceil_div(kb - first, r) : 0;
-                int64_t k_hi = kb + kn > first ? ceil_div(kb + kn - first, r) : 0;
+                const int64_t k_lo = kb > first ? lnet_plugin_ceil_div(kb - first, r) : 0;
+                int64_t k_hi = kb + kn > first ? lnet_plugin_ceil_div(kb + kn - first, r) : 0;
                 if (k_hi > n_sel)
                     k_hi = n_sel;
 
