@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "longnet-plugin.h"
 
@@ -122,6 +123,47 @@ static inline int lnet_plugin_job_check(const lnet_segment_job *job, const char 
                         (long long)job->dim);
     return 0;
 #undef LNET_CHECK_FAIL
+}
+
+/* ------------------------------------------------------ device options */
+
+/* One item of a device option string ("tile_q=32,fused=rows"), as the
+ * plugin's open() receives it: the key and the value (after the first '=')
+ * as spans of the string, not NUL-terminated. */
+typedef struct lnet_plugin_option {
+    const char *key;
+    size_t key_len;
+    const char *value; /* NULL when the item has no '=' */
+    size_t value_len;
+} lnet_plugin_option;
+
+/* Reads the item at *p into opt and moves *p past it and its comma.
+ * Returns 1 for an item, 0 at the end of the string (NULL is an empty
+ * string). Empty items ("a=1,,b=2") are skipped. */
+static inline int lnet_plugin_next_option(const char **p, lnet_plugin_option *opt)
+{
+    const char *s = *p ? *p : "";
+    while (*s == ',')
+        s++;
+    if (!*s) {
+        *p = s;
+        return 0;
+    }
+    const char *end = strchr(s, ',');
+    size_t len = end ? (size_t)(end - s) : strlen(s);
+    const char *eq = (const char *)memchr(s, '=', len);
+    opt->key = s;
+    opt->key_len = eq ? (size_t)(eq - s) : len;
+    opt->value = eq ? eq + 1 : NULL;
+    opt->value_len = eq ? len - opt->key_len - 1 : 0;
+    *p = s + len;
+    return 1;
+}
+
+/* 1 when the option's key is `name`. */
+static inline int lnet_plugin_option_is(const lnet_plugin_option *opt, const char *name)
+{
+    return strlen(name) == opt->key_len && strncmp(opt->key, name, opt->key_len) == 0;
 }
 
 #endif /* LONGNET_PLUGIN_CHECK_H */

@@ -12,14 +12,10 @@
 #include "longnet-plugin.h"
 
 /* Records the message returned by the plugin's last_error() for this thread
- * and returns `status`, so that an error path is one line. */
+ * and returns `status`, so that an error path is one line (cpu_errors.c). */
 int cpu_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A segment kernel: the job has been validated by run_segment (shapes,
- * ranges, buffer sizes), and the tensors are given as host pointers. Returns
- * LNET_PLUGIN_OK or a failure recorded with cpu_fail. */
-typedef int (*cpu_kernel_fn)(const lnet_segment_job *job, const float *q, const float *k,
-                             const float *v, float *out, float *lse);
+/* The message of this thread's last failure: the plugin table's last_error. */
+const char *cpu_last_error(void);
 
 /* The plainly correct kernel (cpu_reference.c): double-precision scores and
  * softmax, one query row at a time. It is the oracle the faster kernels are

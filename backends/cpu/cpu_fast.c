@@ -115,16 +115,6 @@ void cpu_fast_free(cpu_fast *f)
     free(f);
 }
 
-const char *cpu_fast_simd(const cpu_fast *f)
-{
-    return f->kern->name;
-}
-
-int cpu_fast_threads(const cpu_fast *f)
-{
-    return f->threads;
-}
-
 /* Grows every thread's scratch to `floats`; kept between jobs, so a run of
  * levels with one head dim allocates once. */
 static int ensure_scratch(cpu_fast *f, size_t floats)

@@ -20,10 +20,9 @@ typedef struct cpu_fast cpu_fast;
 int cpu_fast_create(const char *simd, const char *threads, int default_threads, cpu_fast **out);
 void cpu_fast_free(cpu_fast *fast);
 
-const char *cpu_fast_simd(const cpu_fast *fast); /* "avx512", "avx2", "generic" */
-int cpu_fast_threads(const cpu_fast *fast);
 
-/* Runs one validated job (see cpu_kernel_fn in cpu_backend.h). */
+/* Runs one job that run_segment validated (shapes, ranges, buffer sizes);
+ * tensors are host pointers. LNET_PLUGIN_OK or a failure from cpu_fail. */
 int cpu_fast_segment(cpu_fast *fast, const lnet_segment_job *job, const float *q,
                      const float *k, const float *v, float *out, float *lse);
 

@@ -18,28 +18,6 @@
 #include "cpu_fast.h"
 #include "cpu_simd.h"
 
-/* ------------------------------------------------------------- errors */
-
-#define CPU_ERROR_LEN 1024
-
-/* One message per thread, as the ABI asks: calls on different devices may
- * come from different threads at once. */
-static _Thread_local char cpu_last_error_buf[CPU_ERROR_LEN];
-
-int cpu_fail(int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cpu_last_error_buf, sizeof cpu_last_error_buf, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-static const char *cpu_last_error(void)
-{
-    return cpu_last_error_buf;
-}
-
 /* ------------------------------------------------------------ kernels */
 
 /* The host is one device: the index is checked once, in open, so the
@@ -256,38 +234,29 @@ static int cpu_parse_options(const char *options, cpu_options *opt)
     if (!options)
         return LNET_PLUGIN_OK;
     const char *p = options;
-    while (*p) {
-        const char *item_end = strchr(p, ',');
-        size_t item_len = item_end ? (size_t)(item_end - p) : strlen(p);
-        const char *eq = memchr(p, '=', item_len);
-        size_t key_len = eq ? (size_t)(eq - p) : item_len;
-        if (item_len > 0) {
-            char *value = NULL;
-            int *has = NULL;
-            if (eq && key_len == 7 && strncmp(p, "threads", 7) == 0) {
-                value = opt->threads;
-                has = &opt->has_threads;
-            } else if (eq && key_len == 4 && strncmp(p, "simd", 4) == 0) {
-                value = opt->simd;
-                has = &opt->has_simd;
-            } else {
-                return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                                "cpu open: unknown device option '%.*s' in \"%s\" "
-                                "(the cpu backend takes threads=N and simd=avx512|avx2|generic|auto)",
-                                (int)(key_len < 200 ? key_len : 200), p, options);
-            }
-            size_t value_len = item_len - key_len - 1;
-            if (value_len >= sizeof opt->threads)
-                return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                                "cpu open: the value of device option '%.*s' is too long in \"%.200s\"",
-                                (int)key_len, p, options);
-            memcpy(value, eq + 1, value_len);
-            value[value_len] = '\0';
-            *has = 1;
+    lnet_plugin_option o;
+    while (lnet_plugin_next_option(&p, &o)) {
+        char *value = NULL;
+        int *has = NULL;
+        if (o.value && lnet_plugin_option_is(&o, "threads")) {
+            value = opt->threads;
+            has = &opt->has_threads;
+        } else if (o.value && lnet_plugin_option_is(&o, "simd")) {
+            value = opt->simd;
+            has = &opt->has_simd;
+        } else {
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu open: unknown device option '%.*s' in \"%s\" "
+                            "(the cpu backend takes threads=N and simd=avx512|avx2|generic|auto)",
+                            (int)(o.key_len < 200 ? o.key_len : 200), o.key, options);
         }
-        p += item_len;
-        if (*p == ',')
-            p++;
+        if (o.value_len >= sizeof opt->threads)
+            return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                            "cpu open: the value of device option '%.*s' is too long in \"%.200s\"",
+                            (int)o.key_len, o.key, options);
+        memcpy(value, o.value, o.value_len);
+        value[o.value_len] = '\0';
+        *has = 1;
     }
     return LNET_PLUGIN_OK;
 }

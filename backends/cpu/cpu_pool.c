@@ -123,11 +123,6 @@ void cpu_pool_free(cpu_pool *pool)
     free(pool);
 }
 
-int cpu_pool_threads(const cpu_pool *pool)
-{
-    return pool->threads;
-}
-
 void cpu_pool_run(cpu_pool *pool, cpu_pool_fn fn, void *arg)
 {
     if (pool->started == 0) {

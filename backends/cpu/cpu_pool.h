@@ -15,7 +15,6 @@ typedef void (*cpu_pool_fn)(void *arg, int thread);
  * LNET_PLUGIN_OK or a failure recorded with cpu_fail. */
 int cpu_pool_create(int threads, cpu_pool **out);
 void cpu_pool_free(cpu_pool *pool);
-int cpu_pool_threads(const cpu_pool *pool);
 
 /* Calls fn(arg, t) on every thread and returns when all have returned. */
 void cpu_pool_run(cpu_pool *pool, cpu_pool_fn fn, void *arg);
