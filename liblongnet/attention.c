@@ -79,6 +79,8 @@ static lnet_status devices_for(lnet_context *ctx, const lnet_graph *g, const lne
 {
     lnet_status st = lnet_devlist_parse(ctx, o->device, list);
     if (!st)
+        st = lnet_devlist_place(ctx, g, o->kernel, list);
+    if (!st)
         st = lnet_calibrate(ctx, g, o->kernel, list);
     return st;
 }

@@ -100,6 +100,7 @@ static void describe_plugin(lnet_context *ctx, int r)
         lnet_device *dev = &block[kept];
         dev->plugin = rec->table;
         dev->backend_index = d;
+        dev->desc.size = sizeof dev->desc;
         if (rec->table->describe(d, &dev->desc) != 0) {
             /* A device that cannot describe itself is not offered. */
             char msg[768];

@@ -53,6 +53,7 @@ struct lnet_module {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static lnet_module *modules;
 static int ltdl_users;
+static int ltdl_ready; /* lt_dlinit done, once for the process */
 
 static char *dup_str(const char *s)
 {
@@ -79,9 +80,20 @@ int lnet_plugin_table_check(const lnet_plugin *t, char *why, size_t len)
         snprintf(why, len, "entry point returned no plugin table");
         return -1;
     }
-    if (t->abi_version != LNET_PLUGIN_ABI_VERSION) {
-        snprintf(why, len, "plugin ABI version %u, but this longnet needs ABI version %u",
-                 t->abi_version, LNET_PLUGIN_ABI_VERSION);
+    if (t->abi_version == 1) {
+        /* The one break: ABI 1 structs carry no size, so nothing about
+         * them can be read safely by an ABI 2 core. */
+        snprintf(why, len, "plugin ABI version 1 is no longer loaded (this longnet loads ABI %u "
+                 "to %u; ABI 2 added sizes to every struct): rebuild the plugin against "
+                 "longnet-plugin.h of ABI %u", LNET_PLUGIN_ABI_MIN, LNET_PLUGIN_ABI_VERSION,
+                 LNET_PLUGIN_ABI_VERSION);
+        return -1;
+    }
+    if (t->abi_version < LNET_PLUGIN_ABI_MIN || t->abi_version > LNET_PLUGIN_ABI_VERSION) {
+        snprintf(why, len, "plugin ABI version %u, but this longnet loads ABI %u to %u%s",
+                 t->abi_version, LNET_PLUGIN_ABI_MIN, LNET_PLUGIN_ABI_VERSION,
+                 t->abi_version > LNET_PLUGIN_ABI_VERSION ? " (the plugin is newer: update longnet)"
+                                                          : "");
         return -1;
     }
     if (t->size < LNET_PLUGIN_REQUIRED_SIZE) {
@@ -415,6 +427,12 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
         m->copy.buffer_write_async = NULL;
     if (!LNET_TABLE_HAS(t, probe_warning))
         m->copy.probe_warning = NULL;
+    if (!LNET_TABLE_HAS(t, supports))
+        m->copy.supports = NULL;
+    if (!LNET_TABLE_HAS(t, run_segment_backward))
+        m->copy.run_segment_backward = NULL;
+    if (!LNET_TABLE_HAS(t, get_proc_address))
+        m->copy.get_proc_address = NULL;
     m->table = &m->copy;
     m->refs = 1;
     m->next = modules;
@@ -422,22 +440,22 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     return m;
 }
 
-/* Called with registry_lock held. */
+/* Called with registry_lock held. When the last context lets a module go,
+ * its devices are shut down (the driver's resources freed) but the module
+ * stays loaded for the life of the process (ggml's rule): another thread
+ * may still be returning through its code, a runtime it brought in (LLVM,
+ * an ICD) may have registered handlers that point into it, and unloading
+ * OpenCL drivers is a known source of crashes at exit. The next context
+ * that wants it finds it here and probes it again. */
 static void module_release(lnet_module *m)
 {
     if (!m || --m->refs > 0)
         return;
-    for (lnet_module **pp = &modules; *pp; pp = &(*pp)->next) {
-        if (*pp == m) {
-            *pp = m->next;
-            break;
-        }
-    }
     if (m->probe_state > 0)
         m->table->shutdown(); /* a module never probed has nothing to shut down */
-    lt_dlclose(m->handle);
-    free(m->path);
-    free(m);
+    m->probe_state = 0;       /* probed afresh next time: devices may have come or gone */
+    m->probe_error[0] = '\0';
+    m->warning[0] = '\0';
 }
 
 typedef struct search {
@@ -743,12 +761,13 @@ lnet_status lnet_plugins_load(lnet_plugin_list *list, const char *first_path,
     list->items = NULL;
     list->count = 0;
     pthread_mutex_lock(&registry_lock);
-    if (ltdl_users == 0 && lt_dlinit() != 0) {
+    if (!ltdl_ready && lt_dlinit() != 0) {
         const char *e = lt_dlerror();
         pthread_mutex_unlock(&registry_lock);
         return lnet_fail(LNET_ERR_PLUGIN, "libltdl failed to initialise: %s",
                          e ? e : "unknown error");
     }
+    ltdl_ready = 1;
     ltdl_users++;
     search_path_list(&s, first_path);
     search_path_list(&s, getenv("LONGNET_PLUGIN_PATH"));
@@ -775,8 +794,10 @@ void lnet_plugins_release(lnet_plugin_list *list)
         module_release(list->items[i].module);
         free(list->items[i].path);
     }
-    if (ltdl_users > 0 && --ltdl_users == 0)
-        lt_dlexit();
+    /* libltdl stays initialised: lt_dlexit would close the modules, which
+     * stay loaded for the life of the process (module_release). */
+    if (ltdl_users > 0)
+        ltdl_users--;
     pthread_mutex_unlock(&registry_lock);
     free(list->items);
     list->items = NULL;

@@ -29,6 +29,12 @@ typedef struct lnet_devlist {
 /* Parses "cpu", "cpu,opencl:0", "cpu=1,opencl:0=3"; every device must exist. */
 lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_devlist *out);
 
+/* Leaves out the devices whose plugin does not support every job of the
+ * call (placement.c), each with a warning naming it and what it lacks;
+ * LNET_ERR_UNSUPPORTED with the reasons when none is left. */
+lnet_status lnet_devlist_place(lnet_context *ctx, const lnet_graph *g, const char *kernel,
+                               lnet_devlist *list);
+
 typedef enum lnet_step_kind {
     LNET_STEP_LOCAL = 0,  /* segments inside the chunk: the chunk's own rows */
     LNET_STEP_GATHER = 1, /* a spanning segment: its sparse K/V rows gathered */

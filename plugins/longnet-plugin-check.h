@@ -33,6 +33,17 @@ static inline void lnet_plugin_job_window(const lnet_segment_job *job, lnet_plug
     }
 }
 
+/* The message for a job whose element type the in-tree backends do not
+ * run (float32 only), for supports() and run_segment alike. */
+static inline const char *lnet_plugin_dtype_unsupported(const lnet_segment_job *job)
+{
+    switch (LNET_PLUGIN_JOB_DTYPE(job)) {
+    case LNET_PLUGIN_DTYPE_F16: return "float16 jobs are not supported (this device runs float32 only)";
+    case LNET_PLUGIN_DTYPE_BF16: return "bfloat16 jobs are not supported (this device runs float32 only)";
+    default: return "jobs of an unknown element type are not supported (this device runs float32 only)";
+    }
+}
+
 /* The bytes of a float32 tensor with these dims; -1 on overflow. */
 static inline int lnet_plugin_tensor_bytes(const int64_t *dims, int ndims, size_t *bytes)
 {
@@ -49,7 +60,8 @@ static inline int lnet_plugin_tensor_bytes(const int64_t *dims, int ndims, size_
 /* Checks the job's fields and windows (not its buffers, which only the
  * backend can measure) and gives the window and the bytes each buffer must
  * hold. Returns 0, or LNET_PLUGIN_ERR_INVALID with a message that starts
- * "<who> run_segment: " and names the bad value. */
+ * "<who> run_segment: " and names the bad value (LNET_PLUGIN_ERR_UNSUPPORTED
+ * for an element type other than float32). */
 static inline int lnet_plugin_job_check(const lnet_segment_job *job, const char *who,
                                         lnet_plugin_window *w, size_t *q_bytes,
                                         size_t *kv_bytes, size_t *lse_bytes, char *msg,
@@ -96,6 +108,10 @@ static inline int lnet_plugin_job_check(const lnet_segment_job *job, const char 
                         LNET_PLUGIN_OFFSETS_INTERLEAVED, LNET_PLUGIN_OFFSETS_GROUPED);
     if (!isfinite(job->scale))
         LNET_CHECK_FAIL("scale = %g is not finite", (double)job->scale);
+    if (LNET_PLUGIN_JOB_DTYPE(job) != LNET_PLUGIN_DTYPE_F32) {
+        snprintf(msg, len, "%s run_segment: %s", who, lnet_plugin_dtype_unsupported(job));
+        return LNET_PLUGIN_ERR_UNSUPPORTED;
+    }
 
     /* Row windows: they lie inside the sequence, and the row range lies
      * inside the query window. */
@@ -123,6 +139,25 @@ static inline int lnet_plugin_job_check(const lnet_segment_job *job, const char 
                         (long long)job->dim);
     return 0;
 #undef LNET_CHECK_FAIL
+}
+
+/* ------------------------------------------------- device descriptions */
+
+/* The fields every ABI 2 description has. */
+#define LNET_PLUGIN_DESC_MIN_SIZE (offsetof(lnet_plugin_device_desc, caps) + sizeof(unsigned))
+
+/* For describe(): clears the fields the caller's size covers (keeping the
+ * size) so that the plugin can fill them. Returns -1 when desc is NULL or
+ * its size is smaller than ABI 2's fields (a broken caller). */
+static inline int lnet_plugin_desc_clear(lnet_plugin_device_desc *desc)
+{
+    if (!desc || desc->size < LNET_PLUGIN_DESC_MIN_SIZE)
+        return -1;
+    size_t n = desc->size < sizeof *desc ? desc->size : sizeof *desc;
+    size_t size = desc->size;
+    memset(desc, 0, n);
+    desc->size = size;
+    return 0;
 }
 
 /* ------------------------------------------------------ device options */

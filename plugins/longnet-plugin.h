@@ -13,6 +13,15 @@
  * Errors: a slot returns 0 on success or a negative lnet_status value (the
  * same numbers as in longnet.h) and leaves a message for the calling thread,
  * returned by last_error().
+ *
+ * Versioning (ABI 2 on): every struct that crosses the ABI starts with its
+ * size, as the side that made it knows it; slots and fields are only ever
+ * appended. A reader uses a field only when the size covers it, and a
+ * writer writes only the fields the other side's size covers. The loader
+ * accepts a table of any version from LNET_PLUGIN_ABI_MIN up to its own
+ * whose size covers the required slots (SQLite's rule), and refuses a
+ * newer table, or one of ABI 1 (the one break: ABI 1 structs carry no
+ * size), with a warning that says so.
  */
 #ifndef LONGNET_PLUGIN_H
 #define LONGNET_PLUGIN_H
@@ -24,7 +33,9 @@
 extern "C" {
 #endif
 
-#define LNET_PLUGIN_ABI_VERSION 1u
+#define LNET_PLUGIN_ABI_VERSION 2u
+/* The oldest table version this SDK's loader accepts. */
+#define LNET_PLUGIN_ABI_MIN 2u
 #define LNET_PLUGIN_ENTRY_SYMBOL "lnet_plugin_entry"
 
 /* Status values a plugin returns; equal to those of longnet.h. */
@@ -38,7 +49,17 @@ extern "C" {
 #define LNET_PLUGIN_OFFSETS_INTERLEAVED 0
 #define LNET_PLUGIN_OFFSETS_GROUPED 1
 
+/* Element types of a job's tensors. Only float32 is implemented by the
+ * in-tree backends; a job of another type is refused as UNSUPPORTED (by
+ * supports() before it is ever sent, and by run_segment). */
+#define LNET_PLUGIN_DTYPE_F32 0
+#define LNET_PLUGIN_DTYPE_F16 1
+#define LNET_PLUGIN_DTYPE_BF16 2
+
+/* The loader sets `size` to its sizeof before describe(); the plugin
+ * writes only fields that size covers (all of these do, from ABI 2). */
 typedef struct lnet_plugin_device_desc {
+    size_t size;
     char name[128];        /* human-readable device name */
     char kind[16];         /* "cpu", "gpu", "accelerator", "fpga" or "other" */
     uint64_t memory_bytes; /* usable memory, 0 if unknown */
@@ -94,7 +115,19 @@ typedef struct lnet_segment_job {
     /* Row windows (see above); read only when `size` covers them. */
     int64_t q_base, q_rows;
     int64_t kv_base, kv_rows;
+    /* ABI 2: the element type of q, k, v, out (LNET_PLUGIN_DTYPE_*; lse is
+     * always float32); a job whose size does not cover it is float32. */
+    int dtype;
 } lnet_segment_job;
+
+/* The element type of a job, float32 for a job made before the field. */
+#define LNET_PLUGIN_JOB_DTYPE(job) \
+    ((job)->size >= offsetof(lnet_segment_job, dtype) + sizeof(int) ? (job)->dtype \
+                                                                    : LNET_PLUGIN_DTYPE_F32)
+
+/* The job of a level's backward pass; defined by the ABI revision that
+ * brings backward. Declared now so that the table's slot for it exists. */
+typedef struct lnet_segment_backward_job lnet_segment_backward_job;
 
 /* The job fields a plugin must see before it may read the windows. */
 #define LNET_PLUGIN_JOB_HAS_WINDOWS(job) \
@@ -148,10 +181,26 @@ typedef struct lnet_plugin {
      * through the log callback of every context that gets the plugin. The
      * text stays valid until the next probe or shutdown. */
     const char *(*probe_warning)(void);
+
+    /* ABI 2. Optional (may be NULL: every job of float32 is supported):
+     * whether the device can run `job` (the buffers are NULL; dtype, head
+     * dim, windows, kernel, causal are what it may look at). Returns 1 if
+     * so, 0 if not, with last_error() saying what it lacks ("float16 jobs:
+     * this device runs float32 only"). The scheduler gives a device only
+     * jobs it supports; an unsupported job is never a device fault. */
+    int (*supports)(void *device, const lnet_segment_job *job);
+
+    /* ABI 2. Optional (NULL: the device has no backward pass): one level
+     * of the backward pass; the job type comes with the backward ABI. */
+    int (*run_segment_backward)(void *device, const lnet_segment_backward_job *job);
+
+    /* ABI 2. Optional: a vendor extension by name (NULL when unknown), for
+     * programs that know the vendor; the core never calls it. */
+    void *(*get_proc_address)(const char *name);
 } lnet_plugin;
 
-/* The slots every plugin of ABI 1 has; those after them are optional
- * additions, read only when the table's size covers them. */
+/* The slots every plugin has (through last_error); those after them are
+ * optional additions, read only when the table's size covers them. */
 #define LNET_PLUGIN_REQUIRED_SIZE offsetof(lnet_plugin, buffer_write_async)
 
 typedef const lnet_plugin *(*lnet_plugin_entry_fn)(void);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "longnet-plugin.h"
 #include "longnet.h"
 
 typedef struct warnings {
@@ -70,6 +71,14 @@ START_TEST(fixtures_refused_cpu_loads)
     ck_assert_uint_eq(info.abi_version, 999);
     ck_assert_ptr_nonnull(strstr(info.reason, "ABI version 999"));
     ck_assert(warned(&w, "longnet-fixture-badabi", "ABI version 999"));
+    ck_assert(warned(&w, "longnet-fixture-badabi", "the plugin is newer: update longnet"));
+
+    /* ABI 1 tables carry no struct sizes: the one break, said plainly. */
+    ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-abi1", &info), 0);
+    ck_assert_int_eq(info.loaded, 0);
+    ck_assert_uint_eq(info.abi_version, 1);
+    ck_assert(warned(&w, "longnet-fixture-abi1", "plugin ABI version 1 is no longer loaded"));
+    ck_assert(warned(&w, "longnet-fixture-abi1", "rebuild the plugin"));
 
     ck_assert_int_ge(find_plugin(ctx, "longnet-fixture-noentry", &info), 0);
     ck_assert_int_eq(info.loaded, 0);
@@ -91,7 +100,7 @@ START_TEST(fixtures_refused_cpu_loads)
     ck_assert_int_ge(find_plugin(ctx, "longnet-cpu", &info), 0);
     ck_assert_int_eq(info.loaded, 1);
     ck_assert_str_eq(info.name, "cpu");
-    ck_assert_uint_eq(info.abi_version, 1);
+    ck_assert_uint_eq(info.abi_version, LNET_PLUGIN_ABI_VERSION);
     ck_assert_int_ge(info.devices, 1);
     ck_assert_str_eq(info.reason, "");
 

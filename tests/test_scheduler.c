@@ -192,6 +192,52 @@ START_TEST(every_device_fails)
 }
 END_TEST
 
+/* Placement (plugin ABI 2's supports): a device that refuses the call's
+ * jobs gets none of them, with a warning naming it and what it lacks, and
+ * the answer is the one-device answer. The picky fixture "succeeds" on a
+ * job it refused without computing, so work placed on it regardless would
+ * show as a wrong answer here. */
+START_TEST(unsupported_device_gets_no_work)
+{
+    logbook book = {0};
+    setenv("LONGNET_PICKY_REFUSE_DIM", "8", 1);
+    lnet_context *ctx = make_context(2, NULL, &book);
+    uint64_t r = 11;
+    problem p;
+    make_problem(&p, &r, 1, 256, 2, 8);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,256", "1,2"), LNET_OK);
+    book.warnings = 0;
+    check_same(ctx, &p, "cpu=1,picky:0=3", LNET_ALGORITHM_AUTO, "picky refuses D = 8");
+    ck_assert_int_ge(book.warnings, 1);
+    ck_assert_msg(strstr(book.last, "picky:0 does not support") &&
+                      strstr(book.last, "head dim 8") && strstr(book.last, "left out"),
+                  "%s", book.last);
+    check_same(ctx, &p, "picky:0,cpu", LNET_ALGORITHM_RING, "picky refuses D = 8, calibrated");
+
+    /* Every listed device refuses: the call is refused, naming each. */
+    lnet_tensor *o = NULL, *l = NULL;
+    lnet_status st = run(ctx, &p, "picky:0=1,picky:1=1", LNET_ALGORITHM_AUTO, &o, &l);
+    ck_assert_int_eq(st, LNET_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lnet_last_error(), "picky:0 does not support") &&
+                      strstr(lnet_last_error(), "picky:1 does not support"),
+                  "%s", lnet_last_error());
+    lnet_tensor_free(o);
+    lnet_tensor_free(l);
+    free_problem(&p);
+
+    /* Another head dim: picky takes its share and the answer is the same. */
+    r = 12;
+    make_problem(&p, &r, 1, 256, 2, 16);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,256", "1,2"), LNET_OK);
+    book.warnings = 0;
+    check_same(ctx, &p, "cpu=1,picky:0=3", LNET_ALGORITHM_AUTO, "picky takes D = 16");
+    ck_assert_int_eq(book.warnings, 0);
+    free_problem(&p);
+    lnet_context_free(ctx);
+    unsetenv("LONGNET_PICKY_REFUSE_DIM");
+}
+END_TEST
+
 START_TEST(device_lists_refused)
 {
     logbook book = {0};
@@ -347,6 +393,7 @@ int main(void)
     tcase_add_loop_test(tc, failover_each_position, 0, 3);
     tcase_add_test(tc, every_device_fails);
     tcase_add_test(tc, device_lists_refused);
+    tcase_add_test(tc, unsupported_device_gets_no_work);
     tcase_add_test(tc, bytes_independent_of_n);
     tcase_add_test(tc, cpu_backend_as_two_devices);
     tcase_add_test(tc, cpu_devices_clamped_to_cores);

@@ -188,9 +188,10 @@ static int cpu_describe(int index, lnet_plugin_device_desc *desc)
     int st = cpu_check_index("describe", index);
     if (st)
         return st;
-    if (!desc)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu describe: desc is NULL");
-    memset(desc, 0, sizeof *desc);
+    if (lnet_plugin_desc_clear(desc))
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu describe: desc is NULL or its size %zu is "
+                        "smaller than ABI %u's %zu bytes", desc ? desc->size : (size_t)0,
+                        LNET_PLUGIN_ABI_VERSION, (size_t)LNET_PLUGIN_DESC_MIN_SIZE);
     cpu_model_name(desc->name, sizeof desc->name);
     /* The SIMD path the fast kernel will take when the device is opened
      * (LONGNET_CPU_SIMD, else the best this CPU runs); a bad value is
@@ -482,6 +483,31 @@ static int cpu_run_segment(void *device, const lnet_segment_job *job)
                ((cpu_buffer *)job->out)->data, ((cpu_buffer *)job->lse)->data);
 }
 
+/* Whether a job could run here: float32 and a kernel this backend has
+ * (every shape, window and option is fine: both kernels take them all). */
+static int cpu_supports(void *device, const lnet_segment_job *job)
+{
+    (void)device;
+    if (!job) {
+        cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu supports: job is NULL");
+        return 0;
+    }
+    if (LNET_PLUGIN_JOB_DTYPE(job) != LNET_PLUGIN_DTYPE_F32) {
+        cpu_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "%s", lnet_plugin_dtype_unsupported(job));
+        return 0;
+    }
+    int known = !job->kernel || !job->kernel[0];
+    for (size_t i = 0; !known && i < CPU_N_KERNELS; i++)
+        known = strcmp(job->kernel, cpu_kernels[i].name) == 0;
+    if (!known) {
+        char list[128];
+        cpu_kernel_list(list, sizeof list);
+        cpu_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "no kernel '%.200s' (it has: %s)", job->kernel, list);
+        return 0;
+    }
+    return 1;
+}
+
 /* -------------------------------------------------------------- entry */
 
 static const lnet_plugin cpu_plugin = {
@@ -503,6 +529,7 @@ static const lnet_plugin cpu_plugin = {
     .synchronize = cpu_synchronize,
     .last_error = cpu_last_error,
     .probe_warning = cpu_probe_warning,
+    .supports = cpu_supports,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);

@@ -10,7 +10,14 @@
  * of the plugin since the last probe) with LNET_PLUGIN_ERR_NOMEM or
  * LNET_PLUGIN_ERR_DEVICE. With any of them set, or LONGNET_FAULTY_NOWRAP=1,
  * buffer_wrap_host refuses, so that every buffer is allocated, written and
- * read as on a device with memory of its own. */
+ * read as on a device with memory of its own.
+ *
+ * Built a second time with FAULTY_PICKY as longnet-picky (backend "picky",
+ * an ABI 2 table of full size): a device whose supports() refuses jobs of
+ * head dim LONGNET_PICKY_REFUSE_DIM, and whose run_segment, given such a
+ * job anyway, returns success without computing: a scheduler that placed
+ * work on it regardless would give a silently wrong answer, which the
+ * placement test (test_scheduler) would catch. */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +34,7 @@ static int n_devices;
 static int fail_at[MAX_DEVICES]; /* 0: never */
 static _Thread_local char message[512];
 static int no_wrap;
+static long long refuse_dim; /* picky: the head dim supports() refuses, 0 none */
 enum { OP_ALLOC, OP_WRITE, OP_READ, N_OPS };
 static const char *const op_names[N_OPS] = {"buffer_alloc", "buffer_write", "buffer_read"};
 static int op_fail_at[N_OPS];     /* 0: never */
@@ -80,6 +88,8 @@ static int probe(int *n)
     }
     static const char *const op_env[N_OPS] = {
         "LONGNET_FAULTY_FAIL_ALLOC", "LONGNET_FAULTY_FAIL_WRITE", "LONGNET_FAULTY_FAIL_READ"};
+    const char *rd = getenv("LONGNET_PICKY_REFUSE_DIM");
+    refuse_dim = rd ? atoll(rd) : 0;
     const char *nw = getenv("LONGNET_FAULTY_NOWRAP");
     no_wrap = nw && atoi(nw) != 0;
     for (int op = 0; op < N_OPS; op++) {
@@ -174,10 +184,32 @@ static int get(void *d, void *b, size_t o, void *s, size_t n)
 }
 static int sync_dev(void *d) { return inner->synchronize(INNER(d)); }
 
+#ifdef FAULTY_PICKY
+static int refused(const lnet_segment_job *j)
+{
+    return refuse_dim && j->dim == refuse_dim;
+}
+
+static int supports(void *d, const lnet_segment_job *j)
+{
+    if (refused(j)) {
+        snprintf(message, sizeof message,
+                 "head dim %lld (refused on purpose: LONGNET_PICKY_REFUSE_DIM)", (long long)j->dim);
+        return 0;
+    }
+    message[0] = '\0';
+    return inner->supports ? inner->supports(INNER(d), j) : 1;
+}
+#endif
+
 static int run(void *d, const lnet_segment_job *j)
 {
     faulty_device *f = d;
     message[0] = '\0';
+#ifdef FAULTY_PICKY
+    if (refused(j))
+        return LNET_PLUGIN_OK; /* "succeeds" without computing: a wrong answer */
+#endif
     f->calls++;
     if (fail_at[f->index] && f->calls >= fail_at[f->index]) {
         char text[128];
@@ -189,11 +221,18 @@ static int run(void *d, const lnet_segment_job *j)
 
 static const lnet_plugin table = {
     .abi_version = LNET_PLUGIN_ABI_VERSION,
+#ifdef FAULTY_PICKY
+    .size = sizeof(lnet_plugin),
+    .name = "picky",
+    .description = "pass-through to the CPU backend that refuses some jobs (tests only)",
+    .supports = supports,
+#else
     /* The size of a table built before the optional slots were added:
      * such a plugin must still load (test_scheduler uses this one). */
     .size = LNET_PLUGIN_REQUIRED_SIZE,
     .name = "faulty",
     .description = "fault-injecting pass-through to the CPU backend (tests only)",
+#endif
     .probe = probe,
     .shutdown = shutdown,
     .describe = describe,

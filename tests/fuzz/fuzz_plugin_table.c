@@ -95,7 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = why_len; i < sizeof why; i++)
         need(why[i] == 'X', "the reason stays within the buffer length given");
     if (rc == 0) {
-        need(t.abi_version == LNET_PLUGIN_ABI_VERSION, "accepted ABI version is ours");
+        need(t.abi_version >= LNET_PLUGIN_ABI_MIN && t.abi_version <= LNET_PLUGIN_ABI_VERSION,
+             "accepted ABI version is one this loader takes");
         /* Slots past LNET_PLUGIN_REQUIRED_SIZE are optional additions. */
         need(t.size >= LNET_PLUGIN_REQUIRED_SIZE, "accepted size covers the required slots");
         need(t.name && strlen(t.name) >= 1 && strlen(t.name) <= 32, "accepted name length");

@@ -1,0 +1,119 @@
+/* placement.c — which devices of a list may take part in a call: those
+ * whose plugin says it supports every job the call would give it (plugin
+ * ABI 2's supports slot). An unsupported job is never a device fault: a
+ * device that lacks something is left out before any work is planned, with
+ * a warning that names it and what it lacks, and the others take its rows;
+ * when none is left the call is refused with the reasons. */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "scheduler.h"
+
+/* The job each level would be, without buffers: what supports() may look
+ * at (dtype, head dim, windows when the sequence is split, kernel). */
+static void probe_job(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
+                      const char *kernel, int split)
+{
+    memset(j, 0, sizeof *j);
+    j->size = sizeof *j;
+    j->batch = g->batch;
+    j->rows = g->rows;
+    j->heads = g->heads;
+    j->dim = g->dim;
+    j->row_begin = 0;
+    j->row_end = g->rows;
+    j->segment = n->segment;
+    j->dilation = n->dilation;
+    j->offsets = g->offsets;
+    j->causal = g->causal;
+    j->scale = g->scale;
+    j->kernel = kernel;
+    j->dtype = LNET_PLUGIN_DTYPE_F32; /* the only element type tensors have yet */
+    if (split) {
+        /* A split sequence gives each device windows of rows. */
+        j->q_base = 0;
+        j->q_rows = g->rows;
+        j->kv_base = 0;
+        j->kv_rows = g->rows;
+    }
+}
+
+/* 1 if device i supports every level's job; 0 with the reason in why. */
+static int device_supports(lnet_context *ctx, int i, const lnet_graph *g, const char *kernel,
+                           int split, char *why, size_t len)
+{
+    lnet_device *probe = lnet_context_dev(ctx, i);
+    if (!probe->plugin->supports)
+        return 1; /* no slot: every float32 job is supported (ABI 2's rule) */
+    lnet_device *dev;
+    if (lnet_device_acquire(ctx, i, &dev) != LNET_OK) {
+        snprintf(why, len, "%s", lnet_last_error());
+        return 0;
+    }
+    int ok = 1;
+    for (int k = 0; ok && k < g->n_nodes; k++) {
+        lnet_segment_job j;
+        probe_job(&j, g, &g->nodes[k], kernel, split);
+        if (dev->plugin->supports(dev->handle, &j) != 1) {
+            const char *e = dev->plugin->last_error();
+            snprintf(why, len, "level %d (segment %lld, dilation %lld): %s", k,
+                     (long long)g->nodes[k].segment, (long long)g->nodes[k].dilation,
+                     e && e[0] ? e : "not supported");
+            ok = 0;
+        }
+    }
+    lnet_device_release(dev);
+    return ok;
+}
+
+lnet_status lnet_devlist_place(lnet_context *ctx, const lnet_graph *g, const char *kernel,
+                               lnet_devlist *list)
+{
+    const int split = list->n > 1;
+    char why[LNET_MAX_WORKERS][256];
+    int ok[LNET_MAX_WORKERS], kept = 0;
+    for (int i = 0; i < list->n; i++) {
+        ok[i] = device_supports(ctx, list->items[i].device, g, kernel, split, why[i],
+                                sizeof why[i]);
+        kept += ok[i];
+    }
+    if (kept == list->n)
+        return LNET_OK;
+    char reasons[1024] = "";
+    size_t used = 0;
+    for (int i = 0; i < list->n; i++) {
+        if (ok[i])
+            continue;
+        const lnet_device *dev = lnet_context_dev(ctx, list->items[i].device);
+        char msg[400];
+        snprintf(msg, sizeof msg, "device %s:%d does not support %s", dev->plugin->name,
+                 dev->backend_index, why[i]);
+        if (used < sizeof reasons)
+            used += (size_t)snprintf(reasons + used, sizeof reasons - used, "%s%s",
+                                     used ? "; " : "", msg);
+        if (kept > 0 && ctx->log) {
+            char warn[480];
+            snprintf(warn, sizeof warn, "%s; it is left out and the other device(s) take its rows",
+                     msg);
+            ctx->log(LNET_LOG_WARNING, warn, ctx->log_user);
+        }
+    }
+    if (kept == 0)
+        return lnet_fail(LNET_ERR_UNSUPPORTED, "%s", reasons);
+    int n = 0;
+    for (int i = 0; i < list->n; i++)
+        if (ok[i])
+            list->items[n++] = list->items[i];
+    list->n = n;
+    if (n == 1 && !list->weighted) {
+        /* One device left takes every row: nothing to calibrate. */
+        list->weighted = 1;
+        list->items[0].weight = 1.0;
+    }
+    return LNET_OK;
+}
