@@ -59,6 +59,7 @@ typedef struct ocl_program {
     char options[256];
     cl_program program;
     cl_kernel fused, softmax, fold;
+    cl_kernel causal_fix; /* the gemm path's causal rows with non-finite values */
     cl_kernel fused_rows; /* the rows kernel; NULL where D is too large for it */
     size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the (tiled) fused kernel */
 } ocl_program;

@@ -186,6 +186,28 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
                             "batch %lld): %s (%d)",
                             nq, (long long)D, nk, (long long)c, ocl_clblast_name(cs), (int)cs);
 
+        /* Causal: the masked zeros of P met the values of keys after each
+         * query in the GEMM; rows where that made NaN are redone from their
+         * own keys (gemm_softmax.cl). Without causality every key of the
+         * batch is every query's. */
+        if (job->causal) {
+            a = 0;
+            cl_long v_off = (cl_long)k_off, ld_l = (cl_long)ld, stride_l = (cl_long)stride;
+            OCL_ARG(prog->causal_fix, dev->scores);
+            OCL_ARG(prog->causal_fix, dev->branch_out);
+            OCL_ARG(prog->causal_fix, v);
+            OCL_ARG(prog->causal_fix, v_off);
+            OCL_ARG(prog->causal_fix, ld_l);
+            OCL_ARG(prog->causal_fix, stride_l);
+            OCL_ARG(prog->causal_fix, nq_i);
+            OCL_ARG(prog->causal_fix, nk_i);
+            OCL_ARG(prog->causal_fix, diag);
+            err = clEnqueueNDRangeKernel(dev->queue, prog->causal_fix, 2, NULL, global, NULL, 0,
+                                         NULL, NULL);
+            if (err != CL_SUCCESS)
+                return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_causal_fix)", err);
+        }
+
         a = 0;
         cl_long first_l = first0, w_l = w, r_l = r, j_lo = bt->j_lo, qb = win->q_base,
                 qn = win->q_rows;

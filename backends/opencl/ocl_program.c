@@ -225,6 +225,8 @@ static void ocl_program_free(ocl_program *p)
         clReleaseKernel(p->softmax);
     if (p->fold)
         clReleaseKernel(p->fold);
+    if (p->causal_fix)
+        clReleaseKernel(p->causal_fix);
     if (p->fused_rows)
         clReleaseKernel(p->fused_rows);
     if (p->program)
@@ -259,7 +261,8 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
         cl_kernel *k;
     } kernels[] = {{"lnet_dilated_fwd", &p->fused},
                    {"lnet_gemm_softmax", &p->softmax},
-                   {"lnet_gemm_fold", &p->fold}};
+                   {"lnet_gemm_fold", &p->fold},
+                   {"lnet_gemm_causal_fix", &p->causal_fix}};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
         cl_int err;
         *kernels[i].k = clCreateKernel(p->program, kernels[i].name, &err);
