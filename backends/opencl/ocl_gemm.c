@@ -18,12 +18,41 @@
  * last segment get calls of their own. The nq x nk score matrices are the
  * only large scratch: a batch is cut so that they fit in OCL_SCORES_BUDGET
  * of device memory. */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "ocl_backend.h"
 
 #ifdef HAVE_CLBLAST
 #include <clblast_c.h>
+
+/* CLBlast keeps process-wide caches (compiled programs, tuning databases)
+ * that are not safe to fill from two threads at once (CLBlast issue 486):
+ * two devices' threads in CLBlastSgemmStridedBatched, one in
+ * Routine::InitDatabase and the other in Routine::InitProgram, crashed the
+ * process. The plugin runs different devices from different threads at
+ * once (longnet-plugin.h), so every CLBlast call holds this lock. It covers
+ * only the CLBlast calls: the kernels, queues and buffers of this file are
+ * the device's own, and a call only enqueues, so the lock is held for the
+ * time of an enqueue (and of CLBlast's first build of a routine for a
+ * context), not for the GEMM itself. */
+static pthread_mutex_t ocl_clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* CLBlastSgemmStridedBatched (row major, A not transposed) under the lock. */
+static CLBlastStatusCode ocl_sgemm_batched(CLBlastTranspose b_transpose, size_t m, size_t n,
+                                           size_t k, float alpha, cl_mem a, size_t a_off,
+                                           size_t a_ld, size_t a_stride, cl_mem b, size_t b_off,
+                                           size_t b_ld, size_t b_stride, cl_mem c, size_t c_off,
+                                           size_t c_ld, size_t c_stride, size_t count,
+                                           cl_command_queue *queue)
+{
+    pthread_mutex_lock(&ocl_clblast_lock);
+    CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
+        CLBlastLayoutRowMajor, CLBlastTransposeNo, b_transpose, m, n, k, alpha, a, a_off, a_ld,
+        a_stride, b, b_off, b_ld, b_stride, 0.0f, c, c_off, c_ld, c_stride, count, queue, NULL);
+    pthread_mutex_unlock(&ocl_clblast_lock);
+    return cs;
+}
 
 int ocl_have_gemm(void)
 {
@@ -147,10 +176,10 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
                                                                win->q_base)) * H + bt->h) * D);
         const size_t k_off = (size_t)(((bt->b * win->kv_rows + (first0 + bt->k_lo * r -
                                                                 win->kv_base)) * H + bt->h) * D);
-        CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
-            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, nq, nk, (size_t)D,
-            job->scale, q, q_off, ld, stride, k, k_off, ld, stride, 0.0f, dev->scores, 0, nk,
-            nq * nk, (size_t)c, &dev->queue, NULL);
+        CLBlastStatusCode cs =
+            ocl_sgemm_batched(CLBlastTransposeYes, nq, nk, (size_t)D, job->scale, q, q_off, ld,
+                              stride, k, k_off, ld, stride, dev->scores, 0, nk, nq * nk,
+                              (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (S = Q K^T, %zu x %zu x %lld, "
@@ -175,11 +204,9 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         if (err != CL_SUCCESS)
             return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_softmax)", err);
 
-        cs = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, CLBlastTransposeNo,
-                                        CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores,
-                                        0, nk, nq * nk, v, k_off, ld, stride, 0.0f,
-                                        dev->branch_out, 0, (size_t)D, nq * (size_t)D, (size_t)c,
-                                        &dev->queue, NULL);
+        cs = ocl_sgemm_batched(CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores, 0, nk,
+                               nq * nk, v, k_off, ld, stride, dev->branch_out, 0, (size_t)D,
+                               nq * (size_t)D, (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (O = P V, %zu x %lld x %zu, "
