@@ -16,7 +16,12 @@
  *  - public_threads: the case that crashed (`--device opencl:0=1,opencl:1=2
  *    --kernel gemm`, shape [1,5,6,29], segments 5,6,2,5, dilations
  *    5,2,1,5, ring, gather and auto) from 3 threads, a fresh context each
- *    round, against the one-device answer.
+ *    round, against the one-device answer;
+ *  - create_free_cycles: 100 contexts created, run once with gemm and
+ *    freed, as a binding does; resident memory after the last within 16 MB
+ *    of what it was after the 10th (CLBlast caches a program per OpenCL
+ *    context, and the plugin clears the cache when its last CLBlast device
+ *    closes).
  *
  * A crash fails the test as it did the command. Skips (exit 77) when there
  * is no OpenCL device or this build has no CLBlast. */
@@ -294,6 +299,72 @@ START_TEST(public_threads)
 }
 END_TEST
 
+/* ------------------------------------------- create, run, free, repeat */
+
+/* Resident memory in bytes (/proc/self/statm: pages, the second field);
+ * 0 where it cannot be read. */
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+#define CYCLES 100
+#define CYCLES_WARM 10
+/* Growth allowed from cycle 10 to cycle 100: the allocator's own slack and
+ * PoCL's caches, well under the ~3 MB a cycle (270 MB over these 90) that
+ * CLBlast's per-context program cache held before it was cleared. */
+#define RSS_BOUND ((size_t)16 << 20)
+
+/* What a binding does: a context created, one gemm run, the context freed,
+ * CYCLES times; resident memory after the last cycle within RSS_BOUND of
+ * what it was after cycle CYCLES_WARM (the first ones fill caches that stay:
+ * PoCL's, the allocator's). */
+START_TEST(create_free_cycles)
+{
+    uint64_t s = 9;
+    for (size_t i = 0; i < Q4; i++) {
+        qq[i] = (float)rng_real(&s, -1, 1);
+        qk[i] = (float)rng_real(&s, -1, 1);
+        qv[i] = (float)rng_real(&s, -1, 1);
+    }
+    float out[Q4], lse[Q3], first_o[Q4], first_l[Q3];
+    char err[1024];
+    size_t warm = 0;
+    for (int cycle = 1; cycle <= CYCLES; cycle++) {
+        lnet_context *cx = NULL;
+        ck_assert_msg(lnet_context_create(NULL, &cx) == LNET_OK, "%s", lnet_last_error());
+        ck_assert_msg(run_public(cx, "opencl:0", LNET_ALGORITHM_AUTO, out, lse, err,
+                                 sizeof err) == 0,
+                      "cycle %d: %s", cycle, err);
+        lnet_context_free(cx);
+        if (cycle == 1) {
+            memcpy(first_o, out, sizeof out);
+            memcpy(first_l, lse, sizeof lse);
+        } else {
+            ck_assert_msg(max_diff(out, first_o, Q4) == 0 && max_diff(lse, first_l, Q3) == 0,
+                          "cycle %d: a result other than the first cycle's", cycle);
+        }
+        if (cycle == CYCLES_WARM)
+            warm = rss_bytes();
+    }
+    const size_t last = rss_bytes();
+    ck_assert_msg(warm > 0 && last > 0, "cannot read /proc/self/statm");
+    printf("resident memory after cycle %d: %.1f MB, after cycle %d: %.1f MB (bound: +%zu MB)\n",
+           CYCLES_WARM, warm / 1048576.0, CYCLES, last / 1048576.0, RSS_BOUND >> 20);
+    fflush(stdout);
+    ck_assert_msg(last <= warm + RSS_BOUND,
+                  "%d create/run(gemm)/free cycles grew resident memory from %.1f MB (cycle %d) "
+                  "to %.1f MB, more than %zu MB",
+                  CYCLES, warm / 1048576.0, CYCLES_WARM, last / 1048576.0, RSS_BOUND >> 20);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ main */
 
 static char cache_dir[256];
@@ -362,6 +433,7 @@ int main(void)
     Suite *s = suite_create("opencl-gemm");
     TCase *tc = tcase_create("gemm");
     tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, create_free_cycles);
     tcase_add_test(tc, plugin_threads);
     tcase_add_test(tc, public_threads);
     suite_add_tcase(s, tc);

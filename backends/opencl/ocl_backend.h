@@ -82,6 +82,7 @@ typedef struct ocl_device {
      * on demand and kept for the next job. */
     cl_mem scores, branch_out, branch_lse;
     size_t scores_bytes, branch_out_bytes, branch_lse_bytes;
+    int clblast_used; /* this device has called CLBlast (ocl_gemm.c) */
 } ocl_device;
 
 typedef struct ocl_buffer {
@@ -138,6 +139,9 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 /* Whether jobs of head dimension `dim` run the fused kernel's rows form. */
 int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim);
 int ocl_have_gemm(void);
+/* Called by close after the device's queue has finished: the last open
+ * device that used CLBlast empties CLBlast's caches. */
+void ocl_gemm_close(ocl_device *dev);
 
 /* The head offset of head h (DESIGN §1), as the kernels compute it. */
 static inline int64_t ocl_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)

@@ -38,8 +38,18 @@
  * context), not for the GEMM itself. */
 static pthread_mutex_t ocl_clblast_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The open devices that have called CLBlast; under ocl_clblast_lock.
+ * CLBlast caches a compiled program per OpenCL context and never drops one
+ * by itself: without CLBlastClearCache every context created and freed
+ * (a binding creating and freeing longnet contexts) left ~3 MB behind, and
+ * the entries of released contexts were torn down at exit, after the
+ * OpenCL runtime (Oclgrind aborted there). The cache has no per-context
+ * eviction, so it is cleared when the last device using it closes. */
+static int ocl_clblast_users;
+
 /* CLBlastSgemmStridedBatched (row major, A not transposed) under the lock. */
-static CLBlastStatusCode ocl_sgemm_batched(CLBlastTranspose b_transpose, size_t m, size_t n,
+static CLBlastStatusCode ocl_sgemm_batched(ocl_device *dev, CLBlastTranspose b_transpose,
+                                           size_t m, size_t n,
                                            size_t k, float alpha, cl_mem a, size_t a_off,
                                            size_t a_ld, size_t a_stride, cl_mem b, size_t b_off,
                                            size_t b_ld, size_t b_stride, cl_mem c, size_t c_off,
@@ -47,11 +57,28 @@ static CLBlastStatusCode ocl_sgemm_batched(CLBlastTranspose b_transpose, size_t 
                                            cl_command_queue *queue)
 {
     pthread_mutex_lock(&ocl_clblast_lock);
+    if (!dev->clblast_used) {
+        dev->clblast_used = 1;
+        ocl_clblast_users++;
+    }
     CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, CLBlastTransposeNo, b_transpose, m, n, k, alpha, a, a_off, a_ld,
         a_stride, b, b_off, b_ld, b_stride, 0.0f, c, c_off, c_ld, c_stride, count, queue, NULL);
     pthread_mutex_unlock(&ocl_clblast_lock);
     return cs;
+}
+
+void ocl_gemm_close(ocl_device *dev)
+{
+    if (!dev->clblast_used)
+        return;
+    pthread_mutex_lock(&ocl_clblast_lock);
+    dev->clblast_used = 0;
+    /* Its status is not checked: there is nothing to do about a cache that
+     * could not be cleared but go on closing the device. */
+    if (--ocl_clblast_users == 0)
+        (void)CLBlastClearCache();
+    pthread_mutex_unlock(&ocl_clblast_lock);
 }
 
 int ocl_have_gemm(void)
@@ -177,8 +204,8 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         const size_t k_off = (size_t)(((bt->b * win->kv_rows + (first0 + bt->k_lo * r -
                                                                 win->kv_base)) * H + bt->h) * D);
         CLBlastStatusCode cs =
-            ocl_sgemm_batched(CLBlastTransposeYes, nq, nk, (size_t)D, job->scale, q, q_off, ld,
-                              stride, k, k_off, ld, stride, dev->scores, 0, nk, nq * nk,
+            ocl_sgemm_batched(dev, CLBlastTransposeYes, nq, nk, (size_t)D, job->scale, q, q_off,
+                              ld, stride, k, k_off, ld, stride, dev->scores, 0, nk, nq * nk,
                               (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
@@ -204,9 +231,9 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         if (err != CL_SUCCESS)
             return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_softmax)", err);
 
-        cs = ocl_sgemm_batched(CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores, 0, nk,
-                               nq * nk, v, k_off, ld, stride, dev->branch_out, 0, (size_t)D,
-                               nq * (size_t)D, (size_t)c, &dev->queue);
+        cs = ocl_sgemm_batched(dev, CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores, 0,
+                               nk, nq * nk, v, k_off, ld, stride, dev->branch_out, 0,
+                               (size_t)D, nq * (size_t)D, (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (O = P V, %zu x %lld x %zu, "
@@ -338,6 +365,11 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 int ocl_have_gemm(void)
 {
     return 0;
+}
+
+void ocl_gemm_close(ocl_device *dev)
+{
+    (void)dev;
 }
 
 int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win)
