@@ -111,13 +111,16 @@ void ocl_free_programs(ocl_device *dev);
  * when there is none usable (then nothing is cached). */
 int ocl_cache_dir(char *buf, size_t len);
 
-/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0,
- * or -1 when there is no valid entry (missing, truncated, corrupted, or
- * another key): the caller then builds and stores a fresh one. */
+/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0;
+ * -1 when there is no valid entry (missing, truncated, corrupted, or
+ * another key): the caller then builds and stores a fresh one; or -2 when
+ * the directory or the entry is not trusted (owner, mode, a symbolic link:
+ * ocl_cache.c): the caller builds and stores nothing. */
 int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *len);
 
-/* Writes the entry atomically (temporary file, then rename). Failures are
- * silent: an unwritable cache only means no caching. */
+/* Writes the entry atomically (temporary file of mode 0600, then rename)
+ * into a trusted directory. Failures are silent: an unwritable cache only
+ * means no caching. */
 void ocl_cache_store(const unsigned char key[32], const unsigned char *data, size_t len);
 
 /* ---------------------------------------------------------- the kernels */

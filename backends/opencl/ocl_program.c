@@ -190,7 +190,8 @@ static int ocl_build(ocl_device *dev, const char *options, cl_program *out)
 
     unsigned char *bin = NULL;
     size_t len = 0;
-    if (ocl_cache_load(key, &bin, &len) == 0) {
+    const int cached = ocl_cache_load(key, &bin, &len);
+    if (cached == 0) {
         cl_program prog = ocl_from_binary(dev, options, bin, len);
         free(bin);
         if (prog) {
@@ -212,7 +213,9 @@ static int ocl_build(ocl_device *dev, const char *options, cl_program *out)
         clReleaseProgram(prog);
         return st;
     }
-    ocl_store_binary(dev, prog, key);
+    /* An untrusted directory or entry (-2) is left as it is. */
+    if (cached != -2)
+        ocl_store_binary(dev, prog, key);
     *out = prog;
     return LNET_PLUGIN_OK;
 }
