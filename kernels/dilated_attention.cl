@@ -142,6 +142,14 @@ inline lnet_seg lnet_segment(long s, long N, long w, long r, int o, long row_beg
     return g;
 }
 
+/* Whether selected query jq has a key: one of [k_lo, k_hi), and (causal)
+ * one not after jq itself. */
+inline int lnet_has_key(long jq, long k_lo, long k_hi, int causal)
+{
+    const long lim = causal && jq + 1 < k_hi ? jq + 1 : k_hi;
+    return lim > k_lo;
+}
+
 /* The branch (o_i = acc[d * stride] / l, lse_i) of one row folded into the
  * running (out, lse), or written over them (init). A row with no branch yet
  * (lse = -inf) takes o_i alone, whatever out holds. */
@@ -272,14 +280,20 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
                 sc[kk] = kk < nv ? lnet_hsum(dv) : -INFINITY;
                 tile_max = fmax(tile_max, sc[kk]);
             }
-            /* nv > 0: m_new is finite, and alpha = 0 while m = -inf. */
+            /* fmax ignores NaN, so m_new is the largest score that is not
+             * NaN. While it is -inf (no such score yet: every one -inf or
+             * NaN) the tile subtracts 0 instead, so that p and alpha are
+             * what they are against any finite maximum (0 for -inf, NaN
+             * for NaN) rather than the NaN of -inf - -inf; a row whose
+             * maximum stays -inf is made NaN after the loop. */
             const float m_new = fmax(m, tile_max);
-            const float alpha = exp2(m - m_new);
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            const float alpha = exp2(m - m_use);
             l *= alpha;
             for (int c = 0; c < LNET_NV; c++)
                 acc[c] *= alpha;
             for (int kk = 0; kk < nv; kk++) {
-                const float p = exp2(sc[kk] - m_new);
+                const float p = exp2(sc[kk] - m_use);
                 l += p;
                 for (int c = 0; c < LNET_NV; c++)
                     acc[c] = fma((lnet_vec)p, lnet_vload(c, vs + kk * HEAD_DIM), acc[c]);
@@ -289,9 +303,16 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    /* l = 0: no key of the window for this row; it stays as it was. */
-    if (!active || !(l > 0.0f))
+    /* A row with no key in the window (possible only with a window) stays
+     * as it was. Whether it has one is decided by the indices, never by
+     * l: a NaN score makes l NaN, and that row must be written (NaN), not
+     * left with whatever `out` held. */
+    if (!active || !lnet_has_key(jq, g.k_lo, g.k_hi, causal))
         return;
+    /* Every score -inf or NaN: the reference kernel's softmax gives NaN
+     * (exp(s - max) with max = -inf), and so does this one. */
+    if (m == -INFINITY)
+        l = NAN;
     const long qrow = g.first + jq * r;
     const float lse_i = (m + log2(l)) * LNET_LN2;
     __global float *orow = out + qbase + jq * sel_stride;
@@ -359,12 +380,15 @@ lnet_rows_block(__global const float *restrict k, __global const float *restrict
         LNET_FOR_KB(LNET_SCORE)
 #undef LNET_SCORE
     }
-    if (masked) {
-#define LNET_MASK(i) \
-    s##i = select((lnet_rvec)(-INFINITY), s##i, lnet_key_ok(jk0 + i, k_end, j0, causal));
-        LNET_FOR_KB(LNET_MASK)
+    /* A masked key gets the score -inf (p = 0), and its value is left out
+     * of the output by the same mask below: 0 * v would be NaN where v is
+     * NaN or infinite, a value the lane's row never attends. */
+#define LNET_MASK(i)                                                                    \
+    const lnet_rmask ok##i = masked ? lnet_key_ok(jk0 + i, k_end, j0, causal) : (lnet_rmask)(-1); \
+    if (masked)                                                                         \
+        s##i = select((lnet_rvec)(-INFINITY), s##i, ok##i);
+    LNET_FOR_KB(LNET_MASK)
 #undef LNET_MASK
-    }
 
     const lnet_rvec mx = fmax(fmax(fmax(s0, s1), fmax(s2, s3)), fmax(fmax(s4, s5), fmax(s6, s7)));
     const lnet_rvec m_new = fmax(*m, mx);
@@ -380,7 +404,9 @@ lnet_rows_block(__global const float *restrict k, __global const float *restrict
 
     for (int d = 0; d < HEAD_DIM; d++) {
         lnet_rvec a = lnet_rload(d, acc) * alpha;
-#define LNET_PV(i) a = fma(p##i, (lnet_rvec)vp##i[d], a);
+#define LNET_PV(i)                                                  \
+    a = masked ? select(a, fma(p##i, (lnet_rvec)vp##i[d], a), ok##i) \
+               : fma(p##i, (lnet_rvec)vp##i[d], a);
         LNET_FOR_KB(LNET_PV)
 #undef LNET_PV
         lnet_rstore(a, d, acc);
@@ -448,9 +474,13 @@ __kernel void lnet_dilated_fwd_rows(__global const float *restrict q,
     lnet_rstore(m, 0, mf);
     lnet_rstore(l, 0, lf);
     for (int i = 0; i < nq; i++) {
-        /* l = 0: no key of the window for this row; it stays as it was. */
-        if (!(lf[i] > 0.0f))
+        /* No key in the window: the row stays as it was; decided by the
+         * indices, not by l, which a NaN score makes NaN (as the tiled
+         * kernel does). Every score -inf or NaN: NaN, as in the reference. */
+        if (!lnet_has_key(j0 + i, g.k_lo, g.k_hi, causal))
             continue;
+        if (mf[i] == -INFINITY)
+            lf[i] = NAN;
         const long qrow = g.first + (j0 + i) * r;
         const float lse_i = (mf[i] + log2(lf[i])) * LNET_LN2;
         __global float *orow = out + qbase + (j0 + i) * sel_stride;

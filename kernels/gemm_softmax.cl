@@ -38,6 +38,43 @@ __kernel void lnet_gemm_softmax(__global float *restrict scores,
     branch_lse[(long)c * nq + i] = n > 0 ? m + log(l) : -INFINITY;
 }
 
+/* Global size (nq, count), causal batches only, between O = P V and the
+ * fold. P holds 0 for the keys after a query's own row, but the GEMM still
+ * multiplies them with those keys' values, and 0 * NaN or 0 * inf is NaN:
+ * a NaN the query never attended (the reference kernel sums only its own
+ * keys). A row whose branch output is not all finite is recomputed here
+ * from its own keys, t < i + diag + 1, alone; a NaN it really attends comes
+ * back, one it does not is gone. Rows that are all finite (every row
+ * without non-finite values) leave after one pass over D. V_c: key t of
+ * segment c at v[v_off + c * stride + t * ld]. */
+__kernel void lnet_gemm_causal_fix(__global const float *restrict scores,
+                                   __global float *restrict branch_out,
+                                   __global const float *restrict v, const long v_off,
+                                   const long ld, const long stride, const int nq, const int nk,
+                                   const long diag)
+{
+    const int i = (int)get_global_id(0);
+    const int c = (int)get_global_id(1);
+    if (i >= nq)
+        return;
+    __global float *o = branch_out + ((long)c * nq + i) * HEAD_DIM;
+    int finite = 1;
+    for (int d = 0; d < HEAD_DIM; d++)
+        finite &= isfinite(o[d]);
+    if (finite)
+        return;
+    const long lim = i + diag + 1;
+    const int n = lim >= nk ? nk : (lim > 0 ? (int)lim : 0);
+    __global const float *p = scores + ((long)c * nq + i) * nk;
+    __global const float *vc = v + v_off + (long)c * stride;
+    for (int d = 0; d < HEAD_DIM; d++) {
+        float acc = 0.0f;
+        for (int t = 0; t < n; t++)
+            acc = fma(p[t], vc[(long)t * ld + d], acc);
+        o[d] = acc;
+    }
+}
+
 /* Global size (nq, count): query i of segment c of the batch, the selected
  * row first0 + c*w + (j_lo + i)*r, which lies in the query window (q_rows
  * rows from q_base). A query with no key (lse_i = -inf) is left alone. */

@@ -59,6 +59,7 @@ typedef struct ocl_program {
     char options[256];
     cl_program program;
     cl_kernel fused, softmax, fold;
+    cl_kernel causal_fix; /* the gemm path's causal rows with non-finite values */
     cl_kernel fused_rows; /* the rows kernel; NULL where D is too large for it */
     size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the (tiled) fused kernel */
 } ocl_program;
@@ -81,6 +82,7 @@ typedef struct ocl_device {
      * on demand and kept for the next job. */
     cl_mem scores, branch_out, branch_lse;
     size_t scores_bytes, branch_out_bytes, branch_lse_bytes;
+    int clblast_used; /* this device has called CLBlast (ocl_gemm.c) */
 } ocl_device;
 
 typedef struct ocl_buffer {
@@ -109,13 +111,16 @@ void ocl_free_programs(ocl_device *dev);
  * when there is none usable (then nothing is cached). */
 int ocl_cache_dir(char *buf, size_t len);
 
-/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0,
- * or -1 when there is no valid entry (missing, truncated, corrupted, or
- * another key): the caller then builds and stores a fresh one. */
+/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0;
+ * -1 when there is no valid entry (missing, truncated, corrupted, or
+ * another key): the caller then builds and stores a fresh one; or -2 when
+ * the directory or the entry is not trusted (owner, mode, a symbolic link:
+ * ocl_cache.c): the caller builds and stores nothing. */
 int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *len);
 
-/* Writes the entry atomically (temporary file, then rename). Failures are
- * silent: an unwritable cache only means no caching. */
+/* Writes the entry atomically (temporary file of mode 0600, then rename)
+ * into a trusted directory. Failures are silent: an unwritable cache only
+ * means no caching. */
 void ocl_cache_store(const unsigned char key[32], const unsigned char *data, size_t len);
 
 /* ---------------------------------------------------------- the kernels */
@@ -137,6 +142,9 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 /* Whether jobs of head dimension `dim` run the fused kernel's rows form. */
 int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim);
 int ocl_have_gemm(void);
+/* Called by close after the device's queue has finished: the last open
+ * device that used CLBlast empties CLBlast's caches. */
+void ocl_gemm_close(ocl_device *dev);
 
 /* The head offset of head h (DESIGN §1), as the kernels compute it. */
 static inline int64_t ocl_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)

@@ -19,9 +19,25 @@
  * Any mismatch reads as "no entry": the caller builds afresh and stores a
  * new file, which replaces the bad one atomically (temporary file, rename).
  * Nothing here fails loudly: a cache that cannot be read or written only
- * costs a build. */
+ * costs a build.
+ *
+ * Trust: a cached binary is native code that runs in the caller's process,
+ * so whoever can write the directory or an entry can run code as the
+ * caller (a world-writable LONGNET_CACHE_DIR let another user hand root a
+ * modified kernel, header and checksum made to match). The directory is
+ * used only when it is owned by the caller (geteuid) and not writable by
+ * group or others; an entry only when it is a regular file owned by the
+ * caller with mode 0600, opened with O_NOFOLLOW and checked with fstat on
+ * the opened descriptor (no window between check and use); everything
+ * after the check goes through the directory's descriptor, so a directory
+ * swapped after it was checked is never used. Otherwise the program is
+ * built from source and nothing is read or written; the reason is left
+ * once per process in the plugin's last-error message (the plugin ABI has
+ * no log slot). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,16 +91,66 @@ int ocl_cache_dir(char *buf, size_t len)
     return ocl_mkdirs(buf);
 }
 
-static int ocl_cache_path(const unsigned char key[32], char *buf, size_t len)
+/* Why the cache was not used, said once per process: the first reason goes
+ * into the calling thread's last-error message, the plugin's only channel
+ * (the ABI has no log slot; the run itself succeeds). */
+static atomic_flag ocl_cache_noticed = ATOMIC_FLAG_INIT;
+
+static void ocl_cache_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ocl_cache_notice(const char *fmt, ...)
+{
+    if (atomic_flag_test_and_set(&ocl_cache_noticed))
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ocl_fail(LNET_PLUGIN_OK, "opencl: warning: program cache not used, programs are built "
+                             "from source: %s", msg);
+}
+
+/* The cache directory, opened and checked (see the top of the file): its
+ * descriptor, or -1 when there is none or it is not trusted. */
+static int ocl_cache_open_dir(void)
 {
     char dir[4096];
     if (ocl_cache_dir(dir, sizeof dir))
         return -1;
-    char hex[65];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    const uid_t me = geteuid();
+    if (st.st_uid != me) {
+        ocl_cache_notice("the directory %.300s is owned by uid %lu, not by this process's user "
+                         "(uid %lu)",
+                         dir, (unsigned long)st.st_uid, (unsigned long)me);
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        ocl_cache_notice("the directory %.300s is writable by %s (mode %03o); it must be "
+                         "writable by its owner only",
+                         dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                         (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* "opencl-<64 hex digits>.bin", the entry's name in the directory. */
+static void ocl_cache_name(const unsigned char key[32], char name[80])
+{
+    memcpy(name, "opencl-", 7);
     for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", key[i]);
-    int n = snprintf(buf, len, "%s/opencl-%s.bin", dir, hex);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
+        snprintf(name + 7 + 2 * i, 3, "%02x", key[i]);
+    memcpy(name + 7 + 64, ".bin", 5);
 }
 
 static void put_le(unsigned char *p, uint64_t v, int bytes)
@@ -131,16 +197,43 @@ static int write_all(int fd, const unsigned char *buf, size_t len)
 
 int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *len)
 {
-    char path[4200];
-    if (ocl_cache_path(key, path, sizeof path))
+    int dfd = ocl_cache_open_dir();
+    if (dfd < 0)
+        return -2;
+    char name[80];
+    ocl_cache_name(key, name);
+    /* O_NOFOLLOW: a symbolic link is refused (ELOOP), not followed to a
+     * file someone else chose; O_NONBLOCK: a FIFO in its place cannot
+     * block the open (and is refused below, not being a regular file). */
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int open_errno = errno;
+    close(dfd);
+    if (fd < 0) {
+        if (open_errno == ELOOP) {
+            ocl_cache_notice("the entry %s is a symbolic link", name);
+            return -2;
+        }
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
         return -1;
+    }
+    const char *why = !S_ISREG(st.st_mode)        ? "is not a regular file"
+                      : st.st_uid != geteuid()      ? "is owned by another user"
+                      : (st.st_mode & 07777) != 0600 ? "does not have mode 0600"
+                                                     : NULL;
+    if (why) {
+        ocl_cache_notice("the entry %s %s (uid %lu, mode %04o; this process's uid %lu)", name,
+                         why, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
+                         (unsigned long)geteuid());
+        close(fd);
+        return -2;
+    }
     unsigned char h[OCL_CACHE_HEADER];
     unsigned char *payload = NULL;
-    struct stat st;
-    int ok = fstat(fd, &st) == 0 && read_all(fd, h, sizeof h) == 0 &&
+    int ok = read_all(fd, h, sizeof h) == 0 &&
              memcmp(h, ocl_cache_magic, 8) == 0 && get_le(h + 8, 4) == OCL_CACHE_VERSION &&
              memcmp(h + 16, key, 32) == 0;
     uint64_t n = ok ? get_le(h + 48, 8) : 0;
@@ -168,15 +261,32 @@ int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *le
 
 void ocl_cache_store(const unsigned char key[32], const unsigned char *data, size_t len)
 {
-    char path[4200], tmp[4300];
-    if (len == 0 || (uint64_t)len > OCL_CACHE_MAX_PAYLOAD || ocl_cache_path(key, path, sizeof path))
+    if (len == 0 || (uint64_t)len > OCL_CACHE_MAX_PAYLOAD)
         return;
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    if (n < 0 || (size_t)n >= sizeof tmp)
+    int dfd = ocl_cache_open_dir();
+    if (dfd < 0)
         return;
-    int fd = mkstemp(tmp); /* mode 0600 */
-    if (fd < 0)
+    char name[80], tmp[160];
+    ocl_cache_name(key, name);
+    /* A fresh temporary name (O_EXCL: never an existing file or link),
+     * created 0600 and set to 0600 whatever the umask, as load requires. */
+    static atomic_uint counter;
+    int fd = -1;
+    for (int tries = 0; tries < 16 && fd < 0; tries++) {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", name, (long)getpid(),
+                 atomic_fetch_add(&counter, 1u));
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(dfd, tmp, 0);
+        }
+        close(dfd);
         return;
+    }
     unsigned char h[OCL_CACHE_HEADER];
     memset(h, 0, sizeof h);
     memcpy(h, ocl_cache_magic, 8);
@@ -189,6 +299,7 @@ void ocl_cache_store(const unsigned char key[32], const unsigned char *data, siz
      * empty file (the checksum would catch it, but the entry would be lost). */
     ok = ok && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
-        unlink(tmp);
+    if (!ok || renameat(dfd, tmp, dfd, name) != 0)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
 }

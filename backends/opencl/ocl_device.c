@@ -321,6 +321,7 @@ void ocl_close(void *device)
     if (!dev)
         return;
     clFinish(dev->queue);
+    ocl_gemm_close(dev);
     ocl_free_programs(dev);
     if (dev->scores)
         clReleaseMemObject(dev->scores);

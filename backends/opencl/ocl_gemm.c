@@ -18,12 +18,68 @@
  * last segment get calls of their own. The nq x nk score matrices are the
  * only large scratch: a batch is cut so that they fit in OCL_SCORES_BUDGET
  * of device memory. */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "ocl_backend.h"
 
 #ifdef HAVE_CLBLAST
 #include <clblast_c.h>
+
+/* CLBlast keeps process-wide caches (compiled programs, tuning databases)
+ * that are not safe to fill from two threads at once (CLBlast issue 486):
+ * two devices' threads in CLBlastSgemmStridedBatched, one in
+ * Routine::InitDatabase and the other in Routine::InitProgram, crashed the
+ * process. The plugin runs different devices from different threads at
+ * once (longnet-plugin.h), so every CLBlast call holds this lock. It covers
+ * only the CLBlast calls: the kernels, queues and buffers of this file are
+ * the device's own, and a call only enqueues, so the lock is held for the
+ * time of an enqueue (and of CLBlast's first build of a routine for a
+ * context), not for the GEMM itself. */
+static pthread_mutex_t ocl_clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The open devices that have called CLBlast; under ocl_clblast_lock.
+ * CLBlast caches a compiled program per OpenCL context and never drops one
+ * by itself: without CLBlastClearCache every context created and freed
+ * (a binding creating and freeing longnet contexts) left ~3 MB behind, and
+ * the entries of released contexts were torn down at exit, after the
+ * OpenCL runtime (Oclgrind aborted there). The cache has no per-context
+ * eviction, so it is cleared when the last device using it closes. */
+static int ocl_clblast_users;
+
+/* CLBlastSgemmStridedBatched (row major, A not transposed) under the lock. */
+static CLBlastStatusCode ocl_sgemm_batched(ocl_device *dev, CLBlastTranspose b_transpose,
+                                           size_t m, size_t n,
+                                           size_t k, float alpha, cl_mem a, size_t a_off,
+                                           size_t a_ld, size_t a_stride, cl_mem b, size_t b_off,
+                                           size_t b_ld, size_t b_stride, cl_mem c, size_t c_off,
+                                           size_t c_ld, size_t c_stride, size_t count,
+                                           cl_command_queue *queue)
+{
+    pthread_mutex_lock(&ocl_clblast_lock);
+    if (!dev->clblast_used) {
+        dev->clblast_used = 1;
+        ocl_clblast_users++;
+    }
+    CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
+        CLBlastLayoutRowMajor, CLBlastTransposeNo, b_transpose, m, n, k, alpha, a, a_off, a_ld,
+        a_stride, b, b_off, b_ld, b_stride, 0.0f, c, c_off, c_ld, c_stride, count, queue, NULL);
+    pthread_mutex_unlock(&ocl_clblast_lock);
+    return cs;
+}
+
+void ocl_gemm_close(ocl_device *dev)
+{
+    if (!dev->clblast_used)
+        return;
+    pthread_mutex_lock(&ocl_clblast_lock);
+    dev->clblast_used = 0;
+    /* Its status is not checked: there is nothing to do about a cache that
+     * could not be cleared but go on closing the device. */
+    if (--ocl_clblast_users == 0)
+        (void)CLBlastClearCache();
+    pthread_mutex_unlock(&ocl_clblast_lock);
+}
 
 int ocl_have_gemm(void)
 {
@@ -147,10 +203,10 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
                                                                win->q_base)) * H + bt->h) * D);
         const size_t k_off = (size_t)(((bt->b * win->kv_rows + (first0 + bt->k_lo * r -
                                                                 win->kv_base)) * H + bt->h) * D);
-        CLBlastStatusCode cs = CLBlastSgemmStridedBatched(
-            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, nq, nk, (size_t)D,
-            job->scale, q, q_off, ld, stride, k, k_off, ld, stride, 0.0f, dev->scores, 0, nk,
-            nq * nk, (size_t)c, &dev->queue, NULL);
+        CLBlastStatusCode cs =
+            ocl_sgemm_batched(dev, CLBlastTransposeYes, nq, nk, (size_t)D, job->scale, q, q_off,
+                              ld, stride, k, k_off, ld, stride, dev->scores, 0, nk, nq * nk,
+                              (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (S = Q K^T, %zu x %zu x %lld, "
@@ -175,16 +231,36 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
         if (err != CL_SUCCESS)
             return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_softmax)", err);
 
-        cs = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, CLBlastTransposeNo,
-                                        CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores,
-                                        0, nk, nq * nk, v, k_off, ld, stride, 0.0f,
-                                        dev->branch_out, 0, (size_t)D, nq * (size_t)D, (size_t)c,
-                                        &dev->queue, NULL);
+        cs = ocl_sgemm_batched(dev, CLBlastTransposeNo, nq, (size_t)D, nk, 1.0f, dev->scores, 0,
+                               nk, nq * nk, v, k_off, ld, stride, dev->branch_out, 0,
+                               (size_t)D, nq * (size_t)D, (size_t)c, &dev->queue);
         if (cs != CLBlastSuccess)
             return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                             "opencl gemm: CLBlastSgemmStridedBatched (O = P V, %zu x %lld x %zu, "
                             "batch %lld): %s (%d)",
                             nq, (long long)D, nk, (long long)c, ocl_clblast_name(cs), (int)cs);
+
+        /* Causal: the masked zeros of P met the values of keys after each
+         * query in the GEMM; rows where that made NaN are redone from their
+         * own keys (gemm_softmax.cl). Without causality every key of the
+         * batch is every query's. */
+        if (job->causal) {
+            a = 0;
+            cl_long v_off = (cl_long)k_off, ld_l = (cl_long)ld, stride_l = (cl_long)stride;
+            OCL_ARG(prog->causal_fix, dev->scores);
+            OCL_ARG(prog->causal_fix, dev->branch_out);
+            OCL_ARG(prog->causal_fix, v);
+            OCL_ARG(prog->causal_fix, v_off);
+            OCL_ARG(prog->causal_fix, ld_l);
+            OCL_ARG(prog->causal_fix, stride_l);
+            OCL_ARG(prog->causal_fix, nq_i);
+            OCL_ARG(prog->causal_fix, nk_i);
+            OCL_ARG(prog->causal_fix, diag);
+            err = clEnqueueNDRangeKernel(dev->queue, prog->causal_fix, 2, NULL, global, NULL, 0,
+                                         NULL, NULL);
+            if (err != CL_SUCCESS)
+                return ocl_fail_cl("gemm", "clEnqueueNDRangeKernel(lnet_gemm_causal_fix)", err);
+        }
 
         a = 0;
         cl_long first_l = first0, w_l = w, r_l = r, j_lo = bt->j_lo, qb = win->q_base,
@@ -289,6 +365,11 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 int ocl_have_gemm(void)
 {
     return 0;
+}
+
+void ocl_gemm_close(ocl_device *dev)
+{
+    (void)dev;
 }
 
 int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win)

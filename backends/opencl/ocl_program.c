@@ -190,7 +190,8 @@ static int ocl_build(ocl_device *dev, const char *options, cl_program *out)
 
     unsigned char *bin = NULL;
     size_t len = 0;
-    if (ocl_cache_load(key, &bin, &len) == 0) {
+    const int cached = ocl_cache_load(key, &bin, &len);
+    if (cached == 0) {
         cl_program prog = ocl_from_binary(dev, options, bin, len);
         free(bin);
         if (prog) {
@@ -212,7 +213,9 @@ static int ocl_build(ocl_device *dev, const char *options, cl_program *out)
         clReleaseProgram(prog);
         return st;
     }
-    ocl_store_binary(dev, prog, key);
+    /* An untrusted directory or entry (-2) is left as it is. */
+    if (cached != -2)
+        ocl_store_binary(dev, prog, key);
     *out = prog;
     return LNET_PLUGIN_OK;
 }
@@ -225,6 +228,8 @@ static void ocl_program_free(ocl_program *p)
         clReleaseKernel(p->softmax);
     if (p->fold)
         clReleaseKernel(p->fold);
+    if (p->causal_fix)
+        clReleaseKernel(p->causal_fix);
     if (p->fused_rows)
         clReleaseKernel(p->fused_rows);
     if (p->program)
@@ -259,7 +264,8 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
         cl_kernel *k;
     } kernels[] = {{"lnet_dilated_fwd", &p->fused},
                    {"lnet_gemm_softmax", &p->softmax},
-                   {"lnet_gemm_fold", &p->fold}};
+                   {"lnet_gemm_fold", &p->fold},
+                   {"lnet_gemm_causal_fix", &p->causal_fix}};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
         cl_int err;
         *kernels[i].k = clCreateKernel(p->program, kernels[i].name, &err);
