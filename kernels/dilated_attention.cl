@@ -115,7 +115,9 @@ inline long lnet_ceil_div(long a, long b)
 inline int lnet_head_offset(int grouped, int h, int heads, long r)
 {
     if (grouped)
-        return (int)(h / ((heads + r - 1) / r));
+        /* ceil(heads / r) without heads + r - 1, which overflows for a
+         * dilation near the limit (as lnet_plugin_head_offset). */
+        return (int)(h / lnet_ceil_div(heads, r));
     return (int)(h % r);
 }
 

@@ -440,22 +440,48 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     return m;
 }
 
-/* Called with registry_lock held. When the last context lets a module go,
- * its devices are shut down (the driver's resources freed) but the module
- * stays loaded for the life of the process (ggml's rule): another thread
- * may still be returning through its code, a runtime it brought in (LLVM,
- * an ICD) may have registered handlers that point into it, and unloading
- * OpenCL drivers is a known source of crashes at exit. The next context
- * that wants it finds it here and probes it again. */
+/* Modules stay loaded for the life of the process once opened (ggml's
+ * rule): another thread may still be returning through a module's code, a
+ * runtime it brought in (LLVM inside PoCL, an ICD) may have registered
+ * handlers that point into it, and unloading OpenCL drivers is a known
+ * source of crashes at exit. Each module's first handle is pinned here (a
+ * static table: nothing to free at exit); the library's own bookkeeping
+ * is freed with the last context as before, and a later lt_dlopen of the
+ * same file gets the same, still loaded, module. */
+#define LNET_MAX_PINNED 64
+static lt_dlhandle pinned[LNET_MAX_PINNED];
+static int n_pinned;
+
+/* Called with registry_lock held: gives up one reference to h, unless it
+ * becomes the pin that keeps its module loaded. */
+static void module_unref(lt_dlhandle h)
+{
+    for (int i = 0; i < n_pinned; i++)
+        if (pinned[i] == h) {
+            lt_dlclose(h); /* the pin still holds it: nothing is unloaded */
+            return;
+        }
+    if (n_pinned < LNET_MAX_PINNED)
+        pinned[n_pinned++] = h; /* this reference stays, for good */
+    /* past the table, the reference is simply never given up */
+}
+
+/* Called with registry_lock held. */
 static void module_release(lnet_module *m)
 {
     if (!m || --m->refs > 0)
         return;
+    for (lnet_module **pp = &modules; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
     if (m->probe_state > 0)
         m->table->shutdown(); /* a module never probed has nothing to shut down */
-    m->probe_state = 0;       /* probed afresh next time: devices may have come or gone */
-    m->probe_error[0] = '\0';
-    m->warning[0] = '\0';
+    module_unref(m->handle);
+    free(m->path);
+    free(m);
 }
 
 typedef struct search {

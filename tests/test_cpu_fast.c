@@ -993,7 +993,7 @@ END_TEST
 START_TEST(window_caps)
 {
     open_cpu_plugin();
-    lnet_plugin_device_desc desc;
+    lnet_plugin_device_desc desc = {.size = sizeof desc}; /* ABI 2: the caller's size */
     ck_assert_msg(cpu->describe(0, &desc) == 0, "describe: %s", cpu->last_error());
     ck_assert_msg(desc.caps & LNET_PLUGIN_CAP_WINDOWS, "caps 0x%x lack LNET_PLUGIN_CAP_WINDOWS",
                   desc.caps);

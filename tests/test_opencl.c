@@ -707,7 +707,7 @@ START_TEST(refusals)
     ocl->close(dev);
     free_problem(&p);
 
-    lnet_plugin_device_desc desc;
+    lnet_plugin_device_desc desc = {.size = sizeof desc}; /* ABI 2: the caller's size */
     ck_assert_int_eq(ocl->describe(_i, &desc), 0);
     ck_assert_msg(strncmp(desc.kernels, "fused", 5) == 0, "kernels '%s'", desc.kernels);
     ck_assert_msg(desc.caps & LNET_PLUGIN_CAP_WINDOWS, "caps %#x lack LNET_PLUGIN_CAP_WINDOWS",

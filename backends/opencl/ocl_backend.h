@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "longnet-plugin-check.h"
+#include "longnet-plugin-math.h" /* ceil division, head offsets */
 #include "longnet-plugin.h"
 
 /* ------------------------------------------------------------- errors */
@@ -146,13 +147,6 @@ int ocl_have_gemm(void);
  * device that used CLBlast empties CLBlast's caches. */
 void ocl_gemm_close(ocl_device *dev);
 
-/* The head offset of head h (DESIGN §1), as the kernels compute it. */
-static inline int64_t ocl_head_offset(int offsets, int64_t h, int64_t heads, int64_t r)
-{
-    if (offsets == LNET_PLUGIN_OFFSETS_GROUPED)
-        return h / ((heads + r - 1) / r);
-    return h % r;
-}
 
 /* Sources embedded at build time (scripts/embed-cl, ocl_kernels.c). */
 extern const char ocl_src_dilated_attention[];

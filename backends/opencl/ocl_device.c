@@ -175,10 +175,11 @@ int ocl_describe(int index, lnet_plugin_device_desc *desc)
     int st = ocl_check_index("describe", index);
     if (st)
         return st;
-    if (!desc)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl describe: desc is NULL");
+    if (lnet_plugin_desc_clear(desc))
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl describe: desc is NULL or its size %zu "
+                        "is smaller than ABI %u's %zu bytes", desc ? desc->size : (size_t)0,
+                        LNET_PLUGIN_ABI_VERSION, (size_t)LNET_PLUGIN_DESC_MIN_SIZE);
     const ocl_devinfo *d = &ocl_devices[index];
-    memset(desc, 0, sizeof *desc);
     snprintf(desc->name, sizeof desc->name, "%s", d->name);
     snprintf(desc->kind, sizeof desc->kind, "%s", d->kind);
     desc->memory_bytes = d->global_mem;
@@ -229,38 +230,29 @@ static int ocl_parse_options(const char *options, const ocl_devinfo *d, int *til
     /* tile_k is bounded here by local memory at D = 1; run_segment checks
      * it again for the job's D. */
     const size_t max_k = (size_t)(d->local_mem / (2 * sizeof(float)));
-    const char *p = options ? options : "";
-    while (*p) {
-        const char *item_end = strchr(p, ',');
-        size_t item_len = item_end ? (size_t)(item_end - p) : strlen(p);
-        const char *eq = memchr(p, '=', item_len);
-        size_t key_len = eq ? (size_t)(eq - p) : item_len;
-        if (item_len > 0) {
-            char value[64];
-            size_t value_len = eq ? item_len - key_len - 1 : 0;
-            int is_q = eq && key_len == 6 && strncmp(p, "tile_q", 6) == 0;
-            int is_k = eq && key_len == 6 && strncmp(p, "tile_k", 6) == 0;
-            int is_f = eq && key_len == 5 && strncmp(p, "fused", 5) == 0;
-            if (!is_q && !is_k && !is_f)
-                return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                                "opencl open: unknown device option '%.*s' in \"%.200s\" (the "
-                                "opencl backend takes tile_q=N, tile_k=N and fused=tiled|rows)",
-                                (int)(key_len < 200 ? key_len : 200), p, options);
-            if (value_len >= sizeof value)
-                return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                                "opencl open: the value of '%.*s' is too long in \"%.200s\"",
-                                (int)key_len, p, options);
-            memcpy(value, eq + 1, value_len);
-            value[value_len] = '\0';
-            int st = is_f   ? ocl_parse_variant("device options", value, variant)
-                     : is_q ? ocl_parse_tile("tile_q", "device options", value, d->max_wg, tile_q)
-                            : ocl_parse_tile("tile_k", "device options", value, max_k, tile_k);
-            if (st)
-                return st;
-        }
-        p += item_len;
-        if (*p == ',')
-            p++;
+    const char *p = options;
+    lnet_plugin_option o;
+    while (lnet_plugin_next_option(&p, &o)) {
+        char value[64];
+        int is_q = o.value && lnet_plugin_option_is(&o, "tile_q");
+        int is_k = o.value && lnet_plugin_option_is(&o, "tile_k");
+        int is_f = o.value && lnet_plugin_option_is(&o, "fused");
+        if (!is_q && !is_k && !is_f)
+            return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                            "opencl open: unknown device option '%.*s' in \"%.200s\" (the "
+                            "opencl backend takes tile_q=N, tile_k=N and fused=tiled|rows)",
+                            (int)(o.key_len < 200 ? o.key_len : 200), o.key, options);
+        if (o.value_len >= sizeof value)
+            return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                            "opencl open: the value of '%.*s' is too long in \"%.200s\"",
+                            (int)o.key_len, o.key, options);
+        memcpy(value, o.value, o.value_len);
+        value[o.value_len] = '\0';
+        int st = is_f   ? ocl_parse_variant("device options", value, variant)
+                 : is_q ? ocl_parse_tile("tile_q", "device options", value, d->max_wg, tile_q)
+                        : ocl_parse_tile("tile_k", "device options", value, max_k, tile_k);
+        if (st)
+            return st;
     }
     const char *env;
     int st;

@@ -16,11 +16,6 @@
  * dimensions; larger grids are cut into several launches. */
 #define OCL_MAX_GROUPS_YZ 65535
 
-static int64_t ceil_div64(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
 /* The program for the job's D with tiles the compiled kernel can run: a
  * driver may allow a kernel fewer work-items than the device maximum (many
  * registers); then a chosen tile_q shrinks, an overridden one is an error. */
@@ -101,7 +96,7 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window
     int64_t span = w < N ? w : N;
     if (span > job->row_end - job->row_begin)
         span = job->row_end - job->row_begin;
-    const int64_t q_tiles = ceil_div64(ceil_div64(span, r), tile_q);
+    const int64_t q_tiles = lnet_plugin_ceil_div(lnet_plugin_ceil_div(span, r), tile_q);
     const int64_t n_bh = job->batch * job->heads;
 
     cl_kernel kern = rows_kernel ? prog->fused_rows : prog->fused;

@@ -288,17 +288,12 @@ static int ocl_gemm_run_batch(ocl_device *dev, const ocl_program *prog, const ln
     return LNET_PLUGIN_OK;
 }
 
-static int64_t ceil_div64(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
 /* The selected indices j (row first + j*r) with lo <= row < hi: [*a, *b). */
 static void ocl_sel_range(int64_t first, int64_t r, int64_t n_sel, int64_t lo, int64_t hi,
                           int64_t *a, int64_t *b)
 {
-    *a = lo > first ? ceil_div64(lo - first, r) : 0;
-    *b = hi > first ? ceil_div64(hi - first, r) : 0;
+    *a = lo > first ? lnet_plugin_ceil_div(lo - first, r) : 0;
+    *b = hi > first ? lnet_plugin_ceil_div(hi - first, r) : 0;
     if (*b > n_sel)
         *b = n_sel;
 }
@@ -322,7 +317,7 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
     const int64_t s_first = job->row_begin / w, s_last = (job->row_end - 1) / w;
     for (int64_t b = 0; b < job->batch; b++)
         for (int64_t h = 0; h < job->heads; h++) {
-            const int64_t o = ocl_head_offset(job->offsets, h, job->heads, r);
+            const int64_t o = lnet_plugin_head_offset(job->offsets, h, job->heads, r);
             /* Runs of segments with the same query and key ranges: the
              * whole segments inside the range and windows form one, the
              * ones at their edges and a ragged last segment their own. */
@@ -332,7 +327,7 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
                 if (s <= s_last) {
                     const int64_t start = s * w, end = (w > N - start) ? N : start + w;
                     const int64_t first = start + o;
-                    const int64_t n_sel = first < end ? ceil_div64(end - first, r) : 0;
+                    const int64_t n_sel = first < end ? lnet_plugin_ceil_div(end - first, r) : 0;
                     int64_t j_hi, k_hi;
                     ocl_sel_range(first, r, n_sel, job->row_begin, job->row_end, &cur.j_lo, &j_hi);
                     ocl_sel_range(first, r, n_sel, win->kv_base, win->kv_base + win->kv_rows,

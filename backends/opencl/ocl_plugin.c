@@ -275,6 +275,29 @@ static int ocl_run_segment(void *device, const lnet_segment_job *job)
                     strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
 }
 
+/* Whether a job could run here (ABI 2): float32, and a kernel this build
+ * has (gemm needs CLBlast). Tile and head-dim limits are checked when a
+ * program is built, with their own messages. */
+static int ocl_supports(void *device, const lnet_segment_job *job)
+{
+    (void)device;
+    if (!job) {
+        ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl supports: job is NULL");
+        return 0;
+    }
+    if (LNET_PLUGIN_JOB_DTYPE(job) != LNET_PLUGIN_DTYPE_F32) {
+        ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "%s", lnet_plugin_dtype_unsupported(job));
+        return 0;
+    }
+    const char *kernel = job->kernel && job->kernel[0] ? job->kernel : "fused";
+    if (strcmp(kernel, "fused") == 0 || (strcmp(kernel, "gemm") == 0 && ocl_have_gemm()))
+        return 1;
+    ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "no kernel '%.200s' (it has: %s)%s", kernel,
+             ocl_have_gemm() ? "fused,gemm" : "fused",
+             strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
+    return 0;
+}
+
 /* -------------------------------------------------------------- entry */
 
 static const lnet_plugin ocl_plugin = {
@@ -296,6 +319,7 @@ static const lnet_plugin ocl_plugin = {
     .synchronize = ocl_synchronize,
     .last_error = ocl_last_error,
     .buffer_write_async = ocl_buffer_write_async,
+    .supports = ocl_supports,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
