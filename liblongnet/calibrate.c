@@ -94,8 +94,8 @@ static void cache_put(lnet_context *ctx, int device, uint64_t key, double weight
 
 /* One device's rows per second: a warm-up run (program builds, thread
  * pools, page faults), then a timed one, on zero inputs of batch 1. */
-static lnet_status measure(lnet_context *ctx, const lnet_graph *full, int device, int64_t rows,
-                           const char *kernel, double *weight)
+static lnet_status measure(lnet_context *ctx, const lnet_graph *full, const lnet_worker_spec *spec,
+                           int64_t rows, const char *kernel, double *weight)
 {
     lnet_graph g = *full;
     g.batch = 1;
@@ -113,7 +113,8 @@ static lnet_status measure(lnet_context *ctx, const lnet_graph *full, int device
         return lnet_fail(LNET_ERR_NOMEM, "out of memory for the calibration run (%lld rows)",
                          (long long)rows);
     lnet_devlist one = {.n = 1, .weighted = 1};
-    one.items[0] = (lnet_worker_spec){device, 1.0};
+    one.items[0] = *spec;
+    one.items[0].weight = 1.0;
     lnet_status st = LNET_OK;
     double t = 0;
     for (int run = 0; run < 2 && !st; run++) {
@@ -142,8 +143,12 @@ lnet_status lnet_calibrate(lnet_context *ctx, const lnet_graph *g, const char *k
     for (int i = 0; i < list->n; i++) {
         lnet_worker_spec *w = &list->items[i];
         double weight = 0;
-        if (!cache_find(ctx, w->device, key, &weight)) {
-            lnet_status st = measure(ctx, g, w->device, rows, kernel, &weight);
+        /* Options change a device's speed (tiles, threads): part of the key. */
+        uint64_t wkey = key;
+        for (const char *c = w->options; *c; c++)
+            wkey = (wkey ^ (unsigned char)*c) * 1099511628211ull;
+        if (!cache_find(ctx, w->device, wkey, &weight)) {
+            lnet_status st = measure(ctx, g, w, rows, kernel, &weight);
             if (st) {
                 /* A device that cannot run the calibration is left out,
                  * with a warning, as failover would leave it out. */
@@ -158,7 +163,7 @@ lnet_status lnet_calibrate(lnet_context *ctx, const lnet_graph *g, const char *k
                 }
                 continue;
             }
-            cache_put(ctx, w->device, key, weight);
+            cache_put(ctx, w->device, wkey, weight);
         }
         list->items[kept] = *w;
         list->items[kept].weight = weight;

@@ -344,15 +344,26 @@ lnet_status lnet_device_fail(const lnet_device *dev, int status, const char *wha
                      e && e[0] ? e : "failed without a message");
 }
 
-lnet_status lnet_device_acquire(lnet_context *ctx, int i, lnet_device **out)
+lnet_status lnet_device_acquire(lnet_context *ctx, int i, const char *options, lnet_device **out)
 {
     lnet_device *dev = lnet_context_dev(ctx, i);
+    if (!options)
+        options = "";
     pthread_mutex_lock(&dev->lock);
+    if (dev->handle && strcmp(dev->options, options) != 0) {
+        /* Other options than the handle was opened with: the plugin takes
+         * options only in open(), so the device is opened again. */
+        lnet_plugins_lock();
+        dev->plugin->close(dev->handle);
+        lnet_plugins_unlock();
+        dev->handle = NULL;
+    }
     if (!dev->handle) {
         /* open: one thread at a time across contexts (the SDK's promise);
          * the registry lock is taken after the device's, never before. */
+        snprintf(dev->options, sizeof dev->options, "%s", options);
         lnet_plugins_lock();
-        int rc = dev->plugin->open(dev->backend_index, NULL, &dev->handle);
+        int rc = dev->plugin->open(dev->backend_index, options[0] ? options : NULL, &dev->handle);
         lnet_plugins_unlock();
         if (rc != 0 || !dev->handle) {
             dev->handle = NULL;

@@ -13,6 +13,7 @@ typedef struct lnet_device {
     int backend_index;
     lnet_plugin_device_desc desc;
     void *handle;          /* opened on first use, closed with the context */
+    char options[128];     /* the device options the handle was opened with */
     pthread_mutex_t lock;  /* the plugin ABI allows one thread per device */
 } lnet_device;
 
@@ -50,8 +51,11 @@ struct lnet_context {
  * so far never change index). */
 lnet_device *lnet_context_dev(const lnet_context *ctx, int i);
 
-/* Opens device i if needed and locks it for the calling thread. */
-lnet_status lnet_device_acquire(lnet_context *ctx, int i, lnet_device **out);
+/* Opens device i if needed, with `options` (NULL or "" for none; a handle
+ * open with other options is closed and opened again), and locks it for
+ * the calling thread. Bad options give LNET_ERR_INVALID with the plugin's
+ * message. */
+lnet_status lnet_device_acquire(lnet_context *ctx, int i, const char *options, lnet_device **out);
 void lnet_device_release(lnet_device *dev);
 
 /* Turns a failed plugin call into an lnet_status whose message names the

@@ -1,10 +1,13 @@
-/* devlist.c — device lists: "cpu", "cpu,opencl:0", "cpu=1,opencl:0=3". */
+/* devlist.c — device lists: "cpu", "cpu,opencl:0", "cpu=1,opencl:0=3",
+ * with device options for a plugin's open() in braces:
+ * "opencl:0{tile_q=32,tile_k=16}=3". */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +53,73 @@ static lnet_status parse_weight(const char *list, const char *entry, const char 
     return LNET_OK;
 }
 
+/* Where the entry starting at p ends: the next ',' outside braces (device
+ * options hold commas of their own: "opencl:0{tile_q=32,tile_k=16}"). */
+static const char *entry_end(const char *p)
+{
+    int depth = 0;
+    for (; *p; p++) {
+        if (*p == '{')
+            depth++;
+        else if (*p == '}' && depth > 0)
+            depth--;
+        else if (*p == ',' && depth == 0)
+            return p;
+    }
+    return p;
+}
+
+/* Splits one entry "SPEC[{OPTIONS}][=WEIGHT]" (blanks trimmed) into its
+ * parts: the spec in place (NUL-terminated), options copied into `opt`,
+ * *weight_text pointing at the weight or NULL. */
+static lnet_status split_entry(const char *list, char *entry, char *opt, size_t opt_len,
+                               const char **weight_text)
+{
+    char echo[LNET_ECHO_LEN];
+    *weight_text = NULL;
+    opt[0] = '\0';
+    char *brace = strchr(entry, '{');
+    char *eq = strchr(entry, '=');
+    if (brace && (!eq || brace < eq)) {
+        char *close = strchr(brace, '}');
+        if (!close)
+            return lnet_fail(LNET_ERR_INVALID,
+                             "device list '%s': entry '%.60s' has no closing '}' after its "
+                             "device options", lnet_echo(list, echo), entry);
+        size_t n = (size_t)(close - brace - 1);
+        if (n >= opt_len)
+            return lnet_fail(LNET_ERR_INVALID,
+                             "device list '%s': the device options of '%.*s' are longer than %zu "
+                             "characters", lnet_echo(list, echo), (int)(brace - entry), entry,
+                             opt_len - 1);
+        if (memchr(brace + 1, '{', n))
+            return lnet_fail(LNET_ERR_INVALID,
+                             "device list '%s': entry '%.60s' has a '{' inside its device options",
+                             lnet_echo(list, echo), entry);
+        memcpy(opt, brace + 1, n);
+        opt[n] = '\0';
+        const char *after = close + 1;
+        while (*after == ' ' || *after == '\t')
+            after++;
+        if (*after == '=')
+            *weight_text = after + 1;
+        else if (*after)
+            return lnet_fail(LNET_ERR_INVALID,
+                             "device list '%s': '%.40s' after the device options of '%.*s' (only "
+                             "'=WEIGHT' may follow them)", lnet_echo(list, echo), after,
+                             (int)(brace - entry), entry);
+        *brace = '\0';
+    } else if (eq) {
+        *weight_text = eq + 1;
+        *eq = '\0';
+    }
+    /* The spec without blanks before '{' or '='. */
+    size_t len = strlen(entry);
+    while (len > 0 && (entry[len - 1] == ' ' || entry[len - 1] == '\t'))
+        entry[--len] = '\0';
+    return LNET_OK;
+}
+
 lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_devlist *out)
 {
     memset(out, 0, sizeof *out);
@@ -59,11 +129,11 @@ lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_d
     int with_weight = 0;
     const char *p = list;
     for (;;) {
-        const char *end = strchr(p, ',');
-        const char *b = p, *e = end ? end : p + strlen(p);
+        const char *end = entry_end(p);
+        const char *b = p, *e = end;
         trim(&b, &e);
         size_t len = (size_t)(e - b);
-        char entry[128];
+        char entry[256];
         if (len == 0)
             return lnet_fail(LNET_ERR_INVALID, "device list '%s': entry %d is empty",
                              lnet_echo(list, echo), out->n + 1);
@@ -76,24 +146,25 @@ lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_d
         memcpy(entry, b, len);
         entry[len] = '\0';
         lnet_worker_spec *w = &out->items[out->n];
-        char *eq = strchr(entry, '=');
-        if (eq) {
-            const char *wb = eq + 1, *we = entry + len;
+        const char *wtext;
+        lnet_status st = split_entry(list, entry, w->options, sizeof w->options, &wtext);
+        if (st)
+            return st;
+        if (wtext) {
+            char weight[64];
+            const char *wb = wtext, *we = wtext + strlen(wtext);
             trim(&wb, &we);
-            *(char *)we = '\0';
-            const char *sb = entry, *se = eq;
-            trim(&sb, &se);
-            *(char *)se = '\0';
-            lnet_status st = parse_weight(list, entry, wb, &w->weight);
+            snprintf(weight, sizeof weight, "%.*s", (int)(we - wb), wb);
+            st = parse_weight(list, entry, weight, &w->weight);
             if (st)
                 return st;
             with_weight++;
         }
-        lnet_status st = lnet_context_find_device(ctx, entry, &w->device);
+        st = lnet_context_find_device(ctx, entry, &w->device);
         if (st)
             return st;
         out->n++;
-        if (!end)
+        if (!*end)
             break;
         p = end + 1;
     }

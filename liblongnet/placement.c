@@ -43,15 +43,19 @@ static void probe_job(lnet_segment_job *j, const lnet_graph *g, const lnet_graph
     }
 }
 
-/* 1 if device i supports every level's job; 0 with the reason in why. */
-static int device_supports(lnet_context *ctx, int i, const lnet_graph *g, const char *kernel,
-                           int split, char *why, size_t len)
+/* 1 if device i supports every level's job; 0 with the reason in why; -1
+ * when it cannot be opened with its options (the error is set). */
+static int device_supports(lnet_context *ctx, int i, const char *options, const lnet_graph *g,
+                           const char *kernel, int split, char *why, size_t len)
 {
     lnet_device *probe = lnet_context_dev(ctx, i);
     if (!probe->plugin->supports)
         return 1; /* no slot: every float32 job is supported (ABI 2's rule) */
     lnet_device *dev;
-    if (lnet_device_acquire(ctx, i, &dev) != LNET_OK) {
+    lnet_status st = lnet_device_acquire(ctx, i, options, &dev);
+    if (st == LNET_ERR_INVALID)
+        return -1; /* bad device options: the caller's mistake, refused as such */
+    if (st != LNET_OK) {
         /* A device that cannot even open is a fault, not a lack: the
          * scheduler meets it as before (failover, or the error itself). */
         (void)why;
@@ -81,8 +85,10 @@ lnet_status lnet_devlist_place(lnet_context *ctx, const lnet_graph *g, const cha
     char why[LNET_MAX_WORKERS][256];
     int ok[LNET_MAX_WORKERS], kept = 0;
     for (int i = 0; i < list->n; i++) {
-        ok[i] = device_supports(ctx, list->items[i].device, g, kernel, split, why[i],
-                                sizeof why[i]);
+        ok[i] = device_supports(ctx, list->items[i].device, list->items[i].options, g, kernel,
+                                split, why[i], sizeof why[i]);
+        if (ok[i] < 0)
+            return LNET_ERR_INVALID;
         kept += ok[i];
     }
     if (kept == list->n)

@@ -243,6 +243,7 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
             b = prev;
         lnet_worker *w = &p->w[i];
         w->device = specs[i].device;
+        w->options = specs[i].options;
         w->weight = specs[i].weight;
         w->begin = prev;
         w->end = b;

@@ -376,7 +376,7 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
     const int64_t a = w->begin, b = w->end;
     const int whole = a == 0 && b == g->rows;
     lnet_device *dev;
-    lnet_status st = lnet_device_acquire(ctx, w->device, &dev);
+    lnet_status st = lnet_device_acquire(ctx, w->device, w->options, &dev);
     if (st)
         return st;
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0}, rk = {0}, rv = {0};

@@ -15,9 +15,14 @@
 #define LNET_MAX_WORKERS 64
 
 /* One entry of a device list: "opencl:0=3". weight 0: to be measured. */
+/* Device options of a list entry ("opencl:0{tile_q=32}"), as the plugin's
+ * open() takes them; "" for none. */
+#define LNET_MAX_DEVICE_OPTIONS 128
+
 typedef struct lnet_worker_spec {
     int device;    /* index in the context */
     double weight;
+    char options[LNET_MAX_DEVICE_OPTIONS];
 } lnet_worker_spec;
 
 typedef struct lnet_devlist {
@@ -54,6 +59,7 @@ typedef struct lnet_step {
 
 typedef struct lnet_worker {
     int device;                 /* index in the context */
+    const char *options;        /* its device options (the spec's), "" for none */
     double weight;
     int64_t begin, end;         /* its chunk of rows; begin == end: none */
     int windows;                /* the device honours row windows */

@@ -238,6 +238,47 @@ START_TEST(unsupported_device_gets_no_work)
 }
 END_TEST
 
+/* Device options from the API (plugin ABI 2): "cpu{threads=1}" reaches
+ * the plugin's open(); the answer is the plain device's; options with
+ * commas of their own sit in braces inside a list; a device asked for with
+ * other options is opened again with them; a bad option is refused with
+ * the plugin's message, never failed over. */
+START_TEST(device_options_from_the_api)
+{
+    logbook book = {0};
+    lnet_context *ctx = make_context(2, NULL, &book);
+    uint64_t r = 21;
+    problem p;
+    make_problem(&p, &r, 1, 192, 3, 8);
+    ck_assert_int_eq(lnet_config_parse_levels(p.cfg, "32,64", "1,2"), LNET_OK);
+    check_same(ctx, &p, "cpu{threads=1}", LNET_ALGORITHM_AUTO, "cpu{threads=1}");
+    check_same(ctx, &p, "cpu{threads=2,simd=generic}", LNET_ALGORITHM_AUTO, "two options");
+    check_same(ctx, &p, "cpu{threads=1}=1, faulty:0{simd=generic}=2", LNET_ALGORITHM_GATHER,
+               "options in a weighted list");
+    check_same(ctx, &p, "faulty:0{threads=1},faulty:1", LNET_ALGORITHM_RING,
+               "options in a calibrated list");
+
+    static const struct { const char *list, *want; } bad[] = {
+        {"cpu{threads=0}", "threads"},
+        {"cpu{colour=blue}", "unknown device option 'colour'"},
+        {"cpu{threads=1", "no closing '}'"},
+        {"cpu{threads=1}x", "only '=WEIGHT' may follow"},
+        {"cpu{a{b}}", "'{' inside its device options"},
+        {"faulty:0=1,cpu{colour=blue}=1", "unknown device option 'colour'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lnet_tensor *o = NULL, *l = NULL;
+        lnet_status st = run(ctx, &p, bad[i].list, LNET_ALGORITHM_AUTO, &o, &l);
+        ck_assert_msg(st == LNET_ERR_INVALID && strstr(lnet_last_error(), bad[i].want),
+                      "%s: %s: %s", bad[i].list, lnet_status_name(st), lnet_last_error());
+        lnet_tensor_free(o);
+        lnet_tensor_free(l);
+    }
+    free_problem(&p);
+    lnet_context_free(ctx);
+}
+END_TEST
+
 START_TEST(device_lists_refused)
 {
     logbook book = {0};
@@ -394,6 +435,7 @@ int main(void)
     tcase_add_test(tc, every_device_fails);
     tcase_add_test(tc, device_lists_refused);
     tcase_add_test(tc, unsupported_device_gets_no_work);
+    tcase_add_test(tc, device_options_from_the_api);
     tcase_add_test(tc, bytes_independent_of_n);
     tcase_add_test(tc, cpu_backend_as_two_devices);
     tcase_add_test(tc, cpu_devices_clamped_to_cores);

@@ -125,10 +125,10 @@ void cli_parser_init(cli_parser *p, int argc, char **argv, const cli_option *opt
  * given to a flag, an empty value, a stray argument). */
 int cli_next_option(cli_parser *p);
 
-/* The entry of a device list ("cpu, opencl:0=3") that starts at `p`: its
- * spec without the weight and without surrounding blanks, into spec (an
- * empty entry gives ""). Returns where the next entry starts, or NULL when
- * this was the last. */
+/* The entry of a device list ("cpu, opencl:0{tile_q=32}=3") that starts
+ * at `p`: its spec without options, weight and surrounding blanks, into
+ * spec (an empty entry gives ""). Returns where the next entry starts, or
+ * NULL when this was the last. */
 const char *cli_next_device_spec(const char *p, char *spec, size_t len);
 
 /* ---------------------------------------------------------------- files */

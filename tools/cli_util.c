@@ -295,12 +295,25 @@ int cli_next_option(cli_parser *p)
 
 const char *cli_next_device_spec(const char *p, char *spec, size_t len)
 {
-    const char *comma = strchr(p, ',');
+    /* The entry ends at a ',' outside braces: device options have their
+     * own commas ("opencl:0{tile_q=32,tile_k=16}"). */
+    const char *comma = NULL;
+    for (int depth = 0, i = 0; p[i] && !comma; i++) {
+        if (p[i] == '{')
+            depth++;
+        else if (p[i] == '}' && depth > 0)
+            depth--;
+        else if (p[i] == ',' && depth == 0)
+            comma = p + i;
+    }
     const char *end = comma ? comma : p + strlen(p);
     const char *b = p, *e = end;
-    const char *eq = memchr(p, '=', (size_t)(end - p));
-    if (eq)
-        e = eq;
+    /* The spec is what comes before the options or the weight. */
+    for (const char *c = p; c < end; c++)
+        if (*c == '{' || *c == '=') {
+            e = c;
+            break;
+        }
     while (b < e && (*b == ' ' || *b == '\t'))
         b++;
     while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
