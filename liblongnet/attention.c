@@ -42,6 +42,19 @@ static lnet_status check_inputs(const lnet_tensor *q, const lnet_tensor *k,
                              others[i].name,
                              lnet_shape_str(others[i].t->ndim, others[i].t->shape, a, sizeof a),
                              lnet_shape_str(q->ndim, q->shape, b, sizeof b));
+    const struct { const char *name; const lnet_tensor *t; } all[] = {{"k", k}, {"v", v}, {"out", out}};
+    for (int i = 0; i < 3; i++)
+        if (all[i].t->dtype != q->dtype)
+            return lnet_fail(LNET_ERR_INVALID, "attention: %s is %s but q is %s: one element type "
+                             "for Q, K, V and O", all[i].name, lnet_dtype_name(all[i].t->dtype),
+                             lnet_dtype_name(q->dtype));
+    if (!lnet_tensor_view_unaliased(out) || (lse && !lnet_tensor_view_unaliased(lse)))
+        return lnet_fail(LNET_ERR_INVALID, "attention: the %s view's strides make elements share "
+                         "a place; an output needs one place per element",
+                         !lnet_tensor_view_unaliased(out) ? "out" : "lse");
+    if (lse && lse->dtype != LNET_DTYPE_F32)
+        return lnet_fail(LNET_ERR_INVALID, "attention: lse is %s; the log-sum-exp is float32",
+                         lnet_dtype_name(lse->dtype));
     if (lse) {
         int64_t want[3] = {q->shape[0], q->shape[2], q->shape[1]};
         if (lse->ndim != 3 || lse->shape[0] != want[0] || lse->shape[1] != want[1] ||
@@ -85,6 +98,45 @@ static lnet_status devices_for(lnet_context *ctx, const lnet_graph *g, const lne
     return st;
 }
 
+/* The scheduler computes on dense float32 rows: views among the inputs
+ * are made dense here, once, and outputs that are views are computed
+ * densely and written back once at the end (nothing in between reads a
+ * caller's view). Dense float32 tensors pass through without a copy. */
+static lnet_status run_dense(lnet_context *ctx, const lnet_graph *g, const lnet_devlist *list,
+                             const lnet_run_options *o, const lnet_tensor *q,
+                             const lnet_tensor *k, const lnet_tensor *v, lnet_tensor *out,
+                             lnet_tensor *lse)
+{
+    const lnet_tensor *in[3] = {q, k, v};
+    lnet_tensor *dense[3] = {NULL, NULL, NULL}, *dout = NULL, *dlse = NULL;
+    int owned[3] = {0, 0, 0};
+    lnet_status st = LNET_OK;
+    for (int i = 0; i < 3 && !st; i++)
+        st = lnet_tensor_densify(in[i], &dense[i], &owned[i]);
+    /* An output that is a view is computed into a dense tensor first. */
+    if (!st)
+        st = out->data ? LNET_OK : lnet_tensor_create(out->ndim, out->shape, &dout);
+    /* The running LSE is needed to fold levels even when the caller does
+     * not want it. */
+    int64_t lse_shape[3] = {g->batch, g->heads, g->rows};
+    if (!st && (!lse || !lse->data))
+        st = lnet_tensor_create(3, lse_shape, &dlse);
+    if (!st)
+        st = lnet_sched_forward(ctx, g, list, o->algorithm, o->kernel, dense[0]->data,
+                                dense[1]->data, dense[2]->data, dout ? dout->data : out->data,
+                                dlse ? dlse->data : lse->data);
+    if (!st && dout)
+        lnet_tensor_scatter(out, dout);
+    if (!st && dlse && lse)
+        lnet_tensor_scatter(lse, dlse);
+    for (int i = 0; i < 3; i++)
+        if (owned[i])
+            lnet_tensor_free(dense[i]);
+    lnet_tensor_free(dout);
+    lnet_tensor_free(dlse);
+    return st;
+}
+
 lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
                                    const lnet_tensor *q, const lnet_tensor *k,
                                    const lnet_tensor *v, lnet_tensor *out, lnet_tensor *lse,
@@ -103,27 +155,12 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     st = lnet_graph_build(cfg, q->shape[0], q->shape[1], q->shape[2], q->shape[3], &g);
     if (st)
         return st;
+    g.dtype = q->dtype;
     lnet_devlist list;
     st = devices_for(ctx, &g, &o, &list);
     if (st)
         return st;
-
-    /* The running LSE is needed to fold levels even when the caller does
-     * not want it. */
-    size_t lse_bytes;
-    int64_t lse_shape[3] = {g.batch, g.heads, g.rows};
-    st = lnet_shape_bytes(3, lse_shape, NULL, &lse_bytes);
-    if (st)
-        return st;
-    float *lse_host = lse ? lse->data : malloc(lse_bytes);
-    if (!lse_host)
-        return lnet_fail(LNET_ERR_NOMEM, "out of memory allocating %zu bytes for the log-sum-exp",
-                         lse_bytes);
-    st = lnet_sched_forward(ctx, &g, &list, o.algorithm, o.kernel, q->data, k->data, v->data,
-                            out->data, lse_host);
-    if (!lse)
-        free(lse_host);
-    return st;
+    return run_dense(ctx, &g, &list, &o, q, k, v, out, lse);
 }
 
 lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,

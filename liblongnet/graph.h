@@ -25,6 +25,7 @@ typedef struct lnet_graph {
     int causal;
     int offsets;
     float scale;
+    lnet_dtype dtype;      /* of Q, K, V and O: what the devices are asked to support */
     int n_nodes;
     lnet_graph_node nodes[LNET_MAX_LEVELS];
 } lnet_graph;

@@ -22,9 +22,27 @@ struct lnet_tensor {
     int ndim;
     int64_t shape[LNET_MAX_DIMS];
     size_t numel;
-    float *data;
+    float *data;   /* dense float32 tensors: the elements; else NULL */
     int owns_data;
+    /* Views (tensor_view.c): any element type and strides. A dense float32
+     * tensor has dtype LNET_DTYPE_F32, dense = 1, C-order strides and
+     * base == data. */
+    lnet_dtype dtype;
+    int dense;
+    int64_t strides[LNET_MAX_DIMS]; /* in elements */
+    void *base;
 };
+
+/* Bytes of one element of `dtype` (0 for an unknown one). */
+size_t lnet_dtype_size(lnet_dtype dtype);
+/* A dense float32 copy of any float32 view (*out is src itself, not a
+ * copy, when src is dense already: *owned says which). */
+lnet_status lnet_tensor_densify(const lnet_tensor *src, lnet_tensor **out, int *owned);
+/* Copies a dense float32 tensor into a view of the same shape. */
+void lnet_tensor_scatter(lnet_tensor *dst, const lnet_tensor *dense);
+/* 1 when no two elements of the view share a place (an output must not). */
+int lnet_tensor_view_unaliased(const lnet_tensor *t);
+const char *lnet_dtype_name(lnet_dtype dtype);
 
 /* Overflow-checked size arithmetic: 0 on success, -1 if it would overflow. */
 static inline int lnet_mul_size(size_t a, size_t b, size_t *out)

@@ -58,6 +58,15 @@ const char *lnet_version(void);
  * outputs are [B, N, H, D]; the log-sum-exp is [B, H, N]. */
 typedef struct lnet_tensor lnet_tensor;
 
+/* Element types. Tensors of every type can be made and described; the
+ * attention calls run float32 (a call on another type is refused unless a
+ * listed device supports it: none of the in-tree backends does yet). */
+typedef enum lnet_dtype {
+    LNET_DTYPE_F32 = 0,
+    LNET_DTYPE_F16 = 1,
+    LNET_DTYPE_BF16 = 2
+} lnet_dtype;
+
 /* A new zero-filled tensor; shape entries must be >= 1. */
 lnet_status lnet_tensor_create(int ndim, const int64_t *shape, lnet_tensor **out);
 /* A tensor that borrows `data` (not freed by lnet_tensor_free). */
@@ -65,9 +74,26 @@ lnet_status lnet_tensor_wrap(float *data, int ndim, const int64_t *shape,
                              lnet_tensor **out);
 void lnet_tensor_free(lnet_tensor *t);
 
+/* A view that borrows `data`: elements of `dtype`, element (i0, i1, ...)
+ * at data + sum(i_k * strides[k]) elements. Strides are >= 0 (0 repeats an
+ * element along that axis: fine for inputs); the largest offset must fit
+ * in memory. A view given as an attention output must not alias itself
+ * (each element its own place): that is checked when it is used. */
+lnet_status lnet_tensor_wrap_strided(void *data, lnet_dtype dtype, int ndim,
+                                     const int64_t *shape, const int64_t *strides,
+                                     lnet_tensor **out);
+/* A new zero-filled dense tensor of `dtype`. */
+lnet_status lnet_tensor_create_dtype(lnet_dtype dtype, int ndim, const int64_t *shape,
+                                     lnet_tensor **out);
+lnet_dtype lnet_tensor_dtype(const lnet_tensor *t);
+int64_t lnet_tensor_stride(const lnet_tensor *t, int axis); /* in elements */
+/* 1 for a dense C-ordered tensor (of any dtype). */
+int lnet_tensor_is_dense(const lnet_tensor *t);
+
 int lnet_tensor_ndim(const lnet_tensor *t);
 int64_t lnet_tensor_dim(const lnet_tensor *t, int axis);
 size_t lnet_tensor_numel(const lnet_tensor *t);
+/* The elements of a dense float32 tensor; NULL for a view or another dtype. */
 float *lnet_tensor_data(lnet_tensor *t);
 const float *lnet_tensor_cdata(const lnet_tensor *t);
 

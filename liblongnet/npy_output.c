@@ -359,7 +359,8 @@ lnet_status lnet_npy_output_write(lnet_npy_output *o, const lnet_tensor *t)
     if (!o)
         return lnet_fail(LNET_ERR_INVALID, "lnet_npy_output_write: output is NULL");
     if (!t || !t->data)
-        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_output_write: tensor is NULL", o->path);
+        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_output_write: tensor is %s", o->path,
+                         t ? "not dense float32 (a view or another dtype: copy it first)" : "NULL");
     if (o->fd < 0 || o->written)
         return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_output_write: already written",
                          o->path);
@@ -432,7 +433,8 @@ lnet_status lnet_npy_save(const char *path, const lnet_tensor *t)
     if (!path)
         return lnet_fail(LNET_ERR_INVALID, "lnet_npy_save: path is NULL");
     if (!t || !t->data)
-        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_save: tensor is NULL", path);
+        return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_save: tensor is %s", path,
+                         t ? "not dense float32 (a view or another dtype: copy it first)" : "NULL");
     lnet_npy_output *o;
     lnet_status st = lnet_npy_output_create(path, &o);
     if (st)

@@ -33,7 +33,7 @@ static void probe_job(lnet_segment_job *j, const lnet_graph *g, const lnet_graph
     j->causal = g->causal;
     j->scale = g->scale;
     j->kernel = kernel;
-    j->dtype = LNET_PLUGIN_DTYPE_F32; /* the only element type tensors have yet */
+    j->dtype = (int)g->dtype; /* lnet_dtype and LNET_PLUGIN_DTYPE_* are the same numbers */
     if (split) {
         /* A split sequence gives each device windows of rows. */
         j->q_base = 0;
@@ -49,8 +49,15 @@ static int device_supports(lnet_context *ctx, int i, const char *options, const 
                            const char *kernel, int split, char *why, size_t len)
 {
     lnet_device *probe = lnet_context_dev(ctx, i);
-    if (!probe->plugin->supports)
-        return 1; /* no slot: every float32 job is supported (ABI 2's rule) */
+    if (!probe->plugin->supports) {
+        /* No slot: every float32 job is supported (ABI 2's rule), and
+         * nothing else. */
+        if (g->dtype == LNET_DTYPE_F32)
+            return 1;
+        snprintf(why, len, "%s jobs (its plugin has no supports slot: float32 only)",
+                 lnet_dtype_name(g->dtype));
+        return 0;
+    }
     lnet_device *dev;
     lnet_status st = lnet_device_acquire(ctx, i, options, &dev);
     if (st == LNET_ERR_INVALID)
@@ -63,6 +70,8 @@ static int device_supports(lnet_context *ctx, int i, const char *options, const 
         return 1;
     }
     int ok = 1;
+    _Static_assert(LNET_DTYPE_F16 == LNET_PLUGIN_DTYPE_F16 && LNET_DTYPE_BF16 == LNET_PLUGIN_DTYPE_BF16,
+                   "public and plugin dtypes must be the same numbers");
     for (int k = 0; ok && k < g->n_nodes; k++) {
         lnet_segment_job j;
         probe_job(&j, g, &g->nodes[k], kernel, split);

@@ -68,6 +68,14 @@ static lnet_status tensor_new(float *data, int ndim, const int64_t *shape, lnet_
     t->ndim = ndim;
     memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     t->numel = numel;
+    t->dtype = LNET_DTYPE_F32;
+    t->dense = 1;
+    /* C order; the products fit: numel did. */
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->strides[i] = stride;
+        stride *= shape[i];
+    }
     if (data) {
         t->data = data;
         t->owns_data = 0;
@@ -79,6 +87,7 @@ static lnet_status tensor_new(float *data, int ndim, const int64_t *shape, lnet_
         }
         t->owns_data = 1;
     }
+    t->base = t->data;
     *out = t;
     return LNET_OK;
 }
@@ -103,7 +112,7 @@ void lnet_tensor_free(lnet_tensor *t)
     if (!t)
         return;
     if (t->owns_data)
-        free(t->data);
+        free(t->base);
     free(t);
 }
 
