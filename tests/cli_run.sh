@@ -139,6 +139,12 @@ if "$LONGNET" info 2>/dev/null | grep -q '^ *opencl:0 '; then
     if grep -q 'pocl' /etc/OpenCL/vendors/*.icd 2>/dev/null; then
         check "run --device opencl:0 maps the PoCL driver" grep -qi 'file=[^ ]*pocl' ld_debug.txt
     fi
+    # A fresh program cache, so that the kernels are compiled: a quiet run
+    # prints nothing, not even the OpenCL compiler's warning count.
+    mkdir -p fresh-cache && chmod 700 fresh-cache
+    expect_ok env LONGNET_CACHE_DIR="$tmp/fresh-cache" "$LONGNET" run --q q.npy --k k.npy \
+        --v v.npy $LEVELS --device opencl:0 --out oocl2.npy --quiet
+    check "the fresh cache got the compiled program" test -n "$(ls fresh-cache)"
 else
     echo "SKIP: no opencl:0 device; only the cpu half of the lazy-probe check ran"
 fi

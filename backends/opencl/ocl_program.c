@@ -241,7 +241,11 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
 {
     char options[256];
     snprintf(options, sizeof options,
-             "-cl-std=CL1.2 -cl-mad-enable -D HEAD_DIM=%lld -D TILE_Q=%d -D TILE_K=%d",
+             /* -w: some compilers (PoCL's clang) print their warnings to
+              * the process's stderr ("83 warnings generated."), which
+              * would break a command's one-line-on-failure promise; a
+              * failed build still returns its log. */
+             "-cl-std=CL1.2 -cl-mad-enable -w -D HEAD_DIM=%lld -D TILE_Q=%d -D TILE_K=%d",
              (long long)dim, tile_q, tile_k);
     for (ocl_program *p = dev->programs; p; p = p->next)
         if (strcmp(p->options, options) == 0) {
