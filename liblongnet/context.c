@@ -98,6 +98,7 @@ static void describe_plugin(lnet_context *ctx, int r)
     lnet_plugins_lock();
     for (int d = 0; d < n; d++) {
         lnet_device *dev = &block[kept];
+        dev->ctx = ctx;
         dev->plugin = rec->table;
         dev->backend_index = d;
         dev->desc.size = sizeof dev->desc;
@@ -378,5 +379,13 @@ lnet_status lnet_device_acquire(lnet_context *ctx, int i, const char *options, l
 
 void lnet_device_release(lnet_device *dev)
 {
+    /* What the plugin had to say meanwhile (ABI 2's take_warning) goes to
+     * the user as a warning naming the device. */
+    const char *w = dev->plugin->take_warning ? dev->plugin->take_warning() : NULL;
+    if (w && w[0] && dev->ctx->log) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s:%d: %s", dev->plugin->name, dev->backend_index, w);
+        dev->ctx->log(LNET_LOG_WARNING, msg, dev->ctx->log_user);
+    }
     pthread_mutex_unlock(&dev->lock);
 }

@@ -9,6 +9,7 @@
 #include "plugin_loader.h"
 
 typedef struct lnet_device {
+    const lnet_context *ctx; /* whose log hears the plugin's warnings */
     const lnet_plugin *plugin;
     int backend_index;
     lnet_plugin_device_desc desc;

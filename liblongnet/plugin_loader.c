@@ -433,6 +433,8 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
         m->copy.run_segment_backward = NULL;
     if (!LNET_TABLE_HAS(t, get_proc_address))
         m->copy.get_proc_address = NULL;
+    if (!LNET_TABLE_HAS(t, take_warning))
+        m->copy.take_warning = NULL;
     m->table = &m->copy;
     m->refs = 1;
     m->next = modules;

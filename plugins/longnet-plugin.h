@@ -197,6 +197,14 @@ typedef struct lnet_plugin {
     /* ABI 2. Optional: a vendor extension by name (NULL when unknown), for
      * programs that know the vendor; the core never calls it. */
     void *(*get_proc_address)(const char *name);
+
+    /* ABI 2. Optional: a warning the plugin has for the user since it was
+     * last asked (the program cache it would not trust, say), or NULL.
+     * The core asks after each call on a device and logs the text, naming
+     * the device, through the context's log callback; a plugin never
+     * prints. The text stays valid until the next call of this slot; a
+     * warning is returned once. Called from any thread. */
+    const char *(*take_warning)(void);
 } lnet_plugin;
 
 /* The slots every plugin has (through last_error); those after them are

@@ -145,6 +145,15 @@ if "$LONGNET" info 2>/dev/null | grep -q '^ *opencl:0 '; then
     expect_ok env LONGNET_CACHE_DIR="$tmp/fresh-cache" "$LONGNET" run --q q.npy --k k.npy \
         --v v.npy $LEVELS --device opencl:0 --out oocl2.npy --quiet
     check "the fresh cache got the compiled program" test -n "$(ls fresh-cache)"
+    # A cache directory others may write is not used, and the user hears
+    # why once, as a warning naming the device (plugin ABI 2 take_warning).
+    mkdir -p open-cache && chmod 777 open-cache
+    env LONGNET_CACHE_DIR="$tmp/open-cache" "$LONGNET" run --q q.npy --k k.npy --v v.npy \
+        $LEVELS --device opencl:0 --out oocl3.npy --quiet >"$out" 2>"$err"
+    check "a run with an untrusted cache directory still succeeds" npy_ok oocl3.npy $((B * N * H * D))
+    check "it warns once that the cache is not used, naming the device" \
+        test "$(grep -c '^longnet run: warning: opencl:0: program cache not used' "$err")" -eq 1
+    check "nothing is written into the untrusted cache" test -z "$(ls open-cache)"
 else
     echo "SKIP: no opencl:0 device; only the cpu half of the lazy-probe check ran"
 fi

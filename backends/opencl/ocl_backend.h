@@ -143,6 +143,8 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 /* Whether jobs of head dimension `dim` run the fused kernel's rows form. */
 int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim);
 int ocl_have_gemm(void);
+/* The cache's once-per-process warning, for the table's take_warning. */
+const char *ocl_take_warning(void);
 /* Called by close after the device's queue has finished: the last open
  * device that used CLBlast empties CLBlast's caches. */
 void ocl_gemm_close(ocl_device *dev);

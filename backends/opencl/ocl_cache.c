@@ -91,10 +91,22 @@ int ocl_cache_dir(char *buf, size_t len)
     return ocl_mkdirs(buf);
 }
 
-/* Why the cache was not used, said once per process: the first reason goes
- * into the calling thread's last-error message, the plugin's only channel
- * (the ABI has no log slot; the run itself succeeds). */
+/* Why the cache was not used, said once per process: the first reason
+ * waits in ocl_cache_warning until the core takes it (take_warning, ABI 2)
+ * and logs it naming the device; it also stays in the calling thread's
+ * last-error message. */
 static atomic_flag ocl_cache_noticed = ATOMIC_FLAG_INIT;
+static char ocl_cache_warning[1200];
+static atomic_int ocl_cache_warning_ready;
+
+const char *ocl_take_warning(void)
+{
+    static _Thread_local char taken[sizeof ocl_cache_warning];
+    if (!atomic_exchange(&ocl_cache_warning_ready, 0))
+        return NULL;
+    snprintf(taken, sizeof taken, "%s", ocl_cache_warning);
+    return taken;
+}
 
 static void ocl_cache_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void ocl_cache_notice(const char *fmt, ...)
@@ -108,6 +120,9 @@ static void ocl_cache_notice(const char *fmt, ...)
     va_end(ap);
     ocl_fail(LNET_PLUGIN_OK, "opencl: warning: program cache not used, programs are built "
                              "from source: %s", msg);
+    snprintf(ocl_cache_warning, sizeof ocl_cache_warning,
+             "program cache not used, programs are built from source: %s", msg);
+    atomic_store(&ocl_cache_warning_ready, 1);
 }
 
 /* The cache directory, opened and checked (see the top of the file): its

@@ -320,6 +320,7 @@ static const lnet_plugin ocl_plugin = {
     .last_error = ocl_last_error,
     .buffer_write_async = ocl_buffer_write_async,
     .supports = ocl_supports,
+    .take_warning = ocl_take_warning,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);
