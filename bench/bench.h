@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "longnet.h"
+#include "sgemm_roofline.h"
 
 #define BENCH_PROG "longnet-bench"
 #define BENCH_MAX_LIST 64       /* entries of --lengths, --device, --kernel */
@@ -143,18 +144,22 @@ int bench_machine_add_groups(bench_machine *m, const char *devices, char *err, s
 /* --------------------------------------------------------------- roofline */
 
 typedef struct bench_roofline {
-    int available;      /* 0: built without OpenBLAS, or it failed */
-    char note[BENCH_TEXT_LEN];
+    int available;      /* 0: built without OpenBLAS, or every core failed */
+    char note[BENCH_TEXT_LEN]; /* the used core's OpenBLAS config, or why none */
     int n, threads;
     double median_ms, best_ms;
-    double gflops;      /* the roofline: 2 n^3 / best run */
+    double gflops;      /* the roofline: 2 n^3 / best run of the used core */
     double best_gflops;
+    sgemm_roofline sg;  /* every core type tried, OpenBLAS's own choice, the used one */
 } bench_roofline;
 
-/* OpenBLAS cblas_sgemm, n x n x n, all cores, in a forked child. */
+/* OpenBLAS cblas_sgemm, n x n x n, all cores, for each core type the CPU
+ * can run, each in its own process (sgemm_roofline.c); the fastest correct. */
 void bench_roofline_measure(bench_roofline *rl, int quiet);
-/* Keeps in rl the better of rl and again. */
-void bench_roofline_better(bench_roofline *rl, const bench_roofline *again);
+/* The used core once more, keeping the better run. */
+void bench_roofline_again(bench_roofline *rl, int quiet);
+/* The core type used ("" when none). */
+const char *bench_roofline_core(const bench_roofline *rl);
 
 /* ------------------------------------------------------------------- cells */
 
@@ -173,6 +178,7 @@ typedef struct bench_cell {
     double median_ms, min_ms, max_ms;
     double tokens_per_s, gflops;
     double sgemm_fraction;       /* NAN when not a CPU device or no roofline */
+    int sgemm_suspect;           /* the fraction is above 1.0: not believed */
     uint64_t peak_rss_bytes, qkvo_bytes;
     double max_abs_err;          /* NAN when not checked */
     int64_t check_length;
@@ -271,7 +277,7 @@ int bench_mkdirs(const char *dir);
 void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline *rl,
                         const bench_options *o);
 void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
-                       const char *sweep);
+                       const bench_roofline *rl, const char *sweep);
 int bench_write_csv(const char *path, const bench_results *res, const bench_machine *m,
                     const bench_roofline *rl, const char *sweep);
 int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,

@@ -77,20 +77,33 @@ check "the table has a causal and a non-causal cell" \
 check "the header states how FLOPs are counted" grep -q '4\*D FLOPs per (query, key) pair' "$out"
 check "the output says where the CSV went" grep -q '^csv: m.csv' "$out"
 
-header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
+header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,sgemm_core,sgemm_suspect,sgemm_suspect_reason,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
 check "m.csv exists" test -s m.csv
 check "m.csv has the header" sh -c "grep -v '^#' m.csv | head -n 1 | grep -qx '$header'"
 check "m.csv has two ok rows" sh -c "grep -c '^matrix,cpu:0,.*,ok,' m.csv | grep -qx 2"
 check "m.csv describes the machine" grep -q '^# machine: ' m.csv
 check "m.csv describes the device" grep -q '^# device: cpu:0' m.csv
 check "m.csv names the roofline" grep -q '^# roofline: ' m.csv
+if grep -q '^# roofline: none' m.csv; then
+    echo "built without OpenBLAS: the roofline's metadata is not checked"
+else
+    check "m.csv names the core used" grep -q '^# roofline_core: [A-Za-z]' m.csv
+    check "m.csv names OpenBLAS's own choice" grep -q '^# roofline_openblas_choice: [A-Za-z]' m.csv
+    check "m.csv says the roofline was checked" grep -q '^# roofline_checked: yes' m.csv
+    check "m.csv lists the core types tried" grep -q '^# roofline_tried: own choice ' m.csv
+    check "m.csv says what OPENBLAS_CORETYPE was inherited" \
+        grep -q '^# roofline_environment: OPENBLAS_CORETYPE' m.csv
+    check "the table header names the core used" grep -q "^roofline .*, core [A-Za-z]" "$out"
+    check "the table header names OpenBLAS's own choice" grep -q "OpenBLAS's own choice: [A-Za-z]" "$out"
+fi
 # The exact pair count: 64/1 gives 4 segments of 64 rows, 128/2 gives 2 of 64.
 check "pairs are counted exactly (non-causal 24576)" grep -q ',64/1 128/2,24576,' m.csv
 check "pairs are counted exactly (causal 12480)" grep -q ',64/1 128/2,12480,' m.csv
 check "m.json exists" test -s m.json
 for key in longnet_bench machine cpu_model cores memory_bytes longnet_version devices \
     plugins kernels roofline settings cells stops median_ms tokens_per_s gflops \
-    sgemm_fraction peak_rss_bytes max_abs_err pass; do
+    sgemm_fraction sgemm_core sgemm_suspect sgemm_suspect_reason peak_rss_bytes max_abs_err \
+    pass core openblas_choice checked inherited_coretype candidates; do
     check "m.json has \"$key\"" grep -q "\"$key\":" m.json
 done
 if command -v python3 >/dev/null 2>&1; then
@@ -102,6 +115,45 @@ fi
 # shellcheck disable=SC2086
 expect_ok "$LONGNET_BENCH" --matrix $tiny --kernel reference --causal yes --csv r.csv
 check "the reference kernel's error is 0" grep -q ',reference,custom,.*,128,0,[0-9.]*,ok,' r.csv
+
+# ------------------------------------------------- a roofline too slow
+# The test hook makes the bench measure only OpenBLAS's Prescott (SSE3)
+# kernels, as OpenBLAS itself does on a CPU it does not know, and an
+# inherited OPENBLAS_CORETYPE must not change what is measured. Whether the
+# fast kernel beats Prescott SGEMM is a matter of speed, which tests do not
+# assert: every fraction above 1.0 must be flagged and no other, and where
+# none is above 1.0 this run says so.
+if ! grep -q '^# roofline: none' m.csv; then
+    LONGNET_BENCH_SGEMM_CORES=Prescott OPENBLAS_CORETYPE=Haswell "$LONGNET_BENCH" --matrix \
+        --device cpu --kernel fast --config dense --lengths 2048 --heads 1 --causal no \
+        --repeat 1 --warmup 1 --check-length 128 --quiet --csv s.csv --json s.json \
+        >"$out" 2>"$err"
+    check "a slow roofline is not a failure" test $? -eq 0
+    check "the hook's core is the one used" grep -q '^# roofline_core: Prescott' s.csv
+    check "the inherited OPENBLAS_CORETYPE is reported and ignored" \
+        grep -q '^# roofline_environment: OPENBLAS_CORETYPE=Haswell inherited, ignored' s.csv
+    check "the JSON names the core used" grep -q '"core": "Prescott"' s.json
+    check "the JSON names OpenBLAS's own choice" grep -q '"openblas_choice": "[A-Za-z]' s.json
+    if command -v python3 >/dev/null 2>&1; then
+        check "every fraction above 1.0 is flagged in the JSON, with its reason, and no other" \
+            python3 -c "
+import json, sys
+d = json.load(open('s.json'))
+for c in d['cells']:
+    f = c['sgemm_fraction']
+    if f is None or bool(c['sgemm_suspect']) != (f > 1.0) or bool(c['sgemm_suspect_reason']) != (f > 1.0):
+        sys.exit(1)"
+    fi
+    fraction=$(awk -F, '!/^#/ && $1 == "matrix" { print $25 }' s.csv)
+    if awk -v f="$fraction" 'BEGIN { exit !(f > 1.0) }'; then
+        check "a fraction above 1.0 is marked suspect in the table" grep -q '% suspect' "$out"
+        check "the table says why it is suspect" grep -q '^suspect: 1 fraction above 1.0' "$out"
+        check "the CSV flags it" grep -q ',Prescott,1,"above 1.0' s.csv
+    else
+        echo "the fast kernel ran at $fraction of Prescott SGEMM here: nothing to flag"
+        check "a fraction at most 1.0 is not marked suspect" sh -c "! grep -q 'suspect' '$out'"
+    fi
+fi
 
 # ---------------------------------------------------------------- budget
 # shellcheck disable=SC2086
