@@ -26,9 +26,11 @@
 /* The built-in configurations of issue 5, and one from the command line. */
 typedef enum bench_config_kind {
     BENCH_CFG_PAPER = 0,   /* segments 2048..32768, dilations 1,2,4,6,12, H 12 D 64 */
-    BENCH_CFG_FIGURE5 = 1, /* segments 2048*4^k <= N, dilation w/2048, H 1 D 64 */
+    BENCH_CFG_FIGURE5 = 1, /* the paper's Figure 5: segments 2048, the tokens per
+                            * device and N, dilation w/2048, H 1 D 64 */
     BENCH_CFG_DENSE = 2,   /* one level w = N, r = 1 */
-    BENCH_CFG_CUSTOM = 3   /* --segments / --dilations */
+    BENCH_CFG_CUSTOM = 3,  /* --segments / --dilations */
+    BENCH_CFG_SCALING = 4  /* segments 2048*4^k <= N, dilation w/2048, H 1 D 64 */
 } bench_config_kind;
 
 typedef struct bench_levels {
@@ -39,9 +41,10 @@ typedef struct bench_levels {
 
 const char *bench_config_name(bench_config_kind kind);
 int bench_config_parse(const char *name, bench_config_kind *out);
-/* The levels of `kind` for a sequence of N tokens (`custom` is the user's). */
-void bench_config_levels(bench_config_kind kind, int64_t n, const bench_levels *custom,
-                         bench_levels *out);
+/* The levels of `kind` for a sequence of N tokens split over `members`
+ * devices (1 unless a device group; `custom` is the user's). */
+void bench_config_levels(bench_config_kind kind, int64_t n, int members,
+                         const bench_levels *custom, bench_levels *out);
 /* The small instance the error check runs: every segment capped at `small`
  * tokens, every dilation at its capped segment (DESIGN §1: r <= w). */
 void bench_levels_cap(const bench_levels *in, int64_t small, bench_levels *out);
@@ -62,7 +65,7 @@ double bench_flops(double pairs, int64_t dim);
 typedef struct bench_options {
     const char *devices;  /* comma-separated specs, NULL: every device */
     const char *kernels;  /* comma-separated names, "all", NULL: the default set */
-    bench_config_kind configs[4];
+    bench_config_kind configs[5];
     int nconfigs;
     bench_levels custom;  /* --segments/--dilations */
     int64_t heads, dim;   /* 0: the configuration's own */
@@ -78,8 +81,10 @@ typedef struct bench_options {
     uint64_t max_memory;  /* bytes of Q, K, V and O */
     int64_t check_length; /* error-check instance length; 0: no check */
     const char *csv, *json, *outdir;
-    int run_matrix, run_figure5;
-    int64_t figure5_max_length;
+    int run_matrix, run_figure5, run_scaling;
+    int64_t tokens_per_batch;   /* Figure 5's T (B = T/N); 0: planned from the budgets */
+    int64_t scaling_max_length; /* the scaling sweep's longest N */
+    char tokens_why[BENCH_TEXT_LEN]; /* how T was chosen */
     int quiet;            /* no progress on stderr */
 } bench_options;
 
@@ -164,7 +169,7 @@ const char *bench_roofline_core(const bench_roofline *rl);
 /* ------------------------------------------------------------------- cells */
 
 typedef struct bench_cell {
-    char sweep[16];              /* "matrix" or "figure5" */
+    char sweep[16];              /* "matrix", "figure5" or "scaling" */
     int device;                  /* index into bench_machine.devices */
     char kernel[BENCH_NAME_LEN];
     bench_config_kind config;
@@ -283,10 +288,26 @@ int bench_write_csv(const char *path, const bench_results *res, const bench_mach
 int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,
                      const bench_roofline *rl, const bench_options *o);
 
-/* Figure 5: outdir/figure5.{csv,json,gp,png,svg}; returns 0, or 1 after an
- * error was printed. `drawn` receives the image paths written ("" if none). */
-int bench_figure5_write(const char *outdir, const bench_results *res,
+/* Figure 5 or the scaling plot (sweep "figure5" or "scaling"):
+ * outdir/SWEEP.{csv,gp,png,svg}; returns 0, or 1 after an error was
+ * printed. `drawn` receives the image paths written ("" if none). */
+int bench_figure5_write(const char *sweep, const char *outdir, const bench_results *res,
                         const bench_machine *m, const bench_roofline *rl,
                         const bench_options *o, char *drawn, size_t len);
+
+/* ------------------------------------------------------ Figure 5's plan */
+
+/* The device-and-kernel pairs a sweep runs (each owns a budget share). */
+int bench_count_dk(const bench_options *o, const bench_machine *m);
+/* The devices of a spec's group (1 for a single device). */
+int bench_device_members(const bench_device *d);
+/* Figure 5's token budget T: --tokens-per-batch, or the largest power of
+ * two whose Q, K, V, O fit --max-memory and whose dilated line is predicted
+ * to fit half of the fastest device-and-kernel's share of --max-seconds
+ * (rates from the matrix's dense cells, else from the roofline).
+ * `why` says how it was chosen (bench_figure5_plan.c). */
+int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
+                             const bench_roofline *rl, const bench_results *res, char *why,
+                             size_t len);
 
 #endif /* LNET_BENCH_H */

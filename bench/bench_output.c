@@ -289,6 +289,10 @@ int bench_write_json(const char *path, const bench_results *res, const bench_mac
     bench_json_kv_num(f, "    ", "max_seconds", o->max_seconds, &first);
     bench_json_kv_num(f, "    ", "max_memory_bytes", (double)o->max_memory, &first);
     bench_json_kv_num(f, "    ", "check_length", (double)o->check_length, &first);
+    bench_json_kv_num(f, "    ", "figure5_tokens_per_batch",
+                      o->run_figure5 ? (double)o->tokens_per_batch : NAN, &first);
+    bench_json_kv_str(f, "    ", "figure5_tokens_why", o->run_figure5 ? o->tokens_why : "",
+                      &first);
     bench_json_kv_str(f, "    ", "check_against", "cpu kernel reference", &first);
     bench_json_kv_str(f, "    ", "flops", "4 * dim per (query, key) pair actually scored "
                 "(causal: key <= query)", &first);

@@ -6,8 +6,8 @@
  * after a warm-up, for OpenBLAS's own core type and for each core type the
  * CPU can run, each in its own process and checked on sampled entries
  * (sgemm_roofline.c); the fastest correct one is kept. Measured at the start
- * and the used core again at the end (bench_roofline_better keeps the
- * better).
+ * and the used core again at the end (bench_roofline_again keeps the
+ * better run).
  *
  * Attention does the same multiply-adds as GEMM (Q.K^T and P.V) plus a
  * softmax, so a well-tuned kernel's GFLOP/s is naturally read as a fraction

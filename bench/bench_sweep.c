@@ -32,6 +32,7 @@ typedef struct series {
     int causal;
     int64_t heads, dim;
     int dk;      /* its device-and-kernel, which owns a share of the budget */
+    int members; /* devices of its group: 1 unless a group */
     int stopped;
     int has_last;
     double last_run_s, last_setup_s, last_pairs; /* previous cell */
@@ -110,10 +111,10 @@ static int selected_devices(const bench_options *o, const bench_machine *m, int 
 static void config_shape(bench_config_kind kind, const char *sweep, const bench_options *o,
                          int64_t *heads, int64_t *dim)
 {
-    /* Issue 5: paper H 12, figure5 H 1, both D 64; dense takes the shape of
-     * what it is compared with: H 12 in the matrix, H 1 in Figure 5. */
-    int one_head = kind == BENCH_CFG_FIGURE5 ||
-                   (kind == BENCH_CFG_DENSE && strcmp(sweep, "figure5") == 0);
+    /* paper H 12, figure5 and scaling H 1, all D 64; dense takes the shape
+     * of what it is compared with: H 12 in the matrix, H 1 in the plots. */
+    int one_head = kind == BENCH_CFG_FIGURE5 || kind == BENCH_CFG_SCALING ||
+                   (kind == BENCH_CFG_DENSE && strcmp(sweep, "matrix") != 0);
     *heads = o->heads ? o->heads : one_head ? 1 : 12;
     *dim = o->dim ? o->dim : 64;
 }
@@ -166,6 +167,7 @@ static int build_series(const char *sweep, const bench_config_kind *configs, int
                 for (int cm = 0; cm < o->ncausal; cm++) {
                     series *x = &s[n++];
                     x->device = dev[i];
+                    x->members = bench_device_members(&m->devices[dev[i]]);
                     snprintf(x->kernel, sizeof x->kernel, "%s", names[k]);
                     x->config = configs[c];
                     x->causal = o->causal_modes[cm];
@@ -200,11 +202,13 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     snprintf(c->pass, sizeof c->pass, "forward");
     c->causal = s->causal;
     c->offsets = o->offsets;
-    c->batch = o->batch;
+    /* Figure 5 holds the tokens per batch: B = T / N. */
+    c->batch = strcmp(sweep, "figure5") == 0 && o->tokens_per_batch >= length
+                   ? o->tokens_per_batch / length : o->batch;
     c->length = length;
     c->heads = s->heads;
     c->dim = s->dim;
-    bench_config_levels(s->config, length, &o->custom, &c->levels);
+    bench_config_levels(s->config, length, s->members, &o->custom, &c->levels);
     c->pairs = bench_pairs(&c->levels, c->batch, length, c->heads, c->causal, c->offsets);
     c->flops = bench_flops(c->pairs, c->dim);
     c->repeats = o->repeat;
@@ -404,6 +408,25 @@ out:
     free(rate);
     free(s);
     return bench_interrupted() ? -1 : 0;
+}
+
+int bench_count_dk(const bench_options *o, const bench_machine *m)
+{
+    series *s = NULL;
+    bench_config_kind any = BENCH_CFG_DENSE;
+    int n = build_series("figure5", &any, 1, o, m, &s), ndk = 0;
+    for (int i = 0; i < n; i++)
+        ndk = s[i].dk + 1 > ndk ? s[i].dk + 1 : ndk;
+    free(s);
+    return ndk;
+}
+
+int bench_device_members(const bench_device *d)
+{
+    int n = 1;
+    for (const char *p = d->run_spec; *p; p++)
+        n += *p == ',';
+    return n;
 }
 
 int bench_check_selection(const bench_options *o, const bench_machine *m)

@@ -41,7 +41,7 @@ tiny="--device cpu --lengths 256 --repeat 1 --warmup 0 --heads 1 --dim 16
 expect_ok "$LONGNET_BENCH" --help
 for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
     --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
-    --outdir --figure5 --matrix; do
+    --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length; do
     check "--help describes $opt" grep -q -e "$opt" "$out"
 done
 expect_ok "$LONGNET_BENCH" --version
@@ -59,6 +59,8 @@ bench_fail "'12Q'" 1 "$LONGNET_BENCH" --max-memory 12Q
 bench_fail "dilation" 1 "$LONGNET_BENCH" --segments 64,128 --dilations 2,4
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu,tpu
 bench_fail "'turbo'" 1 "$LONGNET_BENCH" --device cpu --kernel turbo
+bench_fail "power of two" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 12288
+bench_fail "less than 8192" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 4096
 
 bench_fail "needs two devices" 1 "$LONGNET_BENCH" --device cpu+
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu+tpu
@@ -171,13 +173,21 @@ bench_fail "no-such-dir/m.csv" 1 "$LONGNET_BENCH" --matrix $tiny --csv no-such-d
 check "no temporary file is left behind" sh -c "! ls -a | grep -q tmp"
 
 # --------------------------------------------------------- a tiny Figure 5
-expect_ok "$LONGNET_BENCH" --figure5 --device cpu --figure5-max-length 8192 --heads 1 \
+# T = 16384 tokens per batch: N = 8192 with B = 2, N = 16384 with B = 1.
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu --tokens-per-batch 16384 --heads 1 \
     --dim 16 --repeat 1 --warmup 0 --check-length 128 --quiet --outdir f5
 check "figure5.csv exists" test -s f5/figure5.csv
 check "figure5.csv has the header" sh -c "grep -v '^#' f5/figure5.csv | head -n 1 | grep -qx '$header'"
-check "figure5.csv has a dense row" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,' f5/figure5.csv
+check "figure5.csv has a vanilla row" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,' f5/figure5.csv
 check "figure5.csv has a dilated row" grep -q '^figure5,cpu:0,.*,fast,figure5,forward,1,' f5/figure5.csv
-check "figure5.gp exists" grep -q 'set logscale' f5/figure5.gp
+check "B = T/N: N=8192 runs with B=2" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,interleaved,2,8192,' f5/figure5.csv
+check "B = T/N: N=16384 runs with B=1" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,interleaved,1,16384,' f5/figure5.csv
+# One device: the tokens per device are N, so the levels are 2048 and N.
+check "the dilated levels are 2048 and N, 2048 rows each" \
+    grep -q '^figure5,cpu:0,.*,fast,figure5,.*,16384,1,16,2048/1 16384/8,' f5/figure5.csv
+check "the table names T" grep -q 'T = 16384 tokens per batch' "$out"
+check "figure5.gp exists" grep -q 'set logscale x 2' f5/figure5.gp
+check "figure5.gp says what was held constant" grep -q 'T = 16384 tokens per batch held constant' f5/figure5.gp
 if command -v gnuplot >/dev/null 2>&1; then
     check "the output says where the plot went" grep -q 'figure5.png and .*figure5.svg' "$out"
     check "figure5.png is a PNG" sh -c "head -c 4 f5/figure5.png | grep -q PNG"
@@ -185,5 +195,19 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     echo "gnuplot is not installed: the PNG and SVG are not checked"
 fi
+
+# A group of two: each member gets N/2 tokens, a third level.
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu+cpu --tokens-per-batch 8192 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --outdir f5g
+check "a group's dilated levels are 2048, N/2 and N" \
+    grep -q '^figure5,cpu+cpu,.*,figure5,.*,8192,1,16,2048/1 4096/2 8192/4,' f5g/figure5.csv
+
+# ------------------------------------------------------ the scaling plot
+expect_ok "$LONGNET_BENCH" --scaling --device cpu --scaling-max-length 8192 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 128 --quiet --outdir sc
+check "scaling.csv has a dense row with B=1" \
+    grep -q '^scaling,cpu:0,.*,fast,dense,forward,1,interleaved,1,8192,' sc/scaling.csv
+check "scaling.csv has a dilated row" grep -q '^scaling,cpu:0,.*,fast,scaling,' sc/scaling.csv
+check "scaling.gp is log-log" grep -q 'set logscale xy 2' sc/scaling.gp
 
 finish

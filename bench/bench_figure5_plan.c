@@ -1,0 +1,93 @@
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+/* bench_figure5_plan.c — Figure 5's token budget T when --tokens-per-batch
+ * is not given: the largest power of two that this machine's budgets allow.
+ *
+ * The paper holds T at 1 billion tokens; a bench that must finish in a
+ * minute on two cores cannot. Q, K, V and O take 16*T*H*D bytes whatever N
+ * is (B = T/N), so --max-memory bounds T directly. Time is predicted for
+ * the dilated line, the one the figure is about: its cost is nearly the
+ * same at every N, and it gets half of the fastest device-and-kernel's share
+ * of --max-seconds; vanilla attention, whose cost grows with N, takes what
+ * is left and the sweep's own budget cuts its longest lengths, and says so.
+ */
+#include <string.h>
+
+#include "bench.h"
+
+/* Seconds per (query, key) pair of the fastest device-and-kernel: from the
+ * matrix's dense cells when it ran, else half the SGEMM roofline's rate;
+ * 0 when neither is known. `from` names the source. */
+static double seconds_per_pair(const bench_options *o, const bench_roofline *rl,
+                               const bench_results *res, int64_t dim, const char **from)
+{
+    double best = 0;
+    for (int i = 0; i < res->ncells; i++) {
+        const bench_cell *c = &res->cells[i];
+        if (strcmp(c->sweep, "matrix") != 0 || c->config != BENCH_CFG_DENSE ||
+            strcmp(c->status, "ok") != 0 || c->pairs <= 0 || c->dim != dim)
+            continue;
+        double s = c->median_ms * 1e-3 / c->pairs;
+        if (best == 0 || s < best)
+            best = s;
+    }
+    (void)o;
+    if (best > 0) {
+        *from = "the fastest dense cell of the matrix";
+        return best;
+    }
+    if (rl->available && rl->gflops > 0) {
+        *from = "half the SGEMM roofline";
+        return 4.0 * (double)dim / (0.5 * rl->gflops * 1e9);
+    }
+    *from = "nothing measured";
+    return 0;
+}
+
+int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
+                             const bench_roofline *rl, const bench_results *res, char *why,
+                             size_t len)
+{
+    if (o->tokens_per_batch > 0) {
+        snprintf(why, len, "--tokens-per-batch");
+        return o->tokens_per_batch;
+    }
+    int64_t heads = o->heads ? o->heads : 1, dim = o->dim ? o->dim : 64;
+    const char *from;
+    double spp = seconds_per_pair(o, rl, res, dim, &from);
+    int ndk = bench_count_dk(o, m);
+    double allowed = o->max_seconds / (ndk > 0 ? ndk : 1) / 2;
+    int causal = o->causal_given ? o->causal_modes[0] : 1;
+    int modes = o->causal_given ? o->ncausal : 1;
+    int64_t best = 8192;
+    const char *limit = "the smallest T";
+    for (int64_t t = 8192; t <= (1LL << 30); t *= 2) {
+        uint64_t bytes = 16ull * (uint64_t)t * (uint64_t)heads * (uint64_t)dim;
+        if (bytes > o->max_memory) {
+            limit = "--max-memory";
+            break;
+        }
+        double seconds = 0;
+        for (int64_t n = 8192; n <= t; n *= 2) {
+            bench_levels lv;
+            bench_config_levels(BENCH_CFG_FIGURE5, n, 1, NULL, &lv);
+            seconds += (o->warmup + o->repeat) * modes * spp *
+                       bench_pairs(&lv, t / n, n, heads, causal, o->offsets);
+        }
+        if (spp > 0 && seconds > allowed) {
+            limit = "--max-seconds";
+            break;
+        }
+        best = t;
+        if (spp <= 0) { /* no rate: keep the figure small */
+            limit = "no rate known";
+            break;
+        }
+    }
+    snprintf(why, len, "the largest power of two that %s allows (the dilated line predicted "
+             "within %.0f s, half of the fastest device-and-kernel's share of --max-seconds "
+             "%.0f, at %.3g s per pair from %s; Q, K, V, O within --max-memory)", limit,
+             allowed, o->max_seconds, spp, from);
+    return best;
+}
