@@ -228,6 +228,10 @@ int bench_check_selection(const bench_options *o, const bench_machine *m);
  * signal 9") in err. */
 int bench_child_run(int (*fn)(void *arg, int fd), void *arg, char **data, size_t *len,
                     uint64_t *maxrss_bytes, char *err, size_t errlen);
+/* Children started from now on are killed after `seconds` (0: never);
+ * bench_child_timed_out() says whether the last one was. */
+void bench_child_timeout(double seconds);
+int bench_child_timed_out(void);
 /* SIGINT, SIGTERM, SIGHUP: kill the running child and let the bench stop
  * at the next cell (bench_interrupted() returns the signal) and clean up. */
 void bench_catch_signals(void);
@@ -253,12 +257,14 @@ typedef struct bench_progress {
 } bench_progress;
 
 void bench_progress_start(bench_progress *p, const char *sweep, int total, int quiet);
-/* Before a cell that is predicted to take long; after every cell once the
- * sweep has run a few seconds. `remaining_s` < 0: unknown. */
+/* Before a cell predicted to take long or not predicted at all
+ * (`predicted_s` < 0; it runs under `cutoff_s`); after every cell, with the
+ * time left (`remaining_s` < 0: unknown); skipped cells count as done. */
 void bench_progress_before(bench_progress *p, const bench_cell *c, const bench_machine *m,
-                           double predicted_s);
+                           double predicted_s, double cutoff_s);
 void bench_progress_after(bench_progress *p, const bench_cell *c, const bench_machine *m,
                           double remaining_s);
+void bench_progress_skip(bench_progress *p, int cells);
 /* "longnet-bench: budget: ..." and the line stored in res->stops. */
 void bench_note_stop(bench_results *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -35,8 +35,7 @@ typedef struct series {
     int members; /* devices of its group: 1 unless a group */
     int stopped;
     int has_last;
-    double last_run_s, last_setup_s, last_pairs; /* previous cell */
-    int64_t last_length;
+    double last_run_s, last_setup_s, last_pairs, last_tokens; /* previous cell */
 } series;
 
 /* 1 if `name` is an entry of the comma-separated `list`. */
@@ -219,15 +218,24 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     c->max_abs_err = NAN;
 }
 
+/* What a device-and-kernel has shown so far: the rate of its runs and the
+ * cost of a cell beyond them (process, plugin, compiling, error check). */
+typedef struct dk_history {
+    double s_per_pair, setup_s;
+    int known;
+} dk_history;
+
 /* Seconds the cell is expected to take, from its series' previous cell, or
- * from the last rate seen on its device and kernel; -1 if nothing is known. */
-static double predict(const series *s, const bench_cell *c, double fallback_s_per_pair)
+ * from what its device and kernel showed in another series; -1 if nothing
+ * is known (its first cell: it runs under a cut-off instead). */
+static double predict(const series *s, const bench_cell *c, const dk_history *h)
 {
+    double tokens = (double)c->batch * (double)c->length;
     if (s->has_last && s->last_pairs > 0)
         return s->last_run_s * (c->pairs / s->last_pairs) +
-               s->last_setup_s * ((double)c->length / (double)s->last_length);
-    if (fallback_s_per_pair > 0)
-        return fallback_s_per_pair * c->pairs * (c->warmups + c->repeats);
+               s->last_setup_s * (tokens / s->last_tokens);
+    if (h->known)
+        return h->s_per_pair * c->pairs * (c->warmups + c->repeats) + h->setup_s;
     return -1;
 }
 
@@ -257,6 +265,35 @@ static double fmt_gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
+/* "cpu:0 fast paper causal" */
+static void series_name(char *buf, size_t len, const char *sweep, const series *x,
+                        const bench_machine *m)
+{
+    snprintf(buf, len, "%s %s %s %s %s", sweep, m->devices[x->device].spec, x->kernel,
+             bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+}
+
+/* The plan, said before the first cell, so that the totals never change. */
+static void say_plan(const char *sweep, const series *s, int ns, int nlengths, int ndk,
+                     const bench_options *o, const bench_machine *m)
+{
+    if (o->quiet)
+        return;
+    char dks[BENCH_TEXT_LEN] = "";
+    for (int k = 0; k < ndk; k++)
+        for (int i = 0; i < ns; i++)
+            if (s[i].dk == k) {
+                size_t u = strlen(dks);
+                snprintf(dks + u, sizeof dks - u, "%s%s %s", k ? ", " : "",
+                         m->devices[s[i].device].spec, s[i].kernel);
+                break;
+            }
+    fprintf(stderr, "%s: %s: %d cells planned (%d series of %s, x %d length%s), "
+            "--max-seconds %.0f shared by %d device-and-kernel%s; a cell predicted to "
+            "overrun its share is skipped and said\n", BENCH_PROG, sweep, ns * nlengths, ns,
+            dks, nlengths, nlengths == 1 ? "" : "s", o->max_seconds, ndk, ndk == 1 ? "" : "s");
+}
+
 int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
                 const int64_t *lengths, int nlengths, const bench_options *o,
                 const bench_machine *m, const bench_roofline *rl, bench_results *res)
@@ -266,16 +303,16 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
     int ns = build_series(sweep, configs, nconfigs, o, m, &s);
     if (ns < 0)
         return -1;
-    double *rate = calloc((size_t)m->ndevices * 16 + 1, sizeof *rate); /* s per pair */
-    double any_rate = 0; /* the last rate of any device */
     int ndk = 0;
     for (int i = 0; i < ns; i++)
         ndk = s[i].dk + 1 > ndk ? s[i].dk + 1 : ndk;
+    dk_history *hist = calloc((size_t)ndk + 1, sizeof *hist);
     double *share = calloc((size_t)ndk + 1, sizeof *share);
     double *spent = calloc((size_t)ndk + 1, sizeof *spent);
     int *done_dk = calloc((size_t)ndk + 1, sizeof *done_dk);
     for (int i = 0; i < ndk; i++)
         share[i] = o->max_seconds / ndk;
+    say_plan(sweep, s, ns, nlengths, ndk, o, m);
     bench_progress prog;
     bench_progress_start(&prog, sweep, ns * nlengths, o->quiet);
 
@@ -288,16 +325,16 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             make_cell(&c, sweep, x, lengths[li], o);
             const bench_device *d = &m->devices[x->device];
             char what[BENCH_TEXT_LEN];
-            snprintf(what, sizeof what, "%s %s %s %s %s", sweep, d->spec, x->kernel,
-                     bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+            series_name(what, sizeof what, sweep, x, m);
             int left = nlengths - li;
+            double share_left = share[x->dk] - spent[x->dk];
             if (c.qkvo_bytes > o->max_memory) {
                 bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
                                 "take %.2f GiB, more than --max-memory %.2f GiB",
                                 what, (long long)c.length, fmt_gib(c.qkvo_bytes),
                                 fmt_gib(o->max_memory));
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
             if (d->memory_bytes > 0 && c.qkvo_bytes > d->memory_bytes) {
@@ -306,43 +343,71 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                                 (long long)c.length, fmt_gib(c.qkvo_bytes),
                                 fmt_gib(d->memory_bytes));
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
             if (bench_interrupted())
                 goto out;
-            double expect = predict(x, &c, rate[x->device]);
-            /* Only the share is enforced: a slow device that overran its
-             * own share (its first cell cannot be predicted) must not eat
-             * the others'. */
-            if (expect >= 0 && spent[x->dk] + expect > share[x->dk]) {
-                bench_note_stop(res, "budget: %s stops before N=%lld: it would take about "
-                                "%.0f s, %.0f s are left of its device-and-kernel's share "
-                                "(%.0f s) of --max-seconds %.0f", what, (long long)c.length,
-                                expect, share[x->dk] > spent[x->dk] ? share[x->dk] - spent[x->dk] : 0,
-                                share[x->dk], o->max_seconds);
+            double expect = predict(x, &c, &hist[x->dk]);
+            /* Each device-and-kernel keeps to its own share, so that a slow
+             * one cannot eat the others'. */
+            if (share_left <= 0 || (expect >= 0 && expect > share_left)) {
+                if (share_left <= 0)
+                    bench_note_stop(res, "budget: %s stops before N=%lld: its "
+                                    "device-and-kernel's share (%.0f s) of --max-seconds "
+                                    "%.0f is spent", what, (long long)c.length,
+                                    share[x->dk], o->max_seconds);
+                else
+                    bench_note_stop(res, "budget: %s stops before N=%lld: it would take "
+                                    "about %.0f s, %.0f s are left of its device-and-kernel's "
+                                    "share (%.0f s) of --max-seconds %.0f", what,
+                                    (long long)c.length, expect, share_left, share[x->dk],
+                                    o->max_seconds);
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
 
-            bench_progress_before(&prog, &c, m, expect);
+            bench_progress_before(&prog, &c, m, expect, share_left);
             double t0 = bench_now();
+            /* Nothing may run past the share: a cell that could not be
+             * predicted, or ran slower than predicted, is cut off there. */
+            bench_child_timeout(share_left);
             bench_cell_run(&c, m, o);
+            int cut = bench_child_timed_out();
+            if (!cut && strcmp(c.status, "ok") == 0) {
+                bench_child_timeout(share_left - (bench_now() - t0));
+                bench_cell_check(&c, m, o);
+            }
+            bench_child_timeout(0);
             if (bench_interrupted())
                 goto out;
-            bench_cell_check(&c, m, o);
-            spent[x->dk] += bench_now() - t0;
+            double took = bench_now() - t0;
+            spent[x->dk] += took;
+            if (cut) {
+                bench_note_stop(res, "budget: %s stops at N=%lld: cut off after %.0f s, the "
+                                "rest of its device-and-kernel's share (%.0f s) of "
+                                "--max-seconds %.0f%s", what, (long long)c.length, took,
+                                share[x->dk], o->max_seconds,
+                                expect < 0 ? " (its first cell: nothing to predict from)" : "");
+                x->stopped = 1;
+                bench_progress_skip(&prog, left);
+                continue;
+            }
             if (strcmp(c.status, "ok") == 0) {
                 double run_s = c.median_ms * 1e-3 * (c.warmups + c.repeats);
                 x->has_last = 1;
                 x->last_run_s = run_s;
-                x->last_setup_s = c.wall_s > run_s ? c.wall_s - run_s : 0;
+                /* Everything beyond the runs: process, plugin, compiling,
+                 * the error check; it recurs in every cell. */
+                x->last_setup_s = took > run_s ? took - run_s : 0;
                 x->last_pairs = c.pairs;
-                x->last_length = c.length;
-                if (c.pairs > 0)
-                    any_rate = rate[x->device] = c.median_ms * 1e-3 / c.pairs;
-
+                x->last_tokens = (double)c.batch * (double)c.length;
+                if (c.pairs > 0) {
+                    hist[x->dk].known = 1;
+                    hist[x->dk].s_per_pair = c.median_ms * 1e-3 / c.pairs;
+                    hist[x->dk].setup_s = x->last_setup_s;
+                }
             } else {
                 res->failures++;
                 cli_error("%s N=%lld failed: %s", what, (long long)c.length, c.message);
@@ -350,14 +415,15 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                     bench_note_stop(res, "%s stops after the failure at N=%lld", what,
                                     (long long)c.length);
                 x->stopped = 1;
-                prog.total -= left - 1;
+                bench_progress_skip(&prog, left - 1);
             }
             if (append(res, &c) != 0) {
                 cli_error("out of memory");
                 goto out;
             }
 
-            /* What is left: every remaining cell, predicted like this one. */
+            /* What is left: every remaining cell, predicted like this one,
+             * never more than the budget left. */
             double remaining = 0;
             for (int lj = li; lj < nlengths && remaining >= 0; lj++)
                 for (int sj = lj == li ? si + 1 : 0; sj < ns; sj++) {
@@ -365,21 +431,15 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                         continue;
                     bench_cell next;
                     make_cell(&next, sweep, &s[sj], lengths[lj], o);
-                    double e = predict(&s[sj], &next, rate[s[sj].device]);
-                    if (e < 0 && any_rate > 0) /* a device not seen yet: guess */
-                        e = any_rate * next.pairs * (next.warmups + next.repeats);
-                    if (e < 0) {
-                        remaining = -1;
-                        break;
-                    }
-                    remaining += e;
+                    double e = predict(&s[sj], &next, &hist[s[sj].dk]);
+                    double cap = share[s[sj].dk] - spent[s[sj].dk];
+                    remaining += e < 0 || e > cap ? (cap > 0 ? cap : 0) : e;
                 }
-            /* The budget stops the sweep before it all runs. */
             double budget_left = 0;
             for (int k = 0; k < ndk; k++)
                 budget_left += share[k] > spent[k] ? share[k] - spent[k] : 0;
             if (remaining > budget_left)
-                remaining = budget_left > 0 ? budget_left : 0;
+                remaining = budget_left;
             bench_progress_after(&prog, &c, m, remaining);
         }
         /* Hand the unused share of finished device-and-kernels on. */
@@ -402,10 +462,11 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 share[k] += freed / active;
     }
 out:
+    bench_child_timeout(0);
     free(share);
     free(spent);
     free(done_dk);
-    free(rate);
+    free(hist);
     free(s);
     return bench_interrupted() ? -1 : 0;
 }
