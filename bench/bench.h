@@ -308,9 +308,10 @@ int bench_count_dk(const bench_options *o, const bench_machine *m);
 /* The devices of a spec's group (1 for a single device). */
 int bench_device_members(const bench_device *d);
 /* Figure 5's token budget T: --tokens-per-batch, or the largest power of
- * two whose Q, K, V, O fit --max-memory and whose dilated line is predicted
- * to fit half of the fastest device-and-kernel's share of --max-seconds
- * (rates from the matrix's dense cells, else from the roofline).
+ * two whose Q, K, V, O fit --max-memory and whose dilated line and first
+ * two vanilla lengths are predicted to fit the fastest device-and-kernel's
+ * share of --max-seconds (rates from the matrix's dense cells, else from the
+ * roofline).
  * `why` says how it was chosen (bench_figure5_plan.c). */
 int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
                              const bench_roofline *rl, const bench_results *res, char *why,

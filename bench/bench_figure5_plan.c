@@ -8,9 +8,11 @@
  * minute on two cores cannot. Q, K, V and O take 16*T*H*D bytes whatever N
  * is (B = T/N), so --max-memory bounds T directly. Time is predicted for
  * the dilated line, the one the figure is about: its cost is nearly the
- * same at every N, and it gets half of the fastest device-and-kernel's share
- * of --max-seconds; vanilla attention, whose cost grows with N, takes what
- * is left and the sweep's own budget cuts its longest lengths, and says so.
+ * same at every N. T is the largest power of two for which the whole
+ * dilated line and vanilla attention's first two lengths (a line needs two
+ * points to show its growth) are predicted to fit the fastest
+ * device-and-kernel's share of --max-seconds; vanilla's cost grows with N,
+ * and the sweep's budget cuts its longer lengths, and says so.
  */
 #include <string.h>
 
@@ -57,7 +59,7 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
     const char *from;
     double spp = seconds_per_pair(o, rl, res, dim, &from);
     int ndk = bench_count_dk(o, m);
-    double allowed = o->max_seconds / (ndk > 0 ? ndk : 1) / 2;
+    double allowed = o->max_seconds / (ndk > 0 ? ndk : 1);
     int causal = o->causal_given ? o->causal_modes[0] : 1;
     int modes = o->causal_given ? o->ncausal : 1;
     int64_t best = 8192;
@@ -74,6 +76,11 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
             bench_config_levels(BENCH_CFG_FIGURE5, n, 1, NULL, &lv);
             seconds += (o->warmup + o->repeat) * modes * spp *
                        bench_pairs(&lv, t / n, n, heads, causal, o->offsets);
+            if (n <= 16384) {
+                bench_config_levels(BENCH_CFG_DENSE, n, 1, NULL, &lv);
+                seconds += (o->warmup + o->repeat) * modes * spp *
+                           bench_pairs(&lv, t / n, n, heads, causal, o->offsets);
+            }
         }
         if (spp > 0 && seconds > allowed) {
             limit = "--max-seconds";
@@ -85,9 +92,9 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
             break;
         }
     }
-    snprintf(why, len, "the largest power of two that %s allows (the dilated line predicted "
-             "within %.0f s, half of the fastest device-and-kernel's share of --max-seconds "
-             "%.0f, at %.3g s per pair from %s; Q, K, V, O within --max-memory)", limit,
-             allowed, o->max_seconds, spp, from);
+    snprintf(why, len, "the largest power of two that %s allows (the dilated line and "
+             "vanilla at N = 8K and 16K predicted within %.0f s, the fastest "
+             "device-and-kernel's share of --max-seconds %.0f, at %.3g s per pair from %s; "
+             "Q, K, V, O within --max-memory)", limit, allowed, o->max_seconds, spp, from);
     return best;
 }

@@ -265,6 +265,30 @@ static double fmt_gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
+/* In a plot (figure5, scaling) the first configuration is the line the
+ * figure is about (dilated): the seconds its series on the same
+ * device-and-kernel as `x` are predicted to need for their remaining
+ * lengths, which a cell of another configuration must leave to them. */
+static double reserve_for(const series *s, int ns, int si, int li, const int64_t *lengths,
+                          int nlengths, const char *sweep, const bench_config_kind main_config,
+                          const bench_options *o, const dk_history *hist)
+{
+    if (strcmp(sweep, "matrix") == 0 || s[si].config == main_config)
+        return 0;
+    double sum = 0;
+    for (int sj = 0; sj < ns; sj++) {
+        if (sj == si || s[sj].dk != s[si].dk || s[sj].config != main_config || s[sj].stopped)
+            continue;
+        for (int lj = sj < si ? li + 1 : li; lj < nlengths; lj++) {
+            bench_cell next;
+            make_cell(&next, sweep, &s[sj], lengths[lj], o);
+            double e = predict(&s[sj], &next, &hist[s[sj].dk]);
+            sum += e > 0 ? e : 0;
+        }
+    }
+    return sum;
+}
+
 /* "cpu:0 fast paper causal" */
 static void series_name(char *buf, size_t len, const char *sweep, const series *x,
                         const bench_machine *m)
@@ -349,10 +373,19 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             if (bench_interrupted())
                 goto out;
             double expect = predict(x, &c, &hist[x->dk]);
+            double reserve = reserve_for(s, ns, si, li, lengths, nlengths, sweep, configs[0],
+                                         o, hist);
             /* Each device-and-kernel keeps to its own share, so that a slow
              * one cannot eat the others'. */
-            if (share_left <= 0 || (expect >= 0 && expect > share_left)) {
-                if (share_left <= 0)
+            if (share_left <= 0 || (expect >= 0 && expect + reserve > share_left)) {
+                if (share_left > 0 && expect <= share_left)
+                    bench_note_stop(res, "budget: %s stops before N=%lld: it would take "
+                                    "about %.0f s of the %.0f s left of its "
+                                    "device-and-kernel's share (%.0f s), which keeps %.0f s "
+                                    "for the %s line's remaining lengths", what,
+                                    (long long)c.length, expect, share_left, share[x->dk],
+                                    reserve, bench_config_name(configs[0]));
+                else if (share_left <= 0)
                     bench_note_stop(res, "budget: %s stops before N=%lld: its "
                                     "device-and-kernel's share (%.0f s) of --max-seconds "
                                     "%.0f is spent", what, (long long)c.length,
