@@ -18,9 +18,13 @@
 
 #include "bench.h"
 
-/* Seconds per (query, key) pair of the fastest device-and-kernel: from the
- * matrix's dense cells when it ran, else half the SGEMM roofline's rate;
- * 0 when neither is known. `from` names the source. */
+#define SETUP_MARGIN 1.25 /* process, plugin, filling B x N inputs, the error check */
+
+/* Seconds per (query, key) pair of the fastest device-and-kernel: the mean
+ * over its dense cells of the matrix when it ran (a mean, not the best
+ * cell: on a shared machine the best is a moment nobody else ran), with a
+ * margin for the set-up; else half the SGEMM roofline's rate; 0 when
+ * neither is known. `from` names the source. */
 static double seconds_per_pair(const bench_options *o, const bench_roofline *rl,
                                const bench_results *res, int64_t dim, const char **from)
 {
@@ -30,13 +34,25 @@ static double seconds_per_pair(const bench_options *o, const bench_roofline *rl,
         if (strcmp(c->sweep, "matrix") != 0 || c->config != BENCH_CFG_DENSE ||
             strcmp(c->status, "ok") != 0 || c->pairs <= 0 || c->dim != dim)
             continue;
-        double s = c->median_ms * 1e-3 / c->pairs;
-        if (best == 0 || s < best)
-            best = s;
+        double sum = 0;
+        int n = 0;
+        for (int j = 0; j < res->ncells; j++) {
+            const bench_cell *d = &res->cells[j];
+            if (strcmp(d->sweep, "matrix") == 0 && d->config == BENCH_CFG_DENSE &&
+                strcmp(d->status, "ok") == 0 && d->pairs > 0 && d->dim == dim &&
+                d->device == c->device && strcmp(d->kernel, c->kernel) == 0) {
+                sum += d->median_ms * 1e-3 / d->pairs;
+                n++;
+            }
+        }
+        double mean = sum / n * SETUP_MARGIN;
+        if (best == 0 || mean < best)
+            best = mean;
     }
     (void)o;
     if (best > 0) {
-        *from = "the fastest dense cell of the matrix";
+        *from = "the matrix's dense cells of the fastest device-and-kernel (their mean, "
+                "with a 25% margin)";
         return best;
     }
     if (rl->available && rl->gflops > 0) {

@@ -267,7 +267,7 @@ static double fmt_gib(uint64_t b)
 
 /* In a plot (figure5, scaling) the first configuration is the line the
  * figure is about (dilated): the seconds its series on the same
- * device-and-kernel as `x` are predicted to need for their remaining
+ * device-and-kernel as s[si] are predicted to need for their remaining
  * lengths, which a cell of another configuration must leave to them. */
 static double reserve_for(const series *s, int ns, int si, int li, const int64_t *lengths,
                           int nlengths, const char *sweep, const bench_config_kind main_config,
@@ -373,8 +373,13 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             if (bench_interrupted())
                 goto out;
             double expect = predict(x, &c, &hist[x->dk]);
+            /* At most half of what is left: the dilated line may be
+             * predicted to use all of it (B = 1, N up to 16M), and the
+             * figure needs the other line too. */
             double reserve = reserve_for(s, ns, si, li, lengths, nlengths, sweep, configs[0],
                                          o, hist);
+            if (reserve > share_left / 2)
+                reserve = share_left > 0 ? share_left / 2 : 0;
             /* Each device-and-kernel keeps to its own share, so that a slow
              * one cannot eat the others'. */
             if (share_left <= 0 || (expect >= 0 && expect + reserve > share_left)) {

@@ -340,5 +340,6 @@ const char *sgemm_suspect_reason(double fraction)
     if (!(fraction > SGEMM_SUSPECT_FRACTION))
         return NULL;
     return "above 1.0 of SGEMM: attention does SGEMM's multiply-adds plus a softmax, so "
-           "the roofline is likely too slow (an OpenBLAS core type below this CPU?)";
+           "the roofline is likely too slow (an OpenBLAS core type below this CPU, or SGEMM "
+           "measured while other processes ran)";
 }
