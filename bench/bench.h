@@ -23,7 +23,7 @@
 
 /* ------------------------------------------------------------ configurations */
 
-/* The built-in configurations of issue 5, and one from the command line. */
+/* The built-in configurations, and one from the command line. */
 typedef enum bench_config_kind {
     BENCH_CFG_PAPER = 0,   /* segments 2048..32768, dilations 1,2,4,6,12, H 12 D 64 */
     BENCH_CFG_FIGURE5 = 1, /* the paper's Figure 5: segments 2048, the tokens per

@@ -1,7 +1,7 @@
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
-/* bench_config.c — the built-in configurations of issue 5 as levels for a
+/* bench_config.c — the built-in configurations as levels for a
  * given sequence length, and the small instance the error check runs. */
 #include <stdio.h>
 #include <string.h>

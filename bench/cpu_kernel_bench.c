@@ -2,7 +2,7 @@
 #include <config.h>
 #endif
 /* cpu_kernel_bench.c — the CPU backend's fast kernel against the machine's
- * roofline (issue 3). Prints plain tables:
+ * roofline. Prints plain tables:
  *
  *  (a) OpenBLAS SGEMM, n = 2048, all cores: GFLOP/s (best of runs) of the
  *      fastest correct core type (sgemm_roofline.c), which it names, with

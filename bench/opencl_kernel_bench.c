@@ -2,7 +2,7 @@
 #include <config.h>
 #endif
 /* opencl_kernel_bench.c — the OpenCL backend's kernels against the SGEMM
- * rooflines of the same machine (issue 4's targets):
+ * rooflines of the same machine:
  *
  *   OpenBLAS SGEMM, n = 2048, on the host            (GFLOP/s; the fastest
  *     correct core type of sgemm_roofline.c, named with OpenBLAS's own choice;
