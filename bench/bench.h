@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "longnet.h"
+#include "sgemm_roofline.h"
 
 #define BENCH_PROG "longnet-bench"
 #define BENCH_MAX_LIST 64       /* entries of --lengths, --device, --kernel */
@@ -22,12 +23,14 @@
 
 /* ------------------------------------------------------------ configurations */
 
-/* The built-in configurations of issue 5, and one from the command line. */
+/* The built-in configurations, and one from the command line. */
 typedef enum bench_config_kind {
     BENCH_CFG_PAPER = 0,   /* segments 2048..32768, dilations 1,2,4,6,12, H 12 D 64 */
-    BENCH_CFG_FIGURE5 = 1, /* segments 2048*4^k <= N, dilation w/2048, H 1 D 64 */
+    BENCH_CFG_FIGURE5 = 1, /* the paper's Figure 5: segments 2048, the tokens per
+                            * device and N, dilation w/2048, H 1 D 64 */
     BENCH_CFG_DENSE = 2,   /* one level w = N, r = 1 */
-    BENCH_CFG_CUSTOM = 3   /* --segments / --dilations */
+    BENCH_CFG_CUSTOM = 3,  /* --segments / --dilations */
+    BENCH_CFG_SCALING = 4  /* segments 2048*4^k <= N, dilation w/2048, H 1 D 64 */
 } bench_config_kind;
 
 typedef struct bench_levels {
@@ -38,9 +41,10 @@ typedef struct bench_levels {
 
 const char *bench_config_name(bench_config_kind kind);
 int bench_config_parse(const char *name, bench_config_kind *out);
-/* The levels of `kind` for a sequence of N tokens (`custom` is the user's). */
-void bench_config_levels(bench_config_kind kind, int64_t n, const bench_levels *custom,
-                         bench_levels *out);
+/* The levels of `kind` for a sequence of N tokens split over `members`
+ * devices (1 unless a device group; `custom` is the user's). */
+void bench_config_levels(bench_config_kind kind, int64_t n, int members,
+                         const bench_levels *custom, bench_levels *out);
 /* The small instance the error check runs: every segment capped at `small`
  * tokens, every dilation at its capped segment (DESIGN §1: r <= w). */
 void bench_levels_cap(const bench_levels *in, int64_t small, bench_levels *out);
@@ -61,7 +65,7 @@ double bench_flops(double pairs, int64_t dim);
 typedef struct bench_options {
     const char *devices;  /* comma-separated specs, NULL: every device */
     const char *kernels;  /* comma-separated names, "all", NULL: the default set */
-    bench_config_kind configs[4];
+    bench_config_kind configs[5];
     int nconfigs;
     bench_levels custom;  /* --segments/--dilations */
     int64_t heads, dim;   /* 0: the configuration's own */
@@ -77,8 +81,10 @@ typedef struct bench_options {
     uint64_t max_memory;  /* bytes of Q, K, V and O */
     int64_t check_length; /* error-check instance length; 0: no check */
     const char *csv, *json, *outdir;
-    int run_matrix, run_figure5;
-    int64_t figure5_max_length;
+    int run_matrix, run_figure5, run_scaling;
+    int64_t tokens_per_batch;   /* Figure 5's T (B = T/N); 0: planned from the budgets */
+    int64_t scaling_max_length; /* the scaling sweep's longest N */
+    char tokens_why[BENCH_TEXT_LEN]; /* how T was chosen */
     int quiet;            /* no progress on stderr */
 } bench_options;
 
@@ -143,23 +149,27 @@ int bench_machine_add_groups(bench_machine *m, const char *devices, char *err, s
 /* --------------------------------------------------------------- roofline */
 
 typedef struct bench_roofline {
-    int available;      /* 0: built without OpenBLAS, or it failed */
-    char note[BENCH_TEXT_LEN];
+    int available;      /* 0: built without OpenBLAS, or every core failed */
+    char note[BENCH_TEXT_LEN]; /* the used core's OpenBLAS config, or why none */
     int n, threads;
     double median_ms, best_ms;
-    double gflops;      /* the roofline: 2 n^3 / best run */
+    double gflops;      /* the roofline: 2 n^3 / best run of the used core */
     double best_gflops;
+    sgemm_roofline sg;  /* every core type tried, OpenBLAS's own choice, the used one */
 } bench_roofline;
 
-/* OpenBLAS cblas_sgemm, n x n x n, all cores, in a forked child. */
+/* OpenBLAS cblas_sgemm, n x n x n, all cores, for each core type the CPU
+ * can run, each in its own process (sgemm_roofline.c); the fastest correct. */
 void bench_roofline_measure(bench_roofline *rl, int quiet);
-/* Keeps in rl the better of rl and again. */
-void bench_roofline_better(bench_roofline *rl, const bench_roofline *again);
+/* The used core once more, keeping the better run. */
+void bench_roofline_again(bench_roofline *rl, int quiet);
+/* The core type used ("" when none). */
+const char *bench_roofline_core(const bench_roofline *rl);
 
 /* ------------------------------------------------------------------- cells */
 
 typedef struct bench_cell {
-    char sweep[16];              /* "matrix" or "figure5" */
+    char sweep[16];              /* "matrix", "figure5" or "scaling" */
     int device;                  /* index into bench_machine.devices */
     char kernel[BENCH_NAME_LEN];
     bench_config_kind config;
@@ -173,6 +183,7 @@ typedef struct bench_cell {
     double median_ms, min_ms, max_ms;
     double tokens_per_s, gflops;
     double sgemm_fraction;       /* NAN when not a CPU device or no roofline */
+    int sgemm_suspect;           /* the fraction is above 1.0: not believed */
     uint64_t peak_rss_bytes, qkvo_bytes;
     double max_abs_err;          /* NAN when not checked */
     int64_t check_length;
@@ -217,6 +228,10 @@ int bench_check_selection(const bench_options *o, const bench_machine *m);
  * signal 9") in err. */
 int bench_child_run(int (*fn)(void *arg, int fd), void *arg, char **data, size_t *len,
                     uint64_t *maxrss_bytes, char *err, size_t errlen);
+/* Children started from now on are killed after `seconds` (0: never);
+ * bench_child_timed_out() says whether the last one was. */
+void bench_child_timeout(double seconds);
+int bench_child_timed_out(void);
 /* SIGINT, SIGTERM, SIGHUP: kill the running child and let the bench stop
  * at the next cell (bench_interrupted() returns the signal) and clean up. */
 void bench_catch_signals(void);
@@ -242,12 +257,14 @@ typedef struct bench_progress {
 } bench_progress;
 
 void bench_progress_start(bench_progress *p, const char *sweep, int total, int quiet);
-/* Before a cell that is predicted to take long; after every cell once the
- * sweep has run a few seconds. `remaining_s` < 0: unknown. */
+/* Before a cell predicted to take long or not predicted at all
+ * (`predicted_s` < 0; it runs under `cutoff_s`); after every cell, with the
+ * time left (`remaining_s` < 0: unknown); skipped cells count as done. */
 void bench_progress_before(bench_progress *p, const bench_cell *c, const bench_machine *m,
-                           double predicted_s);
+                           double predicted_s, double cutoff_s);
 void bench_progress_after(bench_progress *p, const bench_cell *c, const bench_machine *m,
                           double remaining_s);
+void bench_progress_skip(bench_progress *p, int cells);
 /* "longnet-bench: budget: ..." and the line stored in res->stops. */
 void bench_note_stop(bench_results *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -271,16 +288,33 @@ int bench_mkdirs(const char *dir);
 void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline *rl,
                         const bench_options *o);
 void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
-                       const char *sweep);
+                       const bench_roofline *rl, const char *sweep);
 int bench_write_csv(const char *path, const bench_results *res, const bench_machine *m,
                     const bench_roofline *rl, const char *sweep);
 int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,
                      const bench_roofline *rl, const bench_options *o);
 
-/* Figure 5: outdir/figure5.{csv,json,gp,png,svg}; returns 0, or 1 after an
- * error was printed. `drawn` receives the image paths written ("" if none). */
-int bench_figure5_write(const char *outdir, const bench_results *res,
+/* Figure 5 or the scaling plot (sweep "figure5" or "scaling"):
+ * outdir/SWEEP.{csv,gp,png,svg}; returns 0, or 1 after an error was
+ * printed. `drawn` receives the image paths written ("" if none). */
+int bench_figure5_write(const char *sweep, const char *outdir, const bench_results *res,
                         const bench_machine *m, const bench_roofline *rl,
                         const bench_options *o, char *drawn, size_t len);
+
+/* ------------------------------------------------------ Figure 5's plan */
+
+/* The device-and-kernel pairs a sweep runs (each owns a budget share). */
+int bench_count_dk(const bench_options *o, const bench_machine *m);
+/* The devices of a spec's group (1 for a single device). */
+int bench_device_members(const bench_device *d);
+/* Figure 5's token budget T: --tokens-per-batch, or the largest power of
+ * two whose Q, K, V, O fit --max-memory and whose dilated line and first
+ * two vanilla lengths are predicted to fit the fastest device-and-kernel's
+ * share of --max-seconds (rates from the matrix's dense cells, else from the
+ * roofline).
+ * `why` says how it was chosen (bench_figure5_plan.c). */
+int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
+                             const bench_roofline *rl, const bench_results *res, char *why,
+                             size_t len);
 
 #endif /* LNET_BENCH_H */

@@ -12,6 +12,7 @@
  * its few pages are all a child inherits.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,19 @@
  * instead of leaving it running on the machine. */
 static volatile pid_t current_child;
 static volatile sig_atomic_t interrupted;
+/* The budget a child may use (0: none), and whether the last one overran. */
+static double timeout_s;
+static int timed_out;
+
+void bench_child_timeout(double seconds)
+{
+    timeout_s = seconds > 0 ? seconds : 0;
+}
+
+int bench_child_timed_out(void)
+{
+    return timed_out;
+}
 
 static void on_signal(int sig)
 {
@@ -102,7 +116,23 @@ int bench_child_run(int (*fn)(void *arg, int fd), void *arg, char **data, size_t
 
     size_t cap = 4096, used = 0;
     char *buf = malloc(cap + 1);
+    double deadline = timeout_s > 0 ? bench_now() + timeout_s : 0;
+    timed_out = 0;
     for (;;) {
+        /* A child past its budget is cut off: a cell whose first run cannot
+         * be predicted (a device never seen, a kernel that compiles for a
+         * minute) must not overrun the bench. */
+        if (deadline > 0 && !timed_out) {
+            double left = deadline - bench_now();
+            struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+            int ready = left > 0 ? poll(&pfd, 1, (int)(left * 1e3) + 1) : 0;
+            if (ready < 0 && errno == EINTR)
+                continue;
+            if (ready == 0) {
+                timed_out = 1;
+                kill(pid, SIGKILL);
+            }
+        }
         if (buf && used == cap) {
             char *bigger = realloc(buf, 2 * cap + 1);
             if (!bigger) {
@@ -143,6 +173,10 @@ int bench_child_run(int (*fn)(void *arg, int fd), void *arg, char **data, size_t
     *len = used;
     if (!buf) {
         snprintf(err, errlen, "out of memory reading the child's answer");
+        return -1;
+    }
+    if (timed_out) {
+        snprintf(err, errlen, "cut off after %.0f s: the budget left for it", timeout_s);
         return -1;
     }
     if (WIFSIGNALED(status)) {

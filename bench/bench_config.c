@@ -1,14 +1,14 @@
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
-/* bench_config.c — the built-in configurations of issue 5 as levels for a
+/* bench_config.c — the built-in configurations as levels for a
  * given sequence length, and the small instance the error check runs. */
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
 
-static const char *const config_names[] = { "paper", "figure5", "dense", "custom" };
+static const char *const config_names[] = { "paper", "figure5", "dense", "custom", "scaling" };
 
 const char *bench_config_name(bench_config_kind kind)
 {
@@ -17,7 +17,7 @@ const char *bench_config_name(bench_config_kind kind)
 
 int bench_config_parse(const char *name, bench_config_kind *out)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(name, config_names[i]) == 0) {
             *out = (bench_config_kind)i;
             return 0;
@@ -25,8 +25,19 @@ int bench_config_parse(const char *name, bench_config_kind *out)
     return -1;
 }
 
-void bench_config_levels(bench_config_kind kind, int64_t n, const bench_levels *custom,
-                         bench_levels *out)
+/* Adds level w with dilation w/2048 (2048 rows per segment), unless it is
+ * shorter than 2048 or not longer than the last one. */
+static void add_2048_rows(bench_levels *out, int64_t w)
+{
+    if (w < 2048 || out->n == LNET_MAX_LEVELS || (out->n > 0 && w <= out->w[out->n - 1]))
+        return;
+    out->w[out->n] = w;
+    out->r[out->n] = w / 2048;
+    out->n++;
+}
+
+void bench_config_levels(bench_config_kind kind, int64_t n, int members,
+                         const bench_levels *custom, bench_levels *out)
 {
     static const int64_t paper_w[] = { 2048, 4096, 8192, 16384, 32768 };
     static const int64_t paper_r[] = { 1, 2, 4, 6, 12 };
@@ -42,8 +53,17 @@ void bench_config_levels(bench_config_kind kind, int64_t n, const bench_levels *
         out->n = 5;
         break;
     case BENCH_CFG_FIGURE5:
-        /* 2048 rows per segment at every level, as in the paper's scaling
-         * experiment: the cost per token is constant, so latency is linear. */
+        /* The paper's §3.2: "up to 3 segment lengths, which are 2,048, the
+         * number of tokens per device, and the sequence length", each
+         * dilated to select 2048 rows per segment. A device of a group gets
+         * N / members tokens of each sequence; a lone device gets all N. */
+        add_2048_rows(out, 2048);
+        add_2048_rows(out, n / (members > 0 ? members : 1));
+        add_2048_rows(out, n);
+        break;
+    case BENCH_CFG_SCALING:
+        /* 2048 rows per segment at every level 2048*4^k <= N, B = 1: the
+         * cost per token is constant, so latency is linear in N. */
         for (int64_t w = 2048; out->n < LNET_MAX_LEVELS; w *= 4) {
             out->w[out->n] = w;
             out->r[out->n] = w / 2048;

@@ -59,6 +59,11 @@ int bench_cell_fields(const bench_cell *c, const bench_machine *m, const bench_r
     num(&f[n++], "gflops", ok ? c->gflops : unknown, "%.6g");
     num(&f[n++], "sgemm_gflops", rl->available ? rl->gflops : unknown, "%.6g");
     num(&f[n++], "sgemm_fraction", c->sgemm_fraction, "%.4f");
+    text(&f[n++], "sgemm_core", isnan(c->sgemm_fraction) ? "" : bench_roofline_core(rl));
+    num(&f[n++], "sgemm_suspect", isnan(c->sgemm_fraction) ? unknown : c->sgemm_suspect,
+        "%.0f");
+    text(&f[n++], "sgemm_suspect_reason",
+         c->sgemm_suspect ? sgemm_suspect_reason(c->sgemm_fraction) : "");
     num(&f[n++], "peak_rss_bytes", c->peak_rss_bytes ? (double)c->peak_rss_bytes : unknown,
         "%.0f");
     num(&f[n++], "qkvo_bytes", (double)c->qkvo_bytes, "%.0f");

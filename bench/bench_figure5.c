@@ -1,14 +1,17 @@
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
-/* bench_figure5.c — the paper's Figure 5: the latency of dense attention and
- * of dilated attention against the sequence length, log-log, one line per
- * method and device (and kernel, and mask when both are run). Dense grows
- * quadratically, dilated linearly; the crossing and the gap are the point.
+/* bench_figure5.c — the two plots: the paper's Figure 5 (sweep "figure5":
+ * T tokens per batch held constant, B = T/N; latency against the sequence
+ * length, lengths log-scaled, latency linear, as the paper draws it:
+ * dilated stays nearly flat while vanilla grows) and the scaling plot
+ * (sweep "scaling": B = 1, N growing, log-log: dilated linear, dense
+ * quadratic, the per-token cost). One line per method and device (and
+ * kernel, and mask when both are run).
  *
- * Writes, in --outdir: figure5.csv (every field, like --csv), figure5.gp (a
+ * Writes, in --outdir: SWEEP.csv (every field, like --csv), SWEEP.gp (a
  * self-contained gnuplot script with the data inline, so the figure can be
- * restyled and redrawn without the bench), and figure5.png and figure5.svg
+ * restyled and redrawn without the bench), and SWEEP.png and SWEEP.svg
  * drawn by gnuplot when it is installed. Every file is written atomically.
  */
 #include <errno.h>
@@ -72,14 +75,15 @@ static int same_line(const line *l, const bench_cell *c)
            strcmp(l->kernel, c->kernel) == 0;
 }
 
-static int write_script(const char *path, const bench_results *res, const bench_machine *m,
-                        const bench_roofline *rl, const char *terminal)
+static int write_script(const char *path, const char *sweep, const bench_results *res,
+                        const bench_machine *m, const bench_roofline *rl, const char *terminal)
 {
+    int paper = strcmp(sweep, "figure5") == 0;
     line lines[64];
     int nl = 0, masks = 0;
     for (int i = 0; i < res->ncells; i++) {
         const bench_cell *c = &res->cells[i];
-        if (strcmp(c->sweep, "figure5") != 0 || strcmp(c->status, "ok") != 0)
+        if (strcmp(c->sweep, sweep) != 0 || strcmp(c->status, "ok") != 0)
             continue;
         masks |= 1 << c->causal;
         int found = 0;
@@ -97,20 +101,20 @@ static int write_script(const char *path, const bench_results *res, const bench_
     if (bench_atomic_open(&a, path) != 0)
         return -1;
     FILE *f = a.f;
-    fprintf(f, "# figure5.gp — written by longnet-bench (longnet %s, %s); the data is inline.\n"
-            "# Redraw: gnuplot figure5.gp (writes figure5.png and figure5.svg here), or\n"
-            "#   gnuplot -e \"png_out='a.png'; svg_out='a.svg'\" figure5.gp\n",
-            m->longnet_version, m->date);
+    fprintf(f, "# %s.gp — written by longnet-bench (longnet %s, %s); the data is inline.\n"
+            "# Redraw: gnuplot %s.gp (writes %s.png and %s.svg here), or\n"
+            "#   gnuplot -e \"png_out='a.png'; svg_out='a.svg'\" %s.gp\n",
+            sweep, m->longnet_version, m->date, sweep, sweep, sweep, sweep);
     fprintf(f, "# machine: %s, %d cores", m->cpu_model, m->cores);
     if (rl->available)
         fprintf(f, "; OpenBLAS SGEMM %.1f GFLOP/s", rl->gflops);
-    fputs("\nif (!exists(\"png_out\")) png_out = \"figure5.png\"\n"
-          "if (!exists(\"svg_out\")) svg_out = \"figure5.svg\"\n\n", f);
+    fprintf(f, "\nif (!exists(\"png_out\")) png_out = \"%s.png\"\n"
+            "if (!exists(\"svg_out\")) svg_out = \"%s.svg\"\n\n", sweep, sweep);
     for (int j = 0; j < nl; j++) {
         fprintf(f, "$line%d << EOD\n# length median_ms\n", j);
         for (int i = 0; i < res->ncells; i++) {
             const bench_cell *c = &res->cells[i];
-            if (strcmp(c->sweep, "figure5") == 0 && strcmp(c->status, "ok") == 0 &&
+            if (strcmp(c->sweep, sweep) == 0 && strcmp(c->status, "ok") == 0 &&
                 same_line(&lines[j], c))
                 fprintf(f, "%lld %.6g\n", (long long)c->length, c->median_ms);
         }
@@ -118,20 +122,41 @@ static int write_script(const char *path, const bench_results *res, const bench_
     }
     const bench_cell *any = NULL;
     for (int i = 0; i < res->ncells && !any; i++)
-        if (strcmp(res->cells[i].sweep, "figure5") == 0)
+        if (strcmp(res->cells[i].sweep, sweep) == 0)
             any = &res->cells[i];
-    fprintf(f, "\nset title \"Dense vs dilated attention: forward latency (%sH=%lld, D=%lld, "
-            "B=%lld)\\n%s, %d cores\"\n", masks == 2 ? "causal, " : masks == 1 ? "non-causal, " : "",
-            any ? (long long)any->heads : 1LL, any ? (long long)any->dim : 64LL,
-            any ? (long long)any->batch : 1LL, m->cpu_model, m->cores);
-    fputs("set xlabel \"sequence length (tokens)\"\n"
-          "set ylabel \"latency (ms), median\"\n"
-          "set logscale xy 2\n"
-          "set format y \"10^{%L}\"\n"
-          "set logscale y 10\n"
-          "set grid xtics ytics mytics\n"
-          "set key below box\n"
-          "set pointsize 1.2\n", f);
+    const char *mask = masks == 2 ? "causal, " : masks == 1 ? "non-causal, " : "";
+    long long heads = any ? (long long)any->heads : 1LL, dim = any ? (long long)any->dim : 64LL;
+    int repeats = any ? any->repeats : 0;
+    if (paper) {
+        /* What the paper held constant, and how its levels were chosen. */
+        long long tokens = any ? (long long)(any->batch * any->length) : 0;
+        fprintf(f, "\nset title \"Figure 5 (LongNet, §3.2): forward latency at T = %lld tokens "
+                "per batch held constant (B = T/N)\\n"
+                "dilated: segments 2048, tokens per device, N; dilation w/2048, so every "
+                "segment selects 2048 rows; vanilla: w = N, r = 1\\n"
+                "%sH=%lld, D=%lld, median of %d runs; %s, %d cores\" font \",10\"\n",
+                tokens, mask, heads, dim, repeats, m->cpu_model, m->cores);
+        fprintf(f, "set xlabel \"sequence length (tokens)\"\n"
+                "set ylabel \"latency (ms), median of %d runs\"\n"
+                "set logscale x 2\n"
+                "set yrange [0:*]\n"
+                "set grid xtics ytics\n"
+                "set key top left box\n"
+                "set pointsize 1.2\n", repeats);
+    } else {
+        fprintf(f, "\nset title \"Scaling: forward latency as N grows (%sB=%lld, H=%lld, "
+                "D=%lld)\\ndilated: segments 2048*4^k <= N, dilation w/2048; dense: w = N, "
+                "r = 1\\n%s, %d cores\" font \",10\"\n", mask,
+                any ? (long long)any->batch : 1LL, heads, dim, m->cpu_model, m->cores);
+        fputs("set xlabel \"sequence length (tokens)\"\n"
+              "set ylabel \"latency (ms), median\"\n"
+              "set logscale xy 2\n"
+              "set format y \"10^{%L}\"\n"
+              "set logscale y 10\n"
+              "set grid xtics ytics mytics\n"
+              "set key below box\n"
+              "set pointsize 1.2\n", f);
+    }
     /* Dense lines dashed, dilated solid, one colour per device and kernel,
      * as in the paper's figure. */
     /* Tics at the measured lengths, named in binary units (8K = 8192), as
@@ -140,7 +165,7 @@ static int write_script(const char *path, const bench_results *res, const bench_
     int64_t done = 0;
     for (int i = 0, n = 0; i < res->ncells; i++) {
         const bench_cell *c = &res->cells[i];
-        if (strcmp(c->sweep, "figure5") != 0 || c->length <= done)
+        if (strcmp(c->sweep, sweep) != 0 || c->length <= done)
             continue;
         done = c->length;
         long long v = (long long)c->length;
@@ -154,7 +179,7 @@ static int write_script(const char *path, const bench_results *res, const bench_
     /* A margin around the lengths (and a range even for a single one). */
     int64_t first_len = 0;
     for (int i = 0; i < res->ncells && !first_len; i++)
-        if (strcmp(res->cells[i].sweep, "figure5") == 0)
+        if (strcmp(res->cells[i].sweep, sweep) == 0)
             first_len = res->cells[i].length;
     if (first_len)
         fprintf(f, "set xrange [%g:%g]\n", (double)first_len / 1.3, (double)done * 1.3);
@@ -182,7 +207,7 @@ static int write_script(const char *path, const bench_results *res, const bench_
             int dense = l->config == BENCH_CFG_DENSE;
             fprintf(f, "%s$line%d using 1:2 with linespoints lc %d dt %d pt %d lw 2 "
                     "title \"%s, %s %s%s\"", j ? ", \\\n     " : "", j, rank + 1,
-                    dense ? 2 : 1, dense ? 6 : 7, dense ? "dense" : "dilated",
+                    dense ? 2 : 1, dense ? 6 : 7, dense ? (paper ? "vanilla" : "dense") : "dilated",
                     m->devices[l->device].spec, l->kernel,
                     masks == 3 ? (l->causal ? ", causal" : ", non-causal") : "");
         }
@@ -193,7 +218,7 @@ static int write_script(const char *path, const bench_results *res, const bench_
     return bench_atomic_commit(&a);
 }
 
-int bench_figure5_write(const char *outdir, const bench_results *res,
+int bench_figure5_write(const char *sweep, const char *outdir, const bench_results *res,
                         const bench_machine *m, const bench_roofline *rl,
                         const bench_options *o, char *drawn, size_t len)
 {
@@ -207,14 +232,14 @@ int bench_figure5_write(const char *outdir, const bench_results *res,
         return 1;
     }
     char csv[4200], gp[4200], png[4200], svg[4200];
-    snprintf(csv, sizeof csv, "%s/figure5.csv", outdir);
-    snprintf(gp, sizeof gp, "%s/figure5.gp", outdir);
-    snprintf(png, sizeof png, "%s/figure5.png", outdir);
-    snprintf(svg, sizeof svg, "%s/figure5.svg", outdir);
-    if (bench_write_csv(csv, res, m, rl, "figure5") != 0)
+    snprintf(csv, sizeof csv, "%s/%s.csv", outdir, sweep);
+    snprintf(gp, sizeof gp, "%s/%s.gp", outdir, sweep);
+    snprintf(png, sizeof png, "%s/%s.png", outdir, sweep);
+    snprintf(svg, sizeof svg, "%s/%s.svg", outdir, sweep);
+    if (bench_write_csv(csv, res, m, rl, sweep) != 0)
         return 1;
     const char *term = png_terminal();
-    if (write_script(gp, res, m, rl, term ? term : "pngcairo") != 0)
+    if (write_script(gp, sweep, res, m, rl, term ? term : "pngcairo") != 0)
         return 1;
     if (!term) {
         cli_warning("gnuplot was not found (or has no PNG terminal): %s and %s not drawn; "
@@ -223,8 +248,8 @@ int bench_figure5_write(const char *outdir, const bench_results *res,
     }
     /* gnuplot writes temporary files that are renamed once it succeeded. */
     char tpng[4300], tsvg[4300], vars[9000];
-    snprintf(tpng, sizeof tpng, "%s/.figure5.png.tmp%ld", outdir, (long)getpid());
-    snprintf(tsvg, sizeof tsvg, "%s/.figure5.svg.tmp%ld", outdir, (long)getpid());
+    snprintf(tpng, sizeof tpng, "%s/.%s.png.tmp%ld", outdir, sweep, (long)getpid());
+    snprintf(tsvg, sizeof tsvg, "%s/.%s.svg.tmp%ld", outdir, sweep, (long)getpid());
     snprintf(vars, sizeof vars, "png_out='%s'; svg_out='%s'", tpng, tsvg);
     char *argv[] = { "gnuplot", "-e", vars, gp, NULL };
     if (run_gnuplot(argv, 1) != 0) {

@@ -16,35 +16,46 @@
 #define DEFAULT_REPEAT 3
 #define DEFAULT_MAX_SECONDS 60.0
 #define DEFAULT_CHECK_LENGTH 512
-#define DEFAULT_FIGURE5_MAX (16LL << 20)
+#define DEFAULT_SCALING_MAX (16LL << 20)
+#define MAX_TOKENS (1LL << 30) /* the paper's 1B tokens per batch */
 #define MAX_LENGTH (1LL << 40)
 
 void bench_usage(FILE *out)
 {
-    fputs("Usage: longnet-bench [--matrix] [--figure5] [--device LIST] [--kernel LIST|all]\n"
+    fputs("Usage: longnet-bench [--matrix] [--figure5] [--scaling] [--device LIST]\n"
+          "                     [--kernel LIST|all]\n"
           "                     [--config LIST] [--segments LIST --dilations LIST]\n"
           "                     [--heads H] [--dim D] [--batch B] [--lengths LIST]\n"
           "                     [--causal yes|no|both] [--offsets interleaved|grouped]\n"
           "                     [--repeat R] [--warmup W] [--max-seconds S]\n"
           "                     [--max-memory BYTES] [--check-length N]\n"
           "                     [--csv FILE] [--json FILE] [--outdir DIR]\n"
-          "                     [--figure5-max-length N] [--quiet]\n"
+          "                     [--tokens-per-batch T] [--scaling-max-length N] [--quiet]\n"
           "\n"
           "Benchmarks LongNet's dilated attention forward on every device of\n"
           "'longnet info' and prints a table: median time, tokens/s, GFLOP/s (4*D\n"
           "FLOPs per (query, key) pair actually scored; causal: key <= query),\n"
           "the fraction of OpenBLAS SGEMM for CPU devices, peak memory, and the\n"
           "max abs error against the CPU reference kernel on a small instance.\n"
-          "Without arguments: the matrix, then the Figure-5 sweep (~2 minutes).\n"
+          "Without arguments: the matrix, then Figure 5 (see bench/README.md for\n"
+          "how long: each sweep keeps to --max-seconds).\n"
           "\n"
-          "Sweeps (neither flag: both):\n"
+          "Sweeps (none of the three flags: --matrix and --figure5):\n"
           "  --matrix             devices x kernels x configurations x causal x lengths\n"
-          "  --figure5            the paper's Figure 5: dense vs dilated (config\n"
-          "                       figure5) latency from N=8192, doubling, until the\n"
-          "                       budget or --figure5-max-length (default 16777216);\n"
+          "  --figure5            the paper's Figure 5: T tokens per batch held\n"
+          "                       constant, B = T/N for N = 8192, 16384, ..., T;\n"
+          "                       dilated (config figure5: segments 2048, the tokens\n"
+          "                       per device, N; dilation w/2048, so every segment\n"
+          "                       selects 2048 rows) against vanilla (w=N, r=1);\n"
           "                       causal unless --causal says otherwise; H=1, D=64\n"
           "                       unless --heads/--dim; writes figure5.csv, .gp, .png,\n"
           "                       .svg into --outdir (default ./bench-out)\n"
+          "  --tokens-per-batch T Figure 5's T, a power of two >= 8192 (default: the\n"
+          "                       largest that --max-memory and --max-seconds allow)\n"
+          "  --scaling            B=1, N from 8192 doubling until the budget or\n"
+          "                       --scaling-max-length (default 16777216): dense vs\n"
+          "                       dilated (config scaling) latency, the per-token cost;\n"
+          "                       writes scaling.csv, .gp, .png, .svg into --outdir\n"
           "What to run:\n"
           "  --device LIST        device specs as in 'longnet run' (cpu, opencl:1),\n"
           "                       comma-separated (default: every device); a group\n"
@@ -54,9 +65,11 @@ void bench_usage(FILE *out)
           "                       'all' (default: every kernel but the CPU reference)\n"
           "  --config LIST        of paper (segments 2048,4096,8192,16384,32768,\n"
           "                       dilations 1,2,4,6,12, H=12, D=64), figure5 (segments\n"
-          "                       2048*4^k <= N, dilation w/2048, H=1, D=64), dense (one\n"
-          "                       level w=N r=1, H=12, D=64), custom (default:\n"
-          "                       paper,dense; custom alone when --segments is given)\n"
+          "                       2048, tokens per device, N; dilation w/2048; H=1,\n"
+          "                       D=64), scaling (segments 2048*4^k <= N, dilation\n"
+          "                       w/2048, H=1, D=64), dense (one level w=N r=1, H=12,\n"
+          "                       D=64), custom (default: paper,dense; custom alone\n"
+          "                       when --segments is given)\n"
           "  --segments, --dilations LIST   the custom configuration (H=12, D=64)\n"
           "  --heads H, --dim D   override every configuration's H and D\n"
           "  --batch B            batch size (default 1)\n"
@@ -69,7 +82,8 @@ void bench_usage(FILE *out)
           "  --max-seconds S      the time budget of each sweep (default 60), shared\n"
           "                       equally by the devices-and-kernels (a share left\n"
           "                       unused goes to the others): a series stops before\n"
-          "                       a cell predicted to overrun its share\n"
+          "                       a cell predicted to overrun its share, and a cell\n"
+          "                       still running when its share is spent is cut off\n"
           "  --max-memory BYTES   stop before a length whose Q, K, V and O exceed BYTES\n"
           "                       (suffix K, M, G allowed; default half the memory)\n"
           "  --check-length N     error-check instance length: min(N, this), segments\n"
@@ -89,7 +103,8 @@ enum {
     OPT_DEVICE = 1, OPT_KERNEL, OPT_CONFIG, OPT_SEGMENTS, OPT_DILATIONS, OPT_HEADS, OPT_DIM,
     OPT_BATCH, OPT_LENGTHS, OPT_CAUSAL, OPT_OFFSETS, OPT_REPEAT, OPT_WARMUP,
     OPT_MAX_SECONDS, OPT_MAX_MEMORY, OPT_CHECK_LENGTH, OPT_CSV, OPT_JSON, OPT_OUTDIR,
-    OPT_MATRIX, OPT_FIGURE5, OPT_FIGURE5_MAX, OPT_QUIET, OPT_VERSION
+    OPT_MATRIX, OPT_FIGURE5, OPT_SCALING, OPT_TOKENS, OPT_SCALING_MAX, OPT_QUIET,
+    OPT_VERSION
 };
 
 /* A positive integer option in [min, max]; prints the error itself. */
@@ -173,7 +188,7 @@ static int check_values(const raw *r, bench_options *o)
         bench_config_kind k;
         if (len == 0 || bench_config_parse(name, &k) != 0) {
             cli_error("--config '%s': unknown configuration '%s' (known: paper, figure5, "
-                      "dense, custom)", configs, name);
+                      "scaling, dense, custom)", configs, name);
             return CLI_EXIT_FAIL;
         }
         if (k == BENCH_CFG_CUSTOM && !r->segments)
@@ -223,7 +238,7 @@ static int check_values(const raw *r, bench_options *o)
         o->max_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2
                                               : 4ull << 30;
     }
-    if (!o->run_matrix && !o->run_figure5)
+    if (!o->run_matrix && !o->run_figure5 && !o->run_scaling)
         o->run_matrix = o->run_figure5 = 1;
     return -1;
 }
@@ -240,7 +255,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         { "max-memory", 1, OPT_MAX_MEMORY }, { "check-length", 1, OPT_CHECK_LENGTH },
         { "csv", 1, OPT_CSV }, { "json", 1, OPT_JSON }, { "outdir", 1, OPT_OUTDIR },
         { "matrix", 0, OPT_MATRIX }, { "figure5", 0, OPT_FIGURE5 },
-        { "figure5-max-length", 1, OPT_FIGURE5_MAX }, { "quiet", 0, OPT_QUIET },
+        { "scaling", 0, OPT_SCALING }, { "tokens-per-batch", 1, OPT_TOKENS },
+        { "scaling-max-length", 1, OPT_SCALING_MAX }, { "quiet", 0, OPT_QUIET },
         { "version", 0, OPT_VERSION },
         { NULL, 0, 0 }
     };
@@ -251,7 +267,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
     o->max_seconds = DEFAULT_MAX_SECONDS;
     o->check_length = DEFAULT_CHECK_LENGTH;
     o->outdir = "bench-out";
-    o->figure5_max_length = DEFAULT_FIGURE5_MAX;
+    o->scaling_max_length = DEFAULT_SCALING_MAX;
     o->offsets = LNET_OFFSETS_INTERLEAVED;
 
     raw r;
@@ -277,6 +293,17 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         case OPT_OUTDIR: o->outdir = p.value; break;
         case OPT_MATRIX: o->run_matrix = 1; break;
         case OPT_FIGURE5: o->run_figure5 = 1; break;
+        case OPT_SCALING: o->run_scaling = 1; break;
+        case OPT_TOKENS:
+            if (int_option("--tokens-per-batch", p.value, 8192, MAX_TOKENS,
+                           &o->tokens_per_batch))
+                return CLI_EXIT_FAIL;
+            if (o->tokens_per_batch & (o->tokens_per_batch - 1)) {
+                cli_error("--tokens-per-batch '%s' is not a power of two (B = T/N must be "
+                          "whole for N = 8192, 16384, ...)", p.value);
+                return CLI_EXIT_FAIL;
+            }
+            break;
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_HEADS:
             if (int_option("--heads", p.value, 1, 1 << 20, &o->heads))
@@ -304,9 +331,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
             if (int_option("--check-length", p.value, 0, 1 << 20, &o->check_length))
                 return CLI_EXIT_FAIL;
             break;
-        case OPT_FIGURE5_MAX:
-            if (int_option("--figure5-max-length", p.value, 8192, MAX_LENGTH,
-                           &o->figure5_max_length))
+        case OPT_SCALING_MAX:
+            if (int_option("--scaling-max-length", p.value, 8192, MAX_LENGTH,
+                           &o->scaling_max_length))
                 return CLI_EXIT_FAIL;
             break;
         case OPT_MAX_SECONDS: {

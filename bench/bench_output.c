@@ -28,12 +28,7 @@ void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline 
         fprintf(out, "device   %s  %s (%s, %d compute units, %.1f GiB; kernels %s)\n",
                 d->spec, d->name, d->kind, d->compute_units, gib(d->memory_bytes), d->kernels);
     }
-    if (rl->available)
-        fprintf(out, "roofline OpenBLAS SGEMM n=%d, %d threads: %.1f GFLOP/s (the best run, "
-                "measured at the start and the end; median %.1f)\n", rl->n, rl->threads,
-                rl->gflops, 2.0 * rl->n * (double)rl->n * rl->n / (rl->median_ms * 1e-3) * 1e-9);
-    else
-        fprintf(out, "roofline none: %s\n", rl->note);
+    bench_roofline_print(out, rl);
     fprintf(out, "counting GFLOP/s = 4*D FLOPs per (query, key) pair actually scored "
             "(causal: key <= query only), over the median of %d runs after %d warm-up%s\n",
             o->repeat, o->warmup, o->warmup == 1 ? "" : "s");
@@ -49,7 +44,7 @@ static const char *const table_head[TABLE_COLS] = {
 };
 
 void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
-                       const char *sweep)
+                       const bench_roofline *rl, const char *sweep)
 {
     int rows = 0;
     for (int i = 0; i < res->ncells; i++)
@@ -90,7 +85,8 @@ void bench_print_table(FILE *out, const bench_results *res, const bench_machine 
         if (isnan(c->sgemm_fraction))
             snprintf(t[10], 64, "-");
         else
-            snprintf(t[10], 64, "%.0f%%", 100 * c->sgemm_fraction);
+            snprintf(t[10], 64, "%.0f%%%s", 100 * c->sgemm_fraction,
+                     c->sgemm_suspect ? " suspect" : "");
         snprintf(t[11], 64, "%.0f", (double)c->peak_rss_bytes / (1024.0 * 1024.0));
         snprintf(t[12], 64, "%.0f", (double)c->qkvo_bytes / (1024.0 * 1024.0));
         if (isnan(c->max_abs_err))
@@ -110,6 +106,15 @@ void bench_print_table(FILE *out, const bench_results *res, const bench_machine 
             fprintf(out, j < 4 ? "%-*s%s" : "%*s%s", width[j], cell[i][j],
                     j + 1 < TABLE_COLS ? "  " : "\n");
     free(cell);
+    int suspects = 0;
+    for (int i = 0; i < res->ncells; i++)
+        suspects += strcmp(res->cells[i].sweep, sweep) == 0 && res->cells[i].sgemm_suspect;
+    if (rl->available)
+        fprintf(out, "%%SGEMM: of %.1f GFLOP/s, OpenBLAS SGEMM with core %s (OpenBLAS's own "
+                "choice: %s)\n", rl->gflops, bench_roofline_core(rl), rl->sg.own_choice);
+    if (suspects)
+        fprintf(out, "suspect: %d fraction%s %s\n", suspects, suspects == 1 ? "" : "s",
+                sgemm_suspect_reason(2.0));
 }
 
 /* ------------------------------------------------------------------ CSV */
@@ -149,11 +154,7 @@ static void csv_machine(FILE *f, const bench_machine *m, const bench_roofline *r
                 p->description, p->abi, p->loaded ? "loaded" : "refused: ",
                 p->loaded ? "" : p->reason);
     }
-    if (rl->available)
-        fprintf(f, "# roofline: OpenBLAS SGEMM n=%d, %d threads, %.3f GFLOP/s (the best run of "
-                "those at the start and the end); %s\n", rl->n, rl->threads, rl->gflops, rl->note);
-    else
-        fprintf(f, "# roofline: none: %s\n", rl->note);
+    bench_roofline_csv(f, rl);
     fprintf(f, "# flops = 4 * dim * pairs; pairs = (query, key) pairs actually scored "
             "(causal: key <= query); gflops = flops / median\n");
 }
@@ -185,7 +186,7 @@ int bench_write_csv(const char *path, const bench_results *res, const bench_mach
 
 /* ----------------------------------------------------------------- JSON */
 
-static void json_string(FILE *f, const char *s)
+void bench_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -199,23 +200,23 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_key(FILE *f, const char *indent, const char *key, int *first)
+void bench_json_key(FILE *f, const char *indent, const char *key, int *first)
 {
     fprintf(f, "%s%s", *first ? "" : ",\n", indent);
-    json_string(f, key);
+    bench_json_string(f, key);
     fputs(": ", f);
     *first = 0;
 }
 
-static void json_kv_str(FILE *f, const char *indent, const char *key, const char *v, int *first)
+void bench_json_kv_str(FILE *f, const char *indent, const char *key, const char *v, int *first)
 {
-    json_key(f, indent, key, first);
-    json_string(f, v);
+    bench_json_key(f, indent, key, first);
+    bench_json_string(f, v);
 }
 
-static void json_kv_num(FILE *f, const char *indent, const char *key, double v, int *first)
+void bench_json_kv_num(FILE *f, const char *indent, const char *key, double v, int *first)
 {
-    json_key(f, indent, key, first);
+    bench_json_key(f, indent, key, first);
     if (isnan(v))
         fputs("null", f);
     else
@@ -226,61 +227,50 @@ static void json_machine(FILE *f, const bench_machine *m, const bench_roofline *
 {
     int first = 1;
     fputs("  \"machine\": {\n", f);
-    json_kv_str(f, "    ", "cpu_model", m->cpu_model, &first);
-    json_kv_num(f, "    ", "cores", m->cores, &first);
-    json_kv_num(f, "    ", "memory_bytes", (double)m->memory_bytes, &first);
-    json_kv_str(f, "    ", "os", m->os, &first);
-    json_kv_str(f, "    ", "compiler", m->compiler, &first);
-    json_kv_str(f, "    ", "longnet_version", m->longnet_version, &first);
-    json_kv_str(f, "    ", "date", m->date, &first);
-    json_kv_num(f, "    ", "load_average_start", m->load_start, &first);
-    json_kv_num(f, "    ", "load_average_end", m->load_end, &first);
-    json_kv_num(f, "    ", "baseline_rss_bytes", (double)m->baseline_rss_bytes, &first);
-    json_kv_str(f, "    ", "plugin_warnings", m->warnings, &first);
-    json_key(f, "    ", "devices", &first);
+    bench_json_kv_str(f, "    ", "cpu_model", m->cpu_model, &first);
+    bench_json_kv_num(f, "    ", "cores", m->cores, &first);
+    bench_json_kv_num(f, "    ", "memory_bytes", (double)m->memory_bytes, &first);
+    bench_json_kv_str(f, "    ", "os", m->os, &first);
+    bench_json_kv_str(f, "    ", "compiler", m->compiler, &first);
+    bench_json_kv_str(f, "    ", "longnet_version", m->longnet_version, &first);
+    bench_json_kv_str(f, "    ", "date", m->date, &first);
+    bench_json_kv_num(f, "    ", "load_average_start", m->load_start, &first);
+    bench_json_kv_num(f, "    ", "load_average_end", m->load_end, &first);
+    bench_json_kv_num(f, "    ", "baseline_rss_bytes", (double)m->baseline_rss_bytes, &first);
+    bench_json_kv_str(f, "    ", "plugin_warnings", m->warnings, &first);
+    bench_json_key(f, "    ", "devices", &first);
     fputs("[", f);
     for (int i = 0; i < m->ndevices; i++) {
         const bench_device *d = &m->devices[i];
         int df = 1;
         fprintf(f, "%s\n      {\n", i ? "," : "");
-        json_kv_str(f, "        ", "spec", d->spec, &df);
-        json_kv_str(f, "        ", "backend", d->backend, &df);
-        json_kv_num(f, "        ", "index", d->index, &df);
-        json_kv_str(f, "        ", "name", d->name, &df);
-        json_kv_str(f, "        ", "kind", d->kind, &df);
-        json_kv_num(f, "        ", "memory_bytes", (double)d->memory_bytes, &df);
-        json_kv_num(f, "        ", "compute_units", d->compute_units, &df);
-        json_kv_str(f, "        ", "kernels", d->kernels, &df);
+        bench_json_kv_str(f, "        ", "spec", d->spec, &df);
+        bench_json_kv_str(f, "        ", "backend", d->backend, &df);
+        bench_json_kv_num(f, "        ", "index", d->index, &df);
+        bench_json_kv_str(f, "        ", "name", d->name, &df);
+        bench_json_kv_str(f, "        ", "kind", d->kind, &df);
+        bench_json_kv_num(f, "        ", "memory_bytes", (double)d->memory_bytes, &df);
+        bench_json_kv_num(f, "        ", "compute_units", d->compute_units, &df);
+        bench_json_kv_str(f, "        ", "kernels", d->kernels, &df);
         fputs("\n      }", f);
     }
     fputs("\n    ]", f);
-    json_key(f, "    ", "plugins", &first);
+    bench_json_key(f, "    ", "plugins", &first);
     fputs("[", f);
     for (int i = 0; i < m->nplugins; i++) {
         const bench_plugin *p = &m->plugins[i];
         int pf = 1;
         fprintf(f, "%s\n      {\n", i ? "," : "");
-        json_kv_str(f, "        ", "path", p->path, &pf);
-        json_kv_str(f, "        ", "name", p->name, &pf);
-        json_kv_str(f, "        ", "description", p->description, &pf);
-        json_kv_num(f, "        ", "abi_version", p->abi, &pf);
-        json_kv_num(f, "        ", "loaded", p->loaded, &pf);
-        json_kv_str(f, "        ", "reason", p->reason, &pf);
+        bench_json_kv_str(f, "        ", "path", p->path, &pf);
+        bench_json_kv_str(f, "        ", "name", p->name, &pf);
+        bench_json_kv_str(f, "        ", "description", p->description, &pf);
+        bench_json_kv_num(f, "        ", "abi_version", p->abi, &pf);
+        bench_json_kv_num(f, "        ", "loaded", p->loaded, &pf);
+        bench_json_kv_str(f, "        ", "reason", p->reason, &pf);
         fputs("\n      }", f);
     }
-    fputs("\n    ]\n  },\n  \"roofline\": {\n", f);
-    first = 1;
-    json_kv_num(f, "    ", "available", rl->available, &first);
-    json_kv_str(f, "    ", "what", rl->available ? "OpenBLAS cblas_sgemm, C = A.B, n x n x n, "
-                "all cores; gflops from the best of 5 runs after a warm-up, measured at the "
-                "start and the end of the bench, the better kept" : "", &first);
-    json_kv_num(f, "    ", "n", rl->available ? rl->n : NAN, &first);
-    json_kv_num(f, "    ", "threads", rl->available ? rl->threads : NAN, &first);
-    json_kv_num(f, "    ", "median_ms", rl->available ? rl->median_ms : NAN, &first);
-    json_kv_num(f, "    ", "gflops", rl->available ? rl->gflops : NAN, &first);
-    json_kv_num(f, "    ", "best_gflops", rl->available ? rl->best_gflops : NAN, &first);
-    json_kv_str(f, "    ", "note", rl->note, &first);
-    fputs("\n  },\n", f);
+    fputs("\n    ]\n  },\n", f);
+    bench_roofline_json(f, rl);
 }
 
 int bench_write_json(const char *path, const bench_results *res, const bench_machine *m,
@@ -294,13 +284,17 @@ int bench_write_json(const char *path, const bench_results *res, const bench_mac
     json_machine(f, m, rl);
     int first = 1;
     fputs("  \"settings\": {\n", f);
-    json_kv_num(f, "    ", "repeat", o->repeat, &first);
-    json_kv_num(f, "    ", "warmup", o->warmup, &first);
-    json_kv_num(f, "    ", "max_seconds", o->max_seconds, &first);
-    json_kv_num(f, "    ", "max_memory_bytes", (double)o->max_memory, &first);
-    json_kv_num(f, "    ", "check_length", (double)o->check_length, &first);
-    json_kv_str(f, "    ", "check_against", "cpu kernel reference", &first);
-    json_kv_str(f, "    ", "flops", "4 * dim per (query, key) pair actually scored "
+    bench_json_kv_num(f, "    ", "repeat", o->repeat, &first);
+    bench_json_kv_num(f, "    ", "warmup", o->warmup, &first);
+    bench_json_kv_num(f, "    ", "max_seconds", o->max_seconds, &first);
+    bench_json_kv_num(f, "    ", "max_memory_bytes", (double)o->max_memory, &first);
+    bench_json_kv_num(f, "    ", "check_length", (double)o->check_length, &first);
+    bench_json_kv_num(f, "    ", "figure5_tokens_per_batch",
+                      o->run_figure5 ? (double)o->tokens_per_batch : NAN, &first);
+    bench_json_kv_str(f, "    ", "figure5_tokens_why", o->run_figure5 ? o->tokens_why : "",
+                      &first);
+    bench_json_kv_str(f, "    ", "check_against", "cpu kernel reference", &first);
+    bench_json_kv_str(f, "    ", "flops", "4 * dim per (query, key) pair actually scored "
                 "(causal: key <= query)", &first);
     fputs("\n  },\n  \"cells\": [", f);
     static bench_field fl[BENCH_MAX_FIELDS];
@@ -309,9 +303,9 @@ int bench_write_json(const char *path, const bench_results *res, const bench_mac
         int cf = 1;
         fprintf(f, "%s\n    {\n", i ? "," : "");
         for (int j = 0; j < n; j++) {
-            json_key(f, "      ", fl[j].name, &cf);
+            bench_json_key(f, "      ", fl[j].name, &cf);
             if (!fl[j].numeric)
-                json_string(f, fl[j].value);
+                bench_json_string(f, fl[j].value);
             else
                 fputs(fl[j].value[0] ? fl[j].value : "null", f);
         }
@@ -320,7 +314,7 @@ int bench_write_json(const char *path, const bench_results *res, const bench_mac
     fputs("\n  ],\n  \"stops\": [", f);
     for (int i = 0; i < res->nstops; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_string(f, res->stops[i]);
+        bench_json_string(f, res->stops[i]);
     }
     fputs("\n  ]\n}\n", f);
     return bench_atomic_commit(&a);

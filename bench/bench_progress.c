@@ -2,17 +2,16 @@
 #include <config.h>
 #endif
 /* bench_progress.c — progress on stderr, so that a sweep of minutes is not
- * silent: which cell, how many are left, the time spent and the time still
- * expected. Quiet for the first few seconds: a short run prints nothing but
- * its table. */
+ * silent: which cell, how many of the planned cells are done or skipped,
+ * the time spent and the time still expected. The total is the plan, said
+ * before the first cell, and never changes: a skipped cell counts as done. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
-#define PROGRESS_AFTER_S 3.0 /* start talking once a sweep has run this long */
-#define LONG_CELL_S 5.0      /* announce a cell predicted to take this long */
+#define LONG_CELL_S 5.0 /* announce a cell predicted to take this long */
 
 void bench_progress_start(bench_progress *p, const char *sweep, int total, int quiet)
 {
@@ -31,15 +30,30 @@ static void describe(char *buf, size_t len, const bench_cell *c, const bench_mac
 }
 
 void bench_progress_before(bench_progress *p, const bench_cell *c, const bench_machine *m,
-                           double predicted_s)
+                           double predicted_s, double cutoff_s)
 {
-    if (p->quiet || predicted_s < LONG_CELL_S)
+    if (p->quiet || (predicted_s >= 0 && predicted_s < LONG_CELL_S))
         return;
     char what[BENCH_TEXT_LEN];
     describe(what, sizeof what, c, m);
-    fprintf(stderr, "%s: %s [%d/%d] %s: running, about %.0f s\n", BENCH_PROG, p->sweep,
-            p->done + 1, p->total, what, predicted_s);
+    if (predicted_s < 0)
+        fprintf(stderr, "%s: %s [%d/%d] %s: running, its first cell: time unknown, cut off "
+                "after %.0f s\n", BENCH_PROG, p->sweep, p->done + 1, p->total, what, cutoff_s);
+    else
+        fprintf(stderr, "%s: %s [%d/%d] %s: running, about %.0f s\n", BENCH_PROG, p->sweep,
+                p->done + 1, p->total, what, predicted_s);
     p->shown = 1;
+}
+
+void bench_progress_skip(bench_progress *p, int cells)
+{
+    if (cells <= 0)
+        return;
+    p->done += cells;
+    if (p->quiet)
+        return;
+    fprintf(stderr, "%s: %s [%d/%d] %d cell%s skipped (said above)\n", BENCH_PROG, p->sweep,
+            p->done, p->total, cells, cells == 1 ? "" : "s");
 }
 
 void bench_progress_after(bench_progress *p, const bench_cell *c, const bench_machine *m,
@@ -47,7 +61,7 @@ void bench_progress_after(bench_progress *p, const bench_cell *c, const bench_ma
 {
     p->done++;
     double elapsed = bench_now() - p->start;
-    if (p->quiet || (elapsed < PROGRESS_AFTER_S && !p->shown))
+    if (p->quiet)
         return;
     char what[BENCH_TEXT_LEN], left[64];
     describe(what, sizeof what, c, m);

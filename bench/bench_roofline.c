@@ -3,8 +3,11 @@
 #endif
 /* bench_roofline.c — the practical roofline every CPU figure is compared
  * with: OpenBLAS SGEMM, C = A.B with n = 2048, all cores, the best of 5 runs
- * after a warm-up, in a forked child; measured at the start and again at
- * the end of a bench run (bench_roofline_better keeps the better).
+ * after a warm-up, for OpenBLAS's own core type and for each core type the
+ * CPU can run, each in its own process and checked on sampled entries
+ * (sgemm_roofline.c); the fastest correct one is kept. Measured at the start
+ * and the used core again at the end (bench_roofline_again keeps the
+ * better run).
  *
  * Attention does the same multiply-adds as GEMM (Q.K^T and P.V) plus a
  * softmax, so a well-tuned kernel's GFLOP/s is naturally read as a fraction
@@ -17,110 +20,73 @@
 #include "bench.h"
 
 #ifdef BENCH_HAVE_OPENBLAS
-#include <cblas.h>
 
 #define SGEMM_N 2048
 #define SGEMM_RUNS 5
 
-/* Declared by OpenBLAS's cblas.h in recent versions; repeated for older ones. */
-char *openblas_get_config(void);
-int openblas_get_num_threads(void);
-
-typedef struct sgemm_answer {
-    int ok, threads, n;
-    double ms[SGEMM_RUNS];
-    char config[BENCH_TEXT_LEN];
-} sgemm_answer;
-
-static int sgemm_child(void *arg, int fd)
+/* The used core's figures into the fields the tables read. */
+static void summarise(bench_roofline *rl)
 {
-    (void)arg;
-    sgemm_answer a;
-    memset(&a, 0, sizeof a);
-    size_t n = SGEMM_N;
-    float *A = malloc(n * n * sizeof *A), *B = malloc(n * n * sizeof *B),
-          *C = malloc(n * n * sizeof *C);
-    if (A && B && C) {
-        for (size_t i = 0; i < n * n; i++) {
-            A[i] = (float)((i * 7) % 13) * 0.1f - 0.6f;
-            B[i] = (float)((i * 5) % 11) * 0.1f - 0.5f;
-            C[i] = 0;
-        }
-        for (int r = -1; r < SGEMM_RUNS; r++) { /* r = -1: warm-up */
-            double t0 = bench_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n,
-                        1.0f, A, (int)n, B, (int)n, 0.0f, C, (int)n);
-            if (r >= 0)
-                a.ms[a.n++] = (bench_now() - t0) * 1e3;
-        }
-        a.ok = 1;
-        a.threads = openblas_get_num_threads();
-        snprintf(a.config, sizeof a.config, "%s", openblas_get_config());
+    const sgemm_core *x = sgemm_roofline_used(&rl->sg);
+    rl->available = x != NULL;
+    rl->n = rl->sg.n;
+    if (!x) {
+        char tried[BENCH_TEXT_LEN];
+        snprintf(rl->note, sizeof rl->note, "SGEMM failed or wrong on every core type: %.400s",
+                 sgemm_roofline_tried(&rl->sg, tried, sizeof tried));
+        return;
     }
-    free(A);
-    free(B);
-    free(C);
-    bench_write_all(fd, &a, sizeof a);
-    return 0;
+    rl->threads = x->threads;
+    rl->best_ms = x->best_ms;
+    rl->median_ms = x->median_ms;
+    rl->best_gflops = x->best_gflops;
+    /* The roofline is the best rate: on a shared machine a median taken
+     * while others run would make every fraction look too good. */
+    rl->gflops = x->best_gflops;
+    snprintf(rl->note, sizeof rl->note, "%s", x->config);
 }
 
 void bench_roofline_measure(bench_roofline *rl, int quiet)
 {
     memset(rl, 0, sizeof *rl);
     if (!quiet)
-        fprintf(stderr, "%s: measuring OpenBLAS SGEMM (n = %d, all cores)...\n", BENCH_PROG,
-                SGEMM_N);
-    char *data;
-    size_t len;
-    char err[BENCH_TEXT_LEN];
-    int rc = bench_child_run(sgemm_child, NULL, &data, &len, NULL, err, sizeof err);
-    sgemm_answer a;
-    if (rc != 0 || len != sizeof a) {
-        snprintf(rl->note, sizeof rl->note, "SGEMM failed: %.400s",
-                 rc ? err : "no answer from the child");
-        free(data);
-        return;
-    }
-    memcpy(&a, data, sizeof a);
-    free(data);
-    if (!a.ok) {
-        snprintf(rl->note, sizeof rl->note, "SGEMM failed: out of memory");
-        return;
-    }
-    double flops = 2.0 * SGEMM_N * (double)SGEMM_N * SGEMM_N;
-    rl->available = 1;
-    rl->n = SGEMM_N;
-    rl->threads = a.threads;
-    rl->best_ms = bench_min(a.ms, a.n);
-    rl->median_ms = bench_median(a.ms, a.n);
-    rl->best_gflops = flops / (rl->best_ms * 1e-3) * 1e-9;
-    /* The roofline is the best rate: on a shared machine a median taken
-     * while others run would make every fraction look too good. */
-    rl->gflops = rl->best_gflops;
-    snprintf(rl->note, sizeof rl->note, "%s", a.config);
+        fprintf(stderr, "%s: measuring OpenBLAS SGEMM (n = %d, all cores) for each core type "
+                "this CPU can run...\n", BENCH_PROG, SGEMM_N);
+    sgemm_roofline_measure(&rl->sg, SGEMM_N, SGEMM_RUNS);
+    summarise(rl);
 }
 
-void bench_roofline_better(bench_roofline *rl, const bench_roofline *again)
+void bench_roofline_again(bench_roofline *rl, int quiet)
 {
-    if (again->available && (!rl->available || again->gflops > rl->gflops))
-        *rl = *again;
+    if (!rl->available)
+        return;
+    if (!quiet)
+        fprintf(stderr, "%s: measuring OpenBLAS SGEMM again (%s)...\n", BENCH_PROG,
+                rl->sg.cores[rl->sg.used].corename);
+    sgemm_roofline_remeasure(&rl->sg);
+    summarise(rl);
 }
 
 #else /* !BENCH_HAVE_OPENBLAS */
 
-void bench_roofline_better(bench_roofline *rl, const bench_roofline *again)
+void bench_roofline_again(bench_roofline *rl, int quiet)
 {
     (void)rl;
-    (void)again;
+    (void)quiet;
 }
-
 
 void bench_roofline_measure(bench_roofline *rl, int quiet)
 {
     (void)quiet;
     memset(rl, 0, sizeof *rl);
+    rl->sg.used = -1;
     snprintf(rl->note, sizeof rl->note,
              "built without OpenBLAS (configure did not find it): no SGEMM roofline");
 }
 
 #endif
+
+const char *bench_roofline_core(const bench_roofline *rl)
+{
+    return rl->available ? rl->sg.cores[rl->sg.used].corename : "";
+}

@@ -7,11 +7,13 @@
  * Lengths are the outer loop: every series gets its short cells before any
  * gets a long one, so a budget that runs out cuts the longest lengths, not
  * whole devices. Before a cell, its time is predicted from the same series'
- * previous cell: the kernel runs scale with the exact pair count, the setup
- * (allocating, filling, loading plugins) with N. A cell predicted to end
- * past its share of --max-seconds, or whose Q, K, V and O exceed
- * --max-memory or the device's memory, ends its series, and the bench says
- * so.
+ * previous cell (the kernel runs scale with the exact pair count, the rest
+ * — process, plugins, compiling, the error check — with B x N) or from its
+ * device-and-kernel's other series. A cell predicted to end past its share
+ * of --max-seconds, or whose Q, K, V and O exceed --max-memory or the
+ * device's memory, ends its series, and the bench says so; a cell that
+ * cannot be predicted (the first of its device-and-kernel) or overruns its
+ * prediction is cut off when the share is spent.
  *
  * Each device-and-kernel owns an equal share of the budget, so that one slow
  * device cannot starve the others of their longer lengths; the share a
@@ -23,171 +25,8 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_series.h"
 #include "cli.h"
-
-typedef struct series {
-    int device;
-    char kernel[BENCH_NAME_LEN];
-    bench_config_kind config;
-    int causal;
-    int64_t heads, dim;
-    int dk;      /* its device-and-kernel, which owns a share of the budget */
-    int stopped;
-    int has_last;
-    double last_run_s, last_setup_s, last_pairs; /* previous cell */
-    int64_t last_length;
-} series;
-
-/* 1 if `name` is an entry of the comma-separated `list`. */
-static int in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == n && strncmp(p, name, n) == 0)
-            return 1;
-        p = p[len] ? p + len + 1 : NULL;
-    }
-    return 0;
-}
-
-/* The kernels to run on a device, into names[]; the default set is every
- * kernel but the CPU reference, which is the error check's baseline and far
- * slower than anything worth timing. */
-static int device_kernels(const bench_device *d, const char *want,
-                          char names[][BENCH_NAME_LEN], int max)
-{
-    int n = 0;
-    for (const char *p = d->kernels; *p && n < max;) {
-        size_t len = strcspn(p, ",");
-        char k[BENCH_NAME_LEN];
-        snprintf(k, sizeof k, "%.*s", (int)len, p);
-        int take;
-        if (!want)
-            take = !((strcmp(d->backend, "cpu") == 0 || strcmp(d->backend, "group") == 0) &&
-                     strcmp(k, "reference") == 0);
-        else
-            take = strcmp(want, "all") == 0 || in_list(want, k);
-        if (take && *k)
-            snprintf(names[n++], BENCH_NAME_LEN, "%s", k);
-        p = p[len] ? p + len + 1 : p + len;
-    }
-    if (n == 0 && !want && *d->kernels) { /* only a reference: time it */
-        size_t len = strcspn(d->kernels, ",");
-        snprintf(names[n++], BENCH_NAME_LEN, "%.*s", (int)len, d->kernels);
-    }
-    return n;
-}
-
-/* The devices selected by --device, as indexes; -1 after an error. */
-static int selected_devices(const bench_options *o, const bench_machine *m, int *idx)
-{
-    int n = 0;
-    if (!o->devices) {
-        for (int i = 0; i < m->ndevices; i++)
-            idx[n++] = i;
-        return n;
-    }
-    for (const char *p = o->devices; *p;) {
-        size_t len = strcspn(p, ",");
-        char spec[BENCH_NAME_LEN], err[BENCH_TEXT_LEN];
-        snprintf(spec, sizeof spec, "%.*s", (int)len, p);
-        int d = bench_machine_find(m, spec, err, sizeof err);
-        if (d < 0) {
-            cli_error("%s", err);
-            return -1;
-        }
-        int dup = 0;
-        for (int i = 0; i < n; i++)
-            dup |= idx[i] == d;
-        if (!dup && n < BENCH_MAX_LIST)
-            idx[n++] = d;
-        p = p[len] ? p + len + 1 : p + len;
-    }
-    return n;
-}
-
-static void config_shape(bench_config_kind kind, const char *sweep, const bench_options *o,
-                         int64_t *heads, int64_t *dim)
-{
-    /* Issue 5: paper H 12, figure5 H 1, both D 64; dense takes the shape of
-     * what it is compared with: H 12 in the matrix, H 1 in Figure 5. */
-    int one_head = kind == BENCH_CFG_FIGURE5 ||
-                   (kind == BENCH_CFG_DENSE && strcmp(sweep, "figure5") == 0);
-    *heads = o->heads ? o->heads : one_head ? 1 : 12;
-    *dim = o->dim ? o->dim : 64;
-}
-
-/* Builds the series; -1 after printing an error. */
-static int build_series(const char *sweep, const bench_config_kind *configs, int nconfigs,
-                        const bench_options *o, const bench_machine *m, series **out)
-{
-    int dev[BENCH_MAX_LIST];
-    int nd = selected_devices(o, m, dev);
-    if (nd < 0)
-        return -1;
-    if (nd == 0) {
-        cli_error("no device to run on (see 'longnet info')");
-        return -1;
-    }
-    if (o->kernels && strcmp(o->kernels, "all") != 0) {
-        /* A kernel no selected device has is a typo worth stopping for. */
-        for (const char *p = o->kernels; *p;) {
-            size_t len = strcspn(p, ",");
-            char k[BENCH_NAME_LEN];
-            snprintf(k, sizeof k, "%.*s", (int)len, p);
-            int found = 0;
-            for (int i = 0; i < nd; i++)
-                found |= in_list(m->devices[dev[i]].kernels, k);
-            if (!found) {
-                char have[BENCH_TEXT_LEN * 2] = "";
-                for (int i = 0; i < nd; i++) {
-                    size_t used = strlen(have);
-                    snprintf(have + used, sizeof have - used, "%s%s: %s", i ? "; " : "",
-                             m->devices[dev[i]].spec, m->devices[dev[i]].kernels);
-                }
-                cli_error("--kernel '%s' is not a kernel of any selected device (%s)", k, have);
-                return -1;
-            }
-            p = p[len] ? p + len + 1 : p + len;
-        }
-    }
-    int cap = nd * 16 * nconfigs * o->ncausal, n = 0;
-    series *s = calloc((size_t)cap, sizeof *s);
-    if (!s) {
-        cli_error("out of memory");
-        return -1;
-    }
-    for (int i = 0; i < nd; i++) {
-        char names[16][BENCH_NAME_LEN];
-        int nk = device_kernels(&m->devices[dev[i]], o->kernels, names, 16);
-        for (int k = 0; k < nk; k++)
-            for (int c = 0; c < nconfigs; c++)
-                for (int cm = 0; cm < o->ncausal; cm++) {
-                    series *x = &s[n++];
-                    x->device = dev[i];
-                    snprintf(x->kernel, sizeof x->kernel, "%s", names[k]);
-                    x->config = configs[c];
-                    x->causal = o->causal_modes[cm];
-                    config_shape(configs[c], sweep, o, &x->heads, &x->dim);
-                }
-    }
-    /* Number the distinct device-and-kernel pairs. */
-    for (int i = 0; i < n; i++) {
-        s[i].dk = -1;
-        for (int j = 0; j < i && s[i].dk < 0; j++)
-            if (s[j].device == s[i].device && strcmp(s[j].kernel, s[i].kernel) == 0)
-                s[i].dk = s[j].dk;
-        if (s[i].dk < 0) {
-            int top = -1;
-            for (int j = 0; j < i; j++)
-                top = s[j].dk > top ? s[j].dk : top;
-            s[i].dk = top + 1;
-        }
-    }
-    *out = s;
-    return n;
-}
 
 static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t length,
                       const bench_options *o)
@@ -200,11 +39,13 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     snprintf(c->pass, sizeof c->pass, "forward");
     c->causal = s->causal;
     c->offsets = o->offsets;
-    c->batch = o->batch;
+    /* Figure 5 holds the tokens per batch: B = T / N. */
+    c->batch = strcmp(sweep, "figure5") == 0 && o->tokens_per_batch >= length
+                   ? o->tokens_per_batch / length : o->batch;
     c->length = length;
     c->heads = s->heads;
     c->dim = s->dim;
-    bench_config_levels(s->config, length, &o->custom, &c->levels);
+    bench_config_levels(s->config, length, s->members, &o->custom, &c->levels);
     c->pairs = bench_pairs(&c->levels, c->batch, length, c->heads, c->causal, c->offsets);
     c->flops = bench_flops(c->pairs, c->dim);
     c->repeats = o->repeat;
@@ -215,15 +56,24 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     c->max_abs_err = NAN;
 }
 
+/* What a device-and-kernel has shown so far: the rate of its runs and the
+ * cost of a cell beyond them (process, plugin, compiling, error check). */
+typedef struct dk_history {
+    double s_per_pair, setup_s;
+    int known;
+} dk_history;
+
 /* Seconds the cell is expected to take, from its series' previous cell, or
- * from the last rate seen on its device and kernel; -1 if nothing is known. */
-static double predict(const series *s, const bench_cell *c, double fallback_s_per_pair)
+ * from what its device and kernel showed in another series; -1 if nothing
+ * is known (its first cell: it runs under a cut-off instead). */
+static double predict(const series *s, const bench_cell *c, const dk_history *h)
 {
+    double tokens = (double)c->batch * (double)c->length;
     if (s->has_last && s->last_pairs > 0)
         return s->last_run_s * (c->pairs / s->last_pairs) +
-               s->last_setup_s * ((double)c->length / (double)s->last_length);
-    if (fallback_s_per_pair > 0)
-        return fallback_s_per_pair * c->pairs * (c->warmups + c->repeats);
+               s->last_setup_s * (tokens / s->last_tokens);
+    if (h->known)
+        return h->s_per_pair * c->pairs * (c->warmups + c->repeats) + h->setup_s;
     return -1;
 }
 
@@ -253,25 +103,78 @@ static double fmt_gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
+/* In a plot (figure5, scaling) the first configuration is the line the
+ * figure is about (dilated): the seconds its series on the same
+ * device-and-kernel as s[si] are predicted to need for their remaining
+ * lengths, which a cell of another configuration must leave to them. */
+static double reserve_for(const series *s, int ns, int si, int li, const int64_t *lengths,
+                          int nlengths, const char *sweep, const bench_config_kind main_config,
+                          const bench_options *o, const dk_history *hist)
+{
+    if (strcmp(sweep, "matrix") == 0 || s[si].config == main_config)
+        return 0;
+    double sum = 0;
+    for (int sj = 0; sj < ns; sj++) {
+        if (sj == si || s[sj].dk != s[si].dk || s[sj].config != main_config || s[sj].stopped)
+            continue;
+        for (int lj = sj < si ? li + 1 : li; lj < nlengths; lj++) {
+            bench_cell next;
+            make_cell(&next, sweep, &s[sj], lengths[lj], o);
+            double e = predict(&s[sj], &next, &hist[s[sj].dk]);
+            sum += e > 0 ? e : 0;
+        }
+    }
+    return sum;
+}
+
+/* "cpu:0 fast paper causal" */
+static void series_name(char *buf, size_t len, const char *sweep, const series *x,
+                        const bench_machine *m)
+{
+    snprintf(buf, len, "%s %s %s %s %s", sweep, m->devices[x->device].spec, x->kernel,
+             bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+}
+
+/* The plan, said before the first cell, so that the totals never change. */
+static void say_plan(const char *sweep, const series *s, int ns, int nlengths, int ndk,
+                     const bench_options *o, const bench_machine *m)
+{
+    if (o->quiet)
+        return;
+    char dks[BENCH_TEXT_LEN] = "";
+    for (int k = 0; k < ndk; k++)
+        for (int i = 0; i < ns; i++)
+            if (s[i].dk == k) {
+                size_t u = strlen(dks);
+                snprintf(dks + u, sizeof dks - u, "%s%s %s", k ? ", " : "",
+                         m->devices[s[i].device].spec, s[i].kernel);
+                break;
+            }
+    fprintf(stderr, "%s: %s: %d cells planned (%d series of %s, x %d length%s), "
+            "--max-seconds %.0f shared by %d device-and-kernel%s; a cell predicted to "
+            "overrun its share is skipped and said\n", BENCH_PROG, sweep, ns * nlengths, ns,
+            dks, nlengths, nlengths == 1 ? "" : "s", o->max_seconds, ndk, ndk == 1 ? "" : "s");
+}
+
 int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
                 const int64_t *lengths, int nlengths, const bench_options *o,
                 const bench_machine *m, const bench_roofline *rl, bench_results *res)
 {
     (void)rl; /* the fractions are set once the roofline is final */
     series *s = NULL;
-    int ns = build_series(sweep, configs, nconfigs, o, m, &s);
+    int ns = bench_build_series(sweep, configs, nconfigs, o, m, &s);
     if (ns < 0)
         return -1;
-    double *rate = calloc((size_t)m->ndevices * 16 + 1, sizeof *rate); /* s per pair */
-    double any_rate = 0; /* the last rate of any device */
     int ndk = 0;
     for (int i = 0; i < ns; i++)
         ndk = s[i].dk + 1 > ndk ? s[i].dk + 1 : ndk;
+    dk_history *hist = calloc((size_t)ndk + 1, sizeof *hist);
     double *share = calloc((size_t)ndk + 1, sizeof *share);
     double *spent = calloc((size_t)ndk + 1, sizeof *spent);
     int *done_dk = calloc((size_t)ndk + 1, sizeof *done_dk);
     for (int i = 0; i < ndk; i++)
         share[i] = o->max_seconds / ndk;
+    say_plan(sweep, s, ns, nlengths, ndk, o, m);
     bench_progress prog;
     bench_progress_start(&prog, sweep, ns * nlengths, o->quiet);
 
@@ -284,16 +187,16 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             make_cell(&c, sweep, x, lengths[li], o);
             const bench_device *d = &m->devices[x->device];
             char what[BENCH_TEXT_LEN];
-            snprintf(what, sizeof what, "%s %s %s %s %s", sweep, d->spec, x->kernel,
-                     bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+            series_name(what, sizeof what, sweep, x, m);
             int left = nlengths - li;
+            double share_left = share[x->dk] - spent[x->dk];
             if (c.qkvo_bytes > o->max_memory) {
                 bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
                                 "take %.2f GiB, more than --max-memory %.2f GiB",
                                 what, (long long)c.length, fmt_gib(c.qkvo_bytes),
                                 fmt_gib(o->max_memory));
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
             if (d->memory_bytes > 0 && c.qkvo_bytes > d->memory_bytes) {
@@ -302,43 +205,85 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                                 (long long)c.length, fmt_gib(c.qkvo_bytes),
                                 fmt_gib(d->memory_bytes));
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
             if (bench_interrupted())
                 goto out;
-            double expect = predict(x, &c, rate[x->device]);
-            /* Only the share is enforced: a slow device that overran its
-             * own share (its first cell cannot be predicted) must not eat
-             * the others'. */
-            if (expect >= 0 && spent[x->dk] + expect > share[x->dk]) {
-                bench_note_stop(res, "budget: %s stops before N=%lld: it would take about "
-                                "%.0f s, %.0f s are left of its device-and-kernel's share "
-                                "(%.0f s) of --max-seconds %.0f", what, (long long)c.length,
-                                expect, share[x->dk] > spent[x->dk] ? share[x->dk] - spent[x->dk] : 0,
-                                share[x->dk], o->max_seconds);
+            double expect = predict(x, &c, &hist[x->dk]);
+            /* At most half of what is left: the dilated line may be
+             * predicted to use all of it (B = 1, N up to 16M), and the
+             * figure needs the other line too. */
+            double reserve = reserve_for(s, ns, si, li, lengths, nlengths, sweep, configs[0],
+                                         o, hist);
+            if (reserve > share_left / 2)
+                reserve = share_left > 0 ? share_left / 2 : 0;
+            /* Each device-and-kernel keeps to its own share, so that a slow
+             * one cannot eat the others'. */
+            if (share_left <= 0 || (expect >= 0 && expect + reserve > share_left)) {
+                if (share_left > 0 && expect <= share_left)
+                    bench_note_stop(res, "budget: %s stops before N=%lld: it would take "
+                                    "about %.0f s of the %.0f s left of its "
+                                    "device-and-kernel's share (%.0f s), which keeps %.0f s "
+                                    "for the %s line's remaining lengths", what,
+                                    (long long)c.length, expect, share_left, share[x->dk],
+                                    reserve, bench_config_name(configs[0]));
+                else if (share_left <= 0)
+                    bench_note_stop(res, "budget: %s stops before N=%lld: its "
+                                    "device-and-kernel's share (%.0f s) of --max-seconds "
+                                    "%.0f is spent", what, (long long)c.length,
+                                    share[x->dk], o->max_seconds);
+                else
+                    bench_note_stop(res, "budget: %s stops before N=%lld: it would take "
+                                    "about %.0f s, %.0f s are left of its device-and-kernel's "
+                                    "share (%.0f s) of --max-seconds %.0f", what,
+                                    (long long)c.length, expect, share_left, share[x->dk],
+                                    o->max_seconds);
                 x->stopped = 1;
-                prog.total -= left;
+                bench_progress_skip(&prog, left);
                 continue;
             }
 
-            bench_progress_before(&prog, &c, m, expect);
+            bench_progress_before(&prog, &c, m, expect, share_left);
             double t0 = bench_now();
+            /* Nothing may run past the share: a cell that could not be
+             * predicted, or ran slower than predicted, is cut off there. */
+            bench_child_timeout(share_left);
             bench_cell_run(&c, m, o);
+            int cut = bench_child_timed_out();
+            if (!cut && strcmp(c.status, "ok") == 0) {
+                bench_child_timeout(share_left - (bench_now() - t0));
+                bench_cell_check(&c, m, o);
+            }
+            bench_child_timeout(0);
             if (bench_interrupted())
                 goto out;
-            bench_cell_check(&c, m, o);
-            spent[x->dk] += bench_now() - t0;
+            double took = bench_now() - t0;
+            spent[x->dk] += took;
+            if (cut) {
+                bench_note_stop(res, "budget: %s stops at N=%lld: cut off after %.0f s, the "
+                                "rest of its device-and-kernel's share (%.0f s) of "
+                                "--max-seconds %.0f%s", what, (long long)c.length, took,
+                                share[x->dk], o->max_seconds,
+                                expect < 0 ? " (its first cell: nothing to predict from)" : "");
+                x->stopped = 1;
+                bench_progress_skip(&prog, left);
+                continue;
+            }
             if (strcmp(c.status, "ok") == 0) {
                 double run_s = c.median_ms * 1e-3 * (c.warmups + c.repeats);
                 x->has_last = 1;
                 x->last_run_s = run_s;
-                x->last_setup_s = c.wall_s > run_s ? c.wall_s - run_s : 0;
+                /* Everything beyond the runs: process, plugin, compiling,
+                 * the error check; it recurs in every cell. */
+                x->last_setup_s = took > run_s ? took - run_s : 0;
                 x->last_pairs = c.pairs;
-                x->last_length = c.length;
-                if (c.pairs > 0)
-                    any_rate = rate[x->device] = c.median_ms * 1e-3 / c.pairs;
-
+                x->last_tokens = (double)c.batch * (double)c.length;
+                if (c.pairs > 0) {
+                    hist[x->dk].known = 1;
+                    hist[x->dk].s_per_pair = c.median_ms * 1e-3 / c.pairs;
+                    hist[x->dk].setup_s = x->last_setup_s;
+                }
             } else {
                 res->failures++;
                 cli_error("%s N=%lld failed: %s", what, (long long)c.length, c.message);
@@ -346,14 +291,15 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                     bench_note_stop(res, "%s stops after the failure at N=%lld", what,
                                     (long long)c.length);
                 x->stopped = 1;
-                prog.total -= left - 1;
+                bench_progress_skip(&prog, left - 1);
             }
             if (append(res, &c) != 0) {
                 cli_error("out of memory");
                 goto out;
             }
 
-            /* What is left: every remaining cell, predicted like this one. */
+            /* What is left: every remaining cell, predicted like this one,
+             * never more than the budget left. */
             double remaining = 0;
             for (int lj = li; lj < nlengths && remaining >= 0; lj++)
                 for (int sj = lj == li ? si + 1 : 0; sj < ns; sj++) {
@@ -361,21 +307,15 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                         continue;
                     bench_cell next;
                     make_cell(&next, sweep, &s[sj], lengths[lj], o);
-                    double e = predict(&s[sj], &next, rate[s[sj].device]);
-                    if (e < 0 && any_rate > 0) /* a device not seen yet: guess */
-                        e = any_rate * next.pairs * (next.warmups + next.repeats);
-                    if (e < 0) {
-                        remaining = -1;
-                        break;
-                    }
-                    remaining += e;
+                    double e = predict(&s[sj], &next, &hist[s[sj].dk]);
+                    double cap = share[s[sj].dk] - spent[s[sj].dk];
+                    remaining += e < 0 || e > cap ? (cap > 0 ? cap : 0) : e;
                 }
-            /* The budget stops the sweep before it all runs. */
             double budget_left = 0;
             for (int k = 0; k < ndk; k++)
                 budget_left += share[k] > spent[k] ? share[k] - spent[k] : 0;
             if (remaining > budget_left)
-                remaining = budget_left > 0 ? budget_left : 0;
+                remaining = budget_left;
             bench_progress_after(&prog, &c, m, remaining);
         }
         /* Hand the unused share of finished device-and-kernels on. */
@@ -398,19 +338,11 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 share[k] += freed / active;
     }
 out:
+    bench_child_timeout(0);
     free(share);
     free(spent);
     free(done_dk);
-    free(rate);
+    free(hist);
     free(s);
     return bench_interrupted() ? -1 : 0;
-}
-
-int bench_check_selection(const bench_options *o, const bench_machine *m)
-{
-    series *s = NULL;
-    bench_config_kind any = BENCH_CFG_DENSE;
-    int n = build_series("matrix", &any, 1, o, m, &s);
-    free(s);
-    return n < 0 ? -1 : 0;
 }

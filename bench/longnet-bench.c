@@ -19,8 +19,52 @@ static void print_stops(const bench_results *res)
         printf("  %s\n", res->stops[i]);
 }
 
+/* A plotted sweep, figure5 or scaling: N = 8192, doubling, to max_length;
+ * causal unless --causal was given (the paper's model is a decoder). */
+static int plot_sweep(const char *sweep, const bench_options *o, int64_t max_length,
+                      const bench_machine *m, const bench_roofline *rl, bench_results *res,
+                      const char **causal)
+{
+    bench_options p = *o;
+    int64_t lengths[BENCH_MAX_LIST];
+    int n = 0;
+    for (int64_t len = 8192; len <= max_length && n < BENCH_MAX_LIST; len *= 2)
+        lengths[n++] = len;
+    if (!o->causal_given) {
+        p.causal_modes[0] = 1;
+        p.ncausal = 1;
+    }
+    /* Dilated first: when a slow device runs out of its share, the line it
+     * keeps is the one the figure is about. */
+    bench_config_kind methods[2] = { strcmp(sweep, "figure5") == 0 ? BENCH_CFG_FIGURE5
+                                                                  : BENCH_CFG_SCALING,
+                                     BENCH_CFG_DENSE };
+    *causal = p.ncausal == 2 ? "causal and non-causal" : p.causal_modes[0] ? "causal"
+                                                                           : "non-causal";
+    return bench_sweep(sweep, methods, 2, lengths, n, &p, m, rl, res);
+}
+
+/* The plot's files; 1 after an error. */
+static int write_plot(const char *sweep, const bench_options *o, const bench_results *res,
+                      bench_machine *m, const bench_roofline *rl)
+{
+    char drawn[9000];
+    bench_machine_finish(m);
+    if (bench_figure5_write(sweep, o->outdir, res, m, rl, o, drawn, sizeof drawn) != 0)
+        return 1;
+    printf("%s: %s/%s.csv%s%s\n", strcmp(sweep, "figure5") == 0 ? "figure 5" : "scaling",
+           o->outdir, sweep, drawn[0] ? ", " : "", drawn);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+#ifdef BENCH_HAVE_OPENBLAS
+    /* Our own re-executed copy measuring one SGEMM core type. */
+    int child_rc = sgemm_child_main(argc, argv);
+    if (child_rc >= 0)
+        return child_rc;
+#endif
     cli_set_prog(BENCH_PROG);
     cli_set_hint("see 'longnet-bench --help'");
     bench_catch_signals();
@@ -51,59 +95,62 @@ int main(int argc, char **argv)
 
     bench_roofline rl;
     bench_roofline_measure(&rl, o.quiet);
-    const char *f5_causal = "";
+    const char *f5_causal = "", *scaling_causal = "";
 
     if (o.run_matrix) {
         if (bench_sweep("matrix", o.configs, o.nconfigs, o.lengths, o.nlengths, &o, m, &rl,
                         &res) != 0)
             goto done;
     }
-    char drawn[9000] = "";
     int figure_failed = 0;
+    /* The roofline between sweeps too: on a shared machine the best of
+     * more measurements is the closer one. */
+    if (o.run_matrix && (o.run_figure5 || o.run_scaling))
+        bench_roofline_again(&rl, o.quiet);
     if (o.run_figure5) {
-        bench_options f5 = o;
-        int64_t lengths[BENCH_MAX_LIST];
-        int n = 0;
-        for (int64_t len = 8192; len <= o.figure5_max_length && n < BENCH_MAX_LIST; len *= 2)
-            lengths[n++] = len;
-        /* The paper's model is a causal decoder. */
-        if (!o.causal_given) {
-            f5.causal_modes[0] = 1;
-            f5.ncausal = 1;
-        }
-        /* Dilated first: when a slow device runs out of its share, the line
-         * it keeps is the one the figure is about. */
-        static const bench_config_kind methods[2] = { BENCH_CFG_FIGURE5, BENCH_CFG_DENSE };
-        if (bench_sweep("figure5", methods, 2, lengths, n, &f5, m, &rl, &res) != 0)
+        /* The paper's setup: T tokens per batch, B = T/N, N = 8K .. T. */
+        o.tokens_per_batch = bench_figure5_tokens(&o, m, &rl, &res, o.tokens_why,
+                                                  sizeof o.tokens_why);
+        if (!o.quiet)
+            fprintf(stderr, "%s: figure5: T = %lld tokens per batch: %s\n", BENCH_PROG,
+                    (long long)o.tokens_per_batch, o.tokens_why);
+        if (plot_sweep("figure5", &o, o.tokens_per_batch, m, &rl, &res, &f5_causal) != 0)
             goto done;
-        f5_causal = f5.ncausal == 2 ? "causal and non-causal"
-                    : f5.causal_modes[0] ? "causal" : "non-causal";
     }
+    if (o.run_scaling && plot_sweep("scaling", &o, o.scaling_max_length, m, &rl, &res,
+                                    &scaling_causal) != 0)
+        goto done;
 
     /* The roofline again, keeping the better: one measured while another
      * process ran would inflate every fraction. */
-    bench_roofline again;
-    bench_roofline_measure(&again, o.quiet);
-    bench_roofline_better(&rl, &again);
+    bench_roofline_again(&rl, o.quiet);
     for (int i = 0; i < res.ncells; i++) {
         bench_cell *c = &res.cells[i];
         if (rl.available && strcmp(c->status, "ok") == 0 &&
             strcmp(m->devices[c->device].kind, "cpu") == 0)
+        {
             c->sgemm_fraction = c->gflops / rl.gflops;
+            c->sgemm_suspect = sgemm_suspect_reason(c->sgemm_fraction) != NULL;
+        }
     }
     bench_print_header(stdout, m, &rl, &o);
     if (o.run_matrix) {
         printf("\nmatrix: forward, B=%lld\n", (long long)o.batch);
-        bench_print_table(stdout, &res, m, "matrix");
+        bench_print_table(stdout, &res, m, &rl, "matrix");
     }
     if (o.run_figure5) {
-        printf("\nfigure5: dense vs dilated (segments 2048*4^k <= N, dilation w/2048), "
-               "forward, %s\n", f5_causal);
-        bench_print_table(stdout, &res, m, "figure5");
-        bench_machine_finish(m);
-        figure_failed = bench_figure5_write(o.outdir, &res, m, &rl, &o, drawn, sizeof drawn);
-        if (!figure_failed)
-            printf("figure 5: %s/figure5.csv%s%s\n", o.outdir, drawn[0] ? ", " : "", drawn);
+        printf("\nfigure5: the paper's Figure 5: T = %lld tokens per batch held constant, "
+               "B = T/N; dilated (segments 2048, tokens per device, N; dilation w/2048) "
+               "against vanilla (w = N, r = 1), forward, %s\n", (long long)o.tokens_per_batch,
+               f5_causal);
+        bench_print_table(stdout, &res, m, &rl, "figure5");
+        figure_failed |= write_plot("figure5", &o, &res, m, &rl);
+    }
+    if (o.run_scaling) {
+        printf("\nscaling: B=%lld, N growing; dense against dilated (segments 2048*4^k <= N, "
+               "dilation w/2048), forward, %s\n", (long long)o.batch, scaling_causal);
+        bench_print_table(stdout, &res, m, &rl, "scaling");
+        figure_failed |= write_plot("scaling", &o, &res, m, &rl);
     }
     print_stops(&res);
     bench_machine_finish(m);

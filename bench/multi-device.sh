@@ -1,6 +1,6 @@
 #!/bin/sh
 # multi-device.sh — the scheduler's scaling: each device of a list alone,
-# then all of them splitting one sequence, on the `figure5` configuration
+# then all of them splitting one sequence, on the `scaling` configuration
 # (segments 2048·4^k up to N, dilation w/2048). Prints tokens/s of each and
 # the ratio of the together throughput to the sum of the single ones, and
 # the bytes each device exchanges (from --explain) at each length.
@@ -33,7 +33,7 @@ export LONGNET_CPU_DEVICES
 work=$(mktemp -d "${TMPDIR:-/tmp}/longnet-multi.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
-# levels N: the figure5 configuration's --segments and --dilations.
+# levels N: the scaling configuration's --segments and --dilations.
 levels() {
     w=2048; segs=; dils=
     while :; do
@@ -56,7 +56,7 @@ median_ms() {
     sort -n "$work/times" | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'
 }
 
-echo "longnet multi-device scaling: devices $devices, figure5 configuration, H=1, D=64${causal:+, causal}"
+echo "longnet multi-device scaling: devices $devices, scaling configuration (2048*4^k), H=1, D=64${causal:+, causal}"
 echo "LONGNET_CPU_DEVICES=$LONGNET_CPU_DEVICES; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $(echo "$lengths" | tr ',' ' '); do
     for t in q k v; do

@@ -2,9 +2,11 @@
 #include <config.h>
 #endif
 /* opencl_kernel_bench.c — the OpenCL backend's kernels against the SGEMM
- * rooflines of the same machine (issue 4's targets):
+ * rooflines of the same machine:
  *
- *   OpenBLAS SGEMM, n = 2048, on the host            (GFLOP/s)
+ *   OpenBLAS SGEMM, n = 2048, on the host            (GFLOP/s; the fastest
+ *     correct core type of sgemm_roofline.c, named with OpenBLAS's own choice;
+ *     a fraction of it above 1.0 is marked SUSPECT)
  *   CLBlast SGEMM, n = 1024, on the OpenCL device    (GFLOP/s)
  *   the fused kernel and the gemm path on the device, dilated attention
  *   with D = 64, segment 2048, dilation 1, H = 1, N = 32768, causal and not
@@ -17,7 +19,6 @@
  * [--dim D] [--segment W] [--reps R] [--peak-gflops G] [--kernel K]
  * [--options S] (--kernel: only that kernel; --options: the device options,
  * e.g. fused=tiled,tile_q=32). */
-#include <cblas.h>
 #include <clblast_c.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -29,6 +30,7 @@
 #include <CL/cl.h>
 
 #include "longnet-plugin.h"
+#include "sgemm_roofline.h"
 
 static double now(void)
 {
@@ -45,28 +47,21 @@ static void fill(float *x, size_t n, unsigned seed)
     }
 }
 
+/* The host's OpenBLAS SGEMM roofline (sgemm_roofline.c): each core type the
+ * CPU can run, in its own process, checked; prints which one it used. */
 static double bench_openblas(int n, int reps)
 {
-    size_t nn = (size_t)n * (size_t)n;
-    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)),
-          *c = malloc(nn * sizeof(float));
-    if (!a || !b || !c)
-        return 0;
-    fill(a, nn, 1);
-    fill(b, nn, 2);
-    double best = 1e30;
-    for (int i = 0; i <= reps; i++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                    c, n);
-        t = now() - t;
-        if (i > 0 && t < best)
-            best = t;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * n * (double)n * n / best * 1e-9;
+    static sgemm_roofline r;
+    sgemm_roofline_measure(&r, n, reps);
+    char tried[2048];
+    sgemm_roofline_tried(&r, tried, sizeof tried);
+    const sgemm_core *x = sgemm_roofline_used(&r);
+    printf("OpenBLAS SGEMM n=%d (host):           %8.1f GFLOP/s, core %s (fastest correct; "
+           "OpenBLAS's own choice: %s)\n  tried %s; checked %d sampled entries each; %s%s\n", n,
+           x ? x->best_gflops : 0.0, x ? x->corename : "none", r.own_choice, tried, r.samples,
+           r.inherited_set ? "OPENBLAS_CORETYPE inherited, ignored: " : "OPENBLAS_CORETYPE not set",
+           r.inherited);
+    return x ? x->best_gflops : 0.0;
 }
 
 /* The device_index-th OpenCL device over all platforms, as the plugin
@@ -164,6 +159,10 @@ static double bench_attention(attn *a, const char *kernel, int causal, int reps)
 
 int main(int argc, char **argv)
 {
+    /* Our own re-executed copy measuring one SGEMM core type. */
+    int child_rc = sgemm_child_main(argc, argv);
+    if (child_rc >= 0)
+        return child_rc;
     int device = 0, reps = 3;
     const char *only = NULL, *options = NULL;
     int64_t N = 32768, D = 64, W = 2048;
@@ -239,26 +238,30 @@ int main(int argc, char **argv)
     printf("device %d: %s (%s), %d compute units\n", device, desc.name, desc.kind,
            desc.compute_units);
     double blas = bench_openblas(2048, reps);
-    printf("OpenBLAS SGEMM n=2048 (host):           %8.1f GFLOP/s\n", blas);
     char clname[256] = "";
     double clb = bench_clblast(device, 1024, reps, clname, sizeof clname);
     printf("CLBlast SGEMM n=1024 (%s): %8.1f GFLOP/s\n", clname, clb);
     printf("attention: N=%lld, D=%lld, segment %lld, dilation 1, H=1, B=1\n", (long long)N,
            (long long)D, (long long)W);
     const char *kernels[2] = {"fused", strstr(desc.kernels, "gemm") ? "gemm" : NULL};
+    int suspects = 0;
     for (int k = 0; k < 2; k++) {
         if (!kernels[k] || (only && strcmp(only, kernels[k]) != 0))
             continue;
         for (int causal = 0; causal <= 1; causal++) {
             double g = bench_attention(&a, kernels[k], causal, reps);
-            printf("%-5s %-10s %8.1f GFLOP/s  = %5.1f%% of OpenBLAS, %5.2fx CLBlast SGEMM",
+            const char *why = blas > 0 ? sgemm_suspect_reason(g / blas) : NULL;
+            suspects += why != NULL;
+            printf("%-5s %-10s %8.1f GFLOP/s  = %5.1f%% of OpenBLAS%s, %5.2fx CLBlast SGEMM",
                    kernels[k], causal ? "causal" : "non-causal", g,
-                   blas > 0 ? 100 * g / blas : 0, clb > 0 ? g / clb : 0);
+                   blas > 0 ? 100 * g / blas : 0, why ? " (SUSPECT)" : "", clb > 0 ? g / clb : 0);
             if (peak > 0)
                 printf(", %5.1f%% of peak", 100 * g / peak);
             printf("\n");
         }
     }
+    if (suspects)
+        printf("SUSPECT: %s\n", sgemm_suspect_reason(2.0));
     if (strcmp(desc.kind, "gpu") == 0 && peak <= 0)
         printf("(a GPU: give --peak-gflops for the fraction of its FP32 peak)\n");
     for (int i = 0; i < 5; i++)

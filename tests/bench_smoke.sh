@@ -41,7 +41,7 @@ tiny="--device cpu --lengths 256 --repeat 1 --warmup 0 --heads 1 --dim 16
 expect_ok "$LONGNET_BENCH" --help
 for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
     --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
-    --outdir --figure5 --matrix; do
+    --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length; do
     check "--help describes $opt" grep -q -e "$opt" "$out"
 done
 expect_ok "$LONGNET_BENCH" --version
@@ -59,6 +59,8 @@ bench_fail "'12Q'" 1 "$LONGNET_BENCH" --max-memory 12Q
 bench_fail "dilation" 1 "$LONGNET_BENCH" --segments 64,128 --dilations 2,4
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu,tpu
 bench_fail "'turbo'" 1 "$LONGNET_BENCH" --device cpu --kernel turbo
+bench_fail "power of two" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 12288
+bench_fail "less than 8192" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 4096
 
 bench_fail "needs two devices" 1 "$LONGNET_BENCH" --device cpu+
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu+tpu
@@ -77,20 +79,33 @@ check "the table has a causal and a non-causal cell" \
 check "the header states how FLOPs are counted" grep -q '4\*D FLOPs per (query, key) pair' "$out"
 check "the output says where the CSV went" grep -q '^csv: m.csv' "$out"
 
-header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
+header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,sgemm_core,sgemm_suspect,sgemm_suspect_reason,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
 check "m.csv exists" test -s m.csv
 check "m.csv has the header" sh -c "grep -v '^#' m.csv | head -n 1 | grep -qx '$header'"
 check "m.csv has two ok rows" sh -c "grep -c '^matrix,cpu:0,.*,ok,' m.csv | grep -qx 2"
 check "m.csv describes the machine" grep -q '^# machine: ' m.csv
 check "m.csv describes the device" grep -q '^# device: cpu:0' m.csv
 check "m.csv names the roofline" grep -q '^# roofline: ' m.csv
+if grep -q '^# roofline: none' m.csv; then
+    echo "built without OpenBLAS: the roofline's metadata is not checked"
+else
+    check "m.csv names the core used" grep -q '^# roofline_core: [A-Za-z]' m.csv
+    check "m.csv names OpenBLAS's own choice" grep -q '^# roofline_openblas_choice: [A-Za-z]' m.csv
+    check "m.csv says the roofline was checked" grep -q '^# roofline_checked: yes' m.csv
+    check "m.csv lists the core types tried" grep -q '^# roofline_tried: own choice ' m.csv
+    check "m.csv says what OPENBLAS_CORETYPE was inherited" \
+        grep -q '^# roofline_environment: OPENBLAS_CORETYPE' m.csv
+    check "the table header names the core used" grep -q "^roofline .*, core [A-Za-z]" "$out"
+    check "the table header names OpenBLAS's own choice" grep -q "OpenBLAS's own choice: [A-Za-z]" "$out"
+fi
 # The exact pair count: 64/1 gives 4 segments of 64 rows, 128/2 gives 2 of 64.
 check "pairs are counted exactly (non-causal 24576)" grep -q ',64/1 128/2,24576,' m.csv
 check "pairs are counted exactly (causal 12480)" grep -q ',64/1 128/2,12480,' m.csv
 check "m.json exists" test -s m.json
 for key in longnet_bench machine cpu_model cores memory_bytes longnet_version devices \
     plugins kernels roofline settings cells stops median_ms tokens_per_s gflops \
-    sgemm_fraction peak_rss_bytes max_abs_err pass; do
+    sgemm_fraction sgemm_core sgemm_suspect sgemm_suspect_reason peak_rss_bytes max_abs_err \
+    pass core openblas_choice checked inherited_coretype candidates; do
     check "m.json has \"$key\"" grep -q "\"$key\":" m.json
 done
 if command -v python3 >/dev/null 2>&1; then
@@ -102,6 +117,45 @@ fi
 # shellcheck disable=SC2086
 expect_ok "$LONGNET_BENCH" --matrix $tiny --kernel reference --causal yes --csv r.csv
 check "the reference kernel's error is 0" grep -q ',reference,custom,.*,128,0,[0-9.]*,ok,' r.csv
+
+# ------------------------------------------------- a roofline too slow
+# The test hook makes the bench measure only OpenBLAS's Prescott (SSE3)
+# kernels, as OpenBLAS itself does on a CPU it does not know, and an
+# inherited OPENBLAS_CORETYPE must not change what is measured. Whether the
+# fast kernel beats Prescott SGEMM is a matter of speed, which tests do not
+# assert: every fraction above 1.0 must be flagged and no other, and where
+# none is above 1.0 this run says so.
+if ! grep -q '^# roofline: none' m.csv; then
+    LONGNET_BENCH_SGEMM_CORES=Prescott OPENBLAS_CORETYPE=Haswell "$LONGNET_BENCH" --matrix \
+        --device cpu --kernel fast --config dense --lengths 2048 --heads 1 --causal no \
+        --repeat 1 --warmup 1 --check-length 128 --quiet --csv s.csv --json s.json \
+        >"$out" 2>"$err"
+    check "a slow roofline is not a failure" test $? -eq 0
+    check "the hook's core is the one used" grep -q '^# roofline_core: Prescott' s.csv
+    check "the inherited OPENBLAS_CORETYPE is reported and ignored" \
+        grep -q '^# roofline_environment: OPENBLAS_CORETYPE=Haswell inherited, ignored' s.csv
+    check "the JSON names the core used" grep -q '"core": "Prescott"' s.json
+    check "the JSON names OpenBLAS's own choice" grep -q '"openblas_choice": "[A-Za-z]' s.json
+    if command -v python3 >/dev/null 2>&1; then
+        check "every fraction above 1.0 is flagged in the JSON, with its reason, and no other" \
+            python3 -c "
+import json, sys
+d = json.load(open('s.json'))
+for c in d['cells']:
+    f = c['sgemm_fraction']
+    if f is None or bool(c['sgemm_suspect']) != (f > 1.0) or bool(c['sgemm_suspect_reason']) != (f > 1.0):
+        sys.exit(1)"
+    fi
+    fraction=$(awk -F, '!/^#/ && $1 == "matrix" { print $25 }' s.csv)
+    if awk -v f="$fraction" 'BEGIN { exit !(f > 1.0) }'; then
+        check "a fraction above 1.0 is marked suspect in the table" grep -q '% suspect' "$out"
+        check "the table says why it is suspect" grep -q '^suspect: 1 fraction above 1.0' "$out"
+        check "the CSV flags it" grep -q ',Prescott,1,"above 1.0' s.csv
+    else
+        echo "the fast kernel ran at $fraction of Prescott SGEMM here: nothing to flag"
+        check "a fraction at most 1.0 is not marked suspect" sh -c "! grep -q 'suspect' '$out'"
+    fi
+fi
 
 # ---------------------------------------------------------------- budget
 # shellcheck disable=SC2086
@@ -119,13 +173,21 @@ bench_fail "no-such-dir/m.csv" 1 "$LONGNET_BENCH" --matrix $tiny --csv no-such-d
 check "no temporary file is left behind" sh -c "! ls -a | grep -q tmp"
 
 # --------------------------------------------------------- a tiny Figure 5
-expect_ok "$LONGNET_BENCH" --figure5 --device cpu --figure5-max-length 8192 --heads 1 \
+# T = 16384 tokens per batch: N = 8192 with B = 2, N = 16384 with B = 1.
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu --tokens-per-batch 16384 --heads 1 \
     --dim 16 --repeat 1 --warmup 0 --check-length 128 --quiet --outdir f5
 check "figure5.csv exists" test -s f5/figure5.csv
 check "figure5.csv has the header" sh -c "grep -v '^#' f5/figure5.csv | head -n 1 | grep -qx '$header'"
-check "figure5.csv has a dense row" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,' f5/figure5.csv
+check "figure5.csv has a vanilla row" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,' f5/figure5.csv
 check "figure5.csv has a dilated row" grep -q '^figure5,cpu:0,.*,fast,figure5,forward,1,' f5/figure5.csv
-check "figure5.gp exists" grep -q 'set logscale' f5/figure5.gp
+check "B = T/N: N=8192 runs with B=2" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,interleaved,2,8192,' f5/figure5.csv
+check "B = T/N: N=16384 runs with B=1" grep -q '^figure5,cpu:0,.*,fast,dense,forward,1,interleaved,1,16384,' f5/figure5.csv
+# One device: the tokens per device are N, so the levels are 2048 and N.
+check "the dilated levels are 2048 and N, 2048 rows each" \
+    grep -q '^figure5,cpu:0,.*,fast,figure5,.*,16384,1,16,2048/1 16384/8,' f5/figure5.csv
+check "the table names T" grep -q 'T = 16384 tokens per batch' "$out"
+check "figure5.gp exists" grep -q 'set logscale x 2' f5/figure5.gp
+check "figure5.gp says what was held constant" grep -q 'T = 16384 tokens per batch held constant' f5/figure5.gp
 if command -v gnuplot >/dev/null 2>&1; then
     check "the output says where the plot went" grep -q 'figure5.png and .*figure5.svg' "$out"
     check "figure5.png is a PNG" sh -c "head -c 4 f5/figure5.png | grep -q PNG"
@@ -133,5 +195,19 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     echo "gnuplot is not installed: the PNG and SVG are not checked"
 fi
+
+# A group of two: each member gets N/2 tokens, a third level.
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu+cpu --tokens-per-batch 8192 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --outdir f5g
+check "a group's dilated levels are 2048, N/2 and N" \
+    grep -q '^figure5,cpu+cpu,.*,figure5,.*,8192,1,16,2048/1 4096/2 8192/4,' f5g/figure5.csv
+
+# ------------------------------------------------------ the scaling plot
+expect_ok "$LONGNET_BENCH" --scaling --device cpu --scaling-max-length 8192 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 128 --quiet --outdir sc
+check "scaling.csv has a dense row with B=1" \
+    grep -q '^scaling,cpu:0,.*,fast,dense,forward,1,interleaved,1,8192,' sc/scaling.csv
+check "scaling.csv has a dilated row" grep -q '^scaling,cpu:0,.*,fast,scaling,' sc/scaling.csv
+check "scaling.gp is log-log" grep -q 'set logscale xy 2' sc/scaling.gp
 
 finish
