@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "cli.h"
+#include "cli_util.h"
 
 int bench_atomic_open(bench_atomic *a, const char *path)
 {

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "cli.h"
+#include "cli_util.h"
 
 /* Runs gnuplot with args; 0 when it exited 0. Its output is discarded
  * unless `show` (then its errors reach the user's stderr). */

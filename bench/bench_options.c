@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "cli.h"
+#include "cli_util.h"
 
 #define DEFAULT_LENGTHS "2048,4096"
 #define DEFAULT_REPEAT 3

@@ -10,7 +10,7 @@
 
 #include "bench.h"
 #include "bench_fields.h"
-#include "cli.h"
+#include "cli_util.h"
 
 static double gib(uint64_t b)
 {

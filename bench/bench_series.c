@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "bench_series.h"
-#include "cli.h"
+#include "cli_util.h"
 
 /* 1 if `name` is an entry of the comma-separated `list`. */
 static int in_list(const char *list, const char *name)

@@ -26,7 +26,7 @@
 
 #include "bench.h"
 #include "bench_series.h"
-#include "cli.h"
+#include "cli_util.h"
 
 static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t length,
                       const bench_options *o)

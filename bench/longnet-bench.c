@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "cli.h"
+#include "cli_util.h"
 
 static void print_stops(const bench_results *res)
 {

@@ -1,7 +1,7 @@
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
-/* cli_util.c — helpers every `longnet` command shares, so that the command
+/* cli_util.c — helpers the longnet command and longnet-bench share, so that the
  * files hold only what is particular to them: one-line errors, strict number
  * parsing, comma lists, the option parser, file identity. */
 #include <ctype.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "cli_util.h"
 
 /* -------------------------------------------------------------- errors */
 
