@@ -53,7 +53,7 @@ struct lnet_module {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static lnet_module *modules;
 static int ltdl_users;
-static int ltdl_ready; /* lt_dlinit done, once for the process */
+static int ltdl_ready; /* lt_dlinit done, until the last context goes */
 
 static char *dup_str(const char *s)
 {
@@ -442,32 +442,6 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
     return m;
 }
 
-/* Modules stay loaded for the life of the process once opened (ggml's
- * rule): another thread may still be returning through a module's code, a
- * runtime it brought in (LLVM inside PoCL, an ICD) may have registered
- * handlers that point into it, and unloading OpenCL drivers is a known
- * source of crashes at exit. Each module's first handle is pinned here (a
- * static table: nothing to free at exit); the library's own bookkeeping
- * is freed with the last context as before, and a later lt_dlopen of the
- * same file gets the same, still loaded, module. */
-#define LNET_MAX_PINNED 64
-static lt_dlhandle pinned[LNET_MAX_PINNED];
-static int n_pinned;
-
-/* Called with registry_lock held: gives up one reference to h, unless it
- * becomes the pin that keeps its module loaded. */
-static void module_unref(lt_dlhandle h)
-{
-    for (int i = 0; i < n_pinned; i++)
-        if (pinned[i] == h) {
-            lt_dlclose(h); /* the pin still holds it: nothing is unloaded */
-            return;
-        }
-    if (n_pinned < LNET_MAX_PINNED)
-        pinned[n_pinned++] = h; /* this reference stays, for good */
-    /* past the table, the reference is simply never given up */
-}
-
 /* Called with registry_lock held. */
 static void module_release(lnet_module *m)
 {
@@ -481,7 +455,14 @@ static void module_release(lnet_module *m)
     }
     if (m->probe_state > 0)
         m->table->shutdown(); /* a module never probed has nothing to shut down */
-    module_unref(m->handle);
+    /* Unloading is safe here: modules are counted across contexts, and a
+     * thread runs module code only through a context that holds it, so
+     * with the count at zero no thread can be inside (test_concurrency
+     * frees and creates contexts from 8 threads at once). Keeping modules
+     * loaded for good was tried: LeakSanitizer's exit scan then crashes on
+     * the dynamic TLS of a module whose thread-locals were never touched
+     * (a backend opened but never probed, as lazy probing leaves them). */
+    lt_dlclose(m->handle);
     free(m->path);
     free(m);
 }
@@ -822,10 +803,10 @@ void lnet_plugins_release(lnet_plugin_list *list)
         module_release(list->items[i].module);
         free(list->items[i].path);
     }
-    /* libltdl stays initialised: lt_dlexit would close the modules, which
-     * stay loaded for the life of the process (module_release). */
-    if (ltdl_users > 0)
-        ltdl_users--;
+    if (ltdl_users > 0 && --ltdl_users == 0 && !modules) {
+        lt_dlexit();
+        ltdl_ready = 0;
+    }
     pthread_mutex_unlock(&registry_lock);
     free(list->items);
     list->items = NULL;

@@ -295,8 +295,9 @@ END_TEST
 /* lnet_npy_inspect reads the header only and checks what load checks. */
 START_TEST(test_inspect)
 {
-    write_npy("s.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", f4_6,
-              sizeof f4_6 * 2);
+    static const double d6[6] = {1, 2, 3, 4, 5, 6};
+    write_npy("s.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", d6,
+              sizeof d6);
     lnet_npy_info info = {.size = sizeof info};
     ck_assert_msg(lnet_npy_inspect(path_of("s.npy"), &info) == LNET_OK, "%s", lnet_last_error());
     ck_assert_int_eq(info.ndim, 2);

@@ -458,7 +458,7 @@ START_TEST(device_and_buffers_plugin)
     ck_assert_int_eq(cpu->probe(&n), 0);
     ck_assert_int_eq(n, 1);
 
-    lnet_plugin_device_desc desc;
+    lnet_plugin_device_desc desc = {.size = sizeof desc}; /* ABI 2: the caller's size */
     ck_assert_int_eq(cpu->describe(0, &desc), 0);
     ck_assert_msg(desc.name[0] != '\0', "empty device name");
     ck_assert_str_eq(desc.kind, "cpu");
