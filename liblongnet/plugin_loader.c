@@ -458,10 +458,7 @@ static void module_release(lnet_module *m)
     /* Unloading is safe here: modules are counted across contexts, and a
      * thread runs module code only through a context that holds it, so
      * with the count at zero no thread can be inside (test_concurrency
-     * frees and creates contexts from 8 threads at once). Keeping modules
-     * loaded for good was tried: LeakSanitizer's exit scan then crashes on
-     * the dynamic TLS of a module whose thread-locals were never touched
-     * (a backend opened but never probed, as lazy probing leaves them). */
+     * frees and creates contexts from 8 threads at once). */
     lt_dlclose(m->handle);
     free(m->path);
     free(m);
