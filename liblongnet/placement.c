@@ -19,21 +19,9 @@
 static void probe_job(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
                       const char *kernel, int split)
 {
-    memset(j, 0, sizeof *j);
-    j->size = sizeof *j;
-    j->batch = g->batch;
-    j->rows = g->rows;
-    j->heads = g->heads;
-    j->dim = g->dim;
+    lnet_job_base(j, g, n, kernel);
     j->row_begin = 0;
     j->row_end = g->rows;
-    j->segment = n->segment;
-    j->dilation = n->dilation;
-    j->offsets = g->offsets;
-    j->causal = g->causal;
-    j->scale = g->scale;
-    j->kernel = kernel;
-    j->dtype = (int)g->dtype; /* lnet_dtype and LNET_PLUGIN_DTYPE_* are the same numbers */
     if (split) {
         /* A split sequence gives each device windows of rows. */
         j->q_base = 0;

@@ -148,8 +148,8 @@ static lnet_status run_job(lnet_device *dev, const lnet_segment_job *job, const 
     return lnet_device_fail(dev, rc, what);
 }
 
-static void job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
-                     const char *kernel)
+void lnet_job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
+                   const char *kernel)
 {
     memset(j, 0, sizeof *j);
     j->size = sizeof *j;
@@ -163,6 +163,7 @@ static void job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_
     j->causal = g->causal;
     j->scale = g->scale;
     j->kernel = kernel;
+    j->dtype = (int)g->dtype; /* lnet_dtype and LNET_PLUGIN_DTYPE_* are the same numbers */
 }
 
 /* Folds a branch (o_i, lse_i) into a row of the running (O, LSE) on the
@@ -235,7 +236,7 @@ static lnet_status run_gather(lnet_device *dev, const lnet_plan *p, const lnet_w
             (st = dbuf_wrap_or_alloc(dev, o, vbytes, &bo)) || (st = dbuf_wrap_or_alloc(dev, l, lbytes, &bl)))
             break;
         lnet_segment_job j;
-        job_base(&j, g, n, kernel);
+        lnet_job_base(&j, g, n, kernel);
         j.rows = M;
         j.heads = 1;
         j.segment = M;
@@ -416,7 +417,7 @@ static lnet_status run_worker(lnet_context *ctx, const lnet_plan *p, const lnet_
         if (s->kind == LNET_STEP_GATHER)
             continue;
         lnet_segment_job j;
-        job_base(&j, g, n, kernel);
+        lnet_job_base(&j, g, n, kernel);
         j.row_begin = s->row_begin;
         j.row_end = s->row_end;
         j.init = s->init;

@@ -34,6 +34,11 @@ typedef struct lnet_devlist {
 /* Parses "cpu", "cpu,opencl:0", "cpu=1,opencl:0=3"; every device must exist. */
 lnet_status lnet_devlist_parse(const lnet_context *ctx, const char *list, lnet_devlist *out);
 
+/* A job of level node n with every field the graph decides (no row range,
+ * windows or buffers yet): for the executor and for placement alike. */
+void lnet_job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
+                   const char *kernel);
+
 /* Leaves out the devices whose plugin does not support every job of the
  * call (placement.c), each with a warning naming it and what it lacks;
  * LNET_ERR_UNSUPPORTED with the reasons when none is left. */
