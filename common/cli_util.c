@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_util.h"
 
@@ -342,8 +343,46 @@ static void split_path(const char *path, char *dir, size_t len, const char **bas
     }
 }
 
-int cli_same_file(const char *a, const char *b)
+/* The name `path` leads to through symbolic links (a dangling link leads
+ * to the file it would create), into buf; `path` itself when it is no
+ * link or the chain cannot be followed. */
+static const char *final_name(const char *path, char *buf, size_t len)
 {
+    char cur[4096], link[4096];
+    snprintf(cur, sizeof cur, "%s", path);
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat sb;
+        if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode))
+            break;
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0)
+            break;
+        link[n] = '\0';
+        if (link[0] == '/') {
+            snprintf(cur, sizeof cur, "%s", link);
+        } else {
+            /* Relative to the directory holding the link. */
+            char dir[4096];
+            const char *base;
+            split_path(cur, dir, sizeof dir, &base);
+            size_t dl = strlen(dir), ll = strlen(link);
+            if (dl + 1 + ll >= sizeof cur)
+                break; /* too long to follow: compared as given */
+            memcpy(cur, dir, dl);
+            cur[dl] = '/';
+            memcpy(cur + dl + 1, link, ll + 1);
+        }
+    }
+    snprintf(buf, len, "%s", cur);
+    return buf;
+}
+
+int cli_same_file(const char *a0, const char *b0)
+{
+    /* Through symbolic links first: an output and a link to it (even a
+     * dangling one, whose target neither run has made yet) are one file. */
+    char fa[4096], fb[4096];
+    const char *a = final_name(a0, fa, sizeof fa), *b = final_name(b0, fb, sizeof fb);
     if (strcmp(a, b) == 0)
         return 1;
     struct stat sa, sb;

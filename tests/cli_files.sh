@@ -59,6 +59,15 @@ ln -s subdir/new-target.npy dangling.npy
 expect_ok "$LONGNET" run $RUN --out dangling.npy
 check "a dangling symlink's target is created" cmp subdir/new-target.npy ref.npy
 check "no temporary beside the symlinks or their targets" no_temporaries .
+# Two outputs that are one file through a link (even a dangling one) would
+# keep only the last written: refused, as the same name would be.
+ln -s same-target.npy same-link.npy
+# shellcheck disable=SC2086
+expect_fail "are the same file" "$LONGNET" run $RUN --out same-link.npy --lse same-target.npy
+check "nothing was created through the refused pair" test ! -e same-target.npy
+ln -s q.npy q-link.npy
+# shellcheck disable=SC2086
+expect_fail "is the same file as the input --q" "$LONGNET" run $RUN --out q-link.npy
 
 cp ref.npy mode.npy
 chmod 600 mode.npy
