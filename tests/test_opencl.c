@@ -38,6 +38,7 @@
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "opencl_test.h"
 #include "seeded_rng.h"
 
 #define TOL 1e-4
@@ -870,38 +871,12 @@ END_TEST
 
 /* -------------------------------------------------------------- main */
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
     golden_load_required(&cases);
 
-    const char *tmp = getenv("TMPDIR");
-    snprintf(cache_root, sizeof cache_root, "%s/longnet-test-opencl.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(cache_root)) {
-        printf("FAIL: mkdtemp %s\n", cache_root);
+    if (scratch_dir_make("longnet-test-opencl", cache_root, sizeof cache_root))
         return 1;
-    }
     /* Every test but the cache test shares one cache of this run. */
     char shared[512];
     snprintf(shared, sizeof shared, "%s/shared", cache_root);
@@ -911,22 +886,14 @@ int main(void)
         printf("FAIL: lnet_context_create: %s\n", lnet_last_error());
         return 1;
     }
-    for (n_devices = 0; n_devices < MAX_DEVICES; n_devices++) {
-        char spec[32];
-        int index;
-        snprintf(spec, sizeof spec, "opencl:%d", n_devices);
-        if (lnet_context_find_device(ctx, spec, &index) != LNET_OK)
-            break;
-        lnet_device_info info;
-        lnet_context_device(ctx, index, &info);
-        printf("%s: %s (%s), kernels %s\n", spec, info.name, info.kind, info.kernels);
-        if (n_devices == 0 && !strstr(info.kernels, "gemm"))
-            n_kernels = 1; /* built without CLBlast */
-    }
+    int have_gemm;
+    n_devices = opencl_devices(ctx, MAX_DEVICES, &have_gemm);
+    if (n_devices > 0 && !have_gemm)
+        n_kernels = 1; /* built without CLBlast */
     if (n_devices == 0) {
         printf("SKIP: no OpenCL device: %s\n", lnet_last_error());
         lnet_context_free(ctx);
-        remove_tree(cache_root);
+        scratch_dir_remove(cache_root);
         return GOLDEN_SKIP;
     }
     fflush(stdout);
@@ -951,6 +918,6 @@ int main(void)
     srunner_free(sr);
     lnet_context_free(ctx);
     golden_free(&cases);
-    remove_tree(cache_root);
+    scratch_dir_remove(cache_root);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

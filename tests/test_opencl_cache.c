@@ -30,6 +30,7 @@
 #include "../backends/opencl/ocl_sha256.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "opencl_test.h"
 #include "plugin_direct.h"
 #include "seeded_rng.h"
 
@@ -336,35 +337,10 @@ END_TEST
 
 /* -------------------------------------------------------------- main */
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/longnet-test-cache.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(root)) {
-        printf("FAIL: mkdtemp %s\n", root);
+    if (scratch_dir_make("longnet-test-cache", root, sizeof root))
         return 1;
-    }
     /* Until the test sets its own: nothing lands in the user's cache. */
     char first[512];
     snprintf(first, sizeof first, "%s/first", root);
@@ -376,7 +352,7 @@ int main(void)
         lnet_context_find_device(ctx, "opencl:0", &index) != LNET_OK) {
         printf("SKIP: no OpenCL device: %s\n", lnet_last_error());
         lnet_context_free(ctx);
-        remove_tree(root);
+        scratch_dir_remove(root);
         return 77;
     }
 
@@ -395,6 +371,6 @@ int main(void)
     lnet_context_free(ctx);
     free(planted);
     free(good16);
-    remove_tree(root);
+    scratch_dir_remove(root);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -36,6 +36,7 @@
 
 #include "longnet-plugin.h"
 #include "longnet.h"
+#include "opencl_test.h"
 #include "plugin_direct.h"
 #include "seeded_rng.h"
 
@@ -371,31 +372,15 @@ static char cache_dir[256];
 
 static void remove_cache(void)
 {
-    DIR *d = opendir(cache_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", cache_dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(cache_dir);
+    scratch_dir_remove(cache_dir);
 }
 
 int main(void)
 {
     /* Two PoCL devices; ignored by other drivers. */
     setenv("POCL_DEVICES", "basic pthread", 0);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(cache_dir, sizeof cache_dir, "%s/longnet-test-gemm.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(cache_dir)) {
-        printf("FAIL: mkdtemp %s\n", cache_dir);
+    if (scratch_dir_make("longnet-test-gemm", cache_dir, sizeof cache_dir))
         return 1;
-    }
     setenv("LONGNET_CACHE_DIR", cache_dir, 1);
 
     /* Kept for the whole run: it holds the module and its probed devices,
@@ -406,19 +391,8 @@ int main(void)
         remove_cache();
         return 1;
     }
-    int have_gemm = 0;
-    for (n_devices = 0; n_devices < MAX_DEVICES; n_devices++) {
-        char spec[32];
-        int index;
-        snprintf(spec, sizeof spec, "opencl:%d", n_devices);
-        if (lnet_context_find_device(ctx, spec, &index) != LNET_OK)
-            break;
-        lnet_device_info info;
-        lnet_context_device(ctx, index, &info);
-        printf("%s: %s (%s), kernels %s\n", spec, info.name, info.kind, info.kernels);
-        if (n_devices == 0)
-            have_gemm = strstr(info.kernels, "gemm") != NULL;
-    }
+    int have_gemm;
+    n_devices = opencl_devices(ctx, MAX_DEVICES, &have_gemm);
     if (n_devices == 0 || !have_gemm) {
         printf("SKIP: %s\n", n_devices == 0 ? "no OpenCL device"
                                             : "this build has no CLBlast (no gemm kernel)");
