@@ -250,7 +250,7 @@ static int load_inputs(const run_args *a, const lnet_npy_info info[3], lnet_tens
  * CPU runtime) its buffers, which are host memory too: up to one more copy
  * of each tensor. Refused with the numbers when more than is available,
  * unless forced. */
-static int check_memory(const run_args *a, const int64_t shape[4], lnet_context *ctx)
+static int check_memory(const run_args *a, const int64_t shape[4], int host_buffers)
 {
     const char *env = getenv("LONGNET_FORCE");
     if (a->force || (env && strcmp(env, "1") == 0))
@@ -262,17 +262,8 @@ static int check_memory(const run_args *a, const int64_t shape[4], lnet_context 
         tensor *= (uint64_t)shape[d];
     lse *= (uint64_t)shape[0] * (uint64_t)shape[1] * (uint64_t)shape[2];
     uint64_t host = 4 * tensor + (a->lse ? lse : 0);
-    uint64_t copies = 0;
-    char spec[128];
-    for (const char *p = a->device; p;) {
-        p = cli_next_device_spec(p, spec, sizeof spec);
-        int index;
-        lnet_device_info d;
-        if (lnet_context_find_device(ctx, spec, &index) == LNET_OK &&
-            lnet_context_device(ctx, index, &d) == LNET_OK && strcmp(d.backend, "cpu") != 0 &&
-            d.kind && strcmp(d.kind, "cpu") == 0)
-            copies = 4 * tensor + lse; /* one copy however many such devices share it */
-    }
+    /* One copy however many such devices share it. */
+    const uint64_t copies = host_buffers ? 4 * tensor + lse : 0;
     uint64_t need = host + copies;
     const char *source;
     uint64_t avail = cli_memory_available(&source);
@@ -368,10 +359,13 @@ static int in_list(const char *list, const char *name)
 
 /* Finds every device of the list (its entries "SPEC" or "SPEC=WEIGHT") and
  * checks the kernel against each device's kernels, so that a typo is
- * reported with the names that would have worked. `dev` gets the first. */
+ * reported with the names that would have worked. `dev` gets the first;
+ * *host_buffers says whether a listed device other than the CPU backend
+ * runs on the host's CPU (its buffers are host memory: check_memory). */
 static int pick_devices(const run_args *a, lnet_context *ctx, const run_log *log,
-                        lnet_device_info *dev)
+                        lnet_device_info *dev, int *host_buffers)
 {
+    *host_buffers = 0;
     const char *p = a->device;
     char spec[128];
     for (int first = 1; p;) {
@@ -398,6 +392,8 @@ static int pick_devices(const run_args *a, lnet_context *ctx, const run_log *log
                       d.backend, d.index, d.kernels);
             return CLI_EXIT_FAIL;
         }
+        if (strcmp(d.backend, "cpu") != 0 && d.kind && strcmp(d.kind, "cpu") == 0)
+            *host_buffers = 1;
         if (first)
             *dev = d;
         first = 0;
@@ -490,12 +486,13 @@ int cmd_run_main(int argc, char **argv)
         rc = cli_lib_error(NULL);
         goto done;
     }
-    if ((rc = pick_devices(&a, ctx, &log, &dev)) >= 0)
+    int host_buffers;
+    if ((rc = pick_devices(&a, ctx, &log, &dev, &host_buffers)) >= 0)
         goto done;
     log.loading = 0;
     /* Loading a device's runtime may have replaced our handlers. */
     cli_signals_install();
-    if ((rc = check_memory(&a, shape, ctx)) >= 0)
+    if ((rc = check_memory(&a, shape, host_buffers)) >= 0)
         goto done;
     if ((rc = load_inputs(&a, info, in)) >= 0)
         goto done;
