@@ -156,6 +156,7 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     if (st)
         return st;
     g.dtype = q->dtype;
+    g.elem = lnet_dtype_size(q->dtype);
     lnet_devlist list;
     st = devices_for(ctx, &g, &o, &list);
     if (st)

@@ -23,10 +23,10 @@
  * 4096, at most the sequence itself and CALIBRATION_MAX_ROWS. */
 static int64_t calibration_rows(const lnet_graph *g)
 {
-    int64_t smallest = g->nodes[0].segment;
-    for (int k = 1; k < g->n_nodes; k++)
-        if (g->nodes[k].segment < smallest)
-            smallest = g->nodes[k].segment;
+    int64_t smallest = lnet_graph_level(g, 0)->segment;
+    for (int k = 1; k < g->n_levels; k++)
+        if (lnet_graph_level(g, k)->segment < smallest)
+            smallest = lnet_graph_level(g, k)->segment;
     int64_t n = smallest >= g->rows / 4 ? g->rows
               : smallest > 1024 ? (smallest > CALIBRATION_MAX_ROWS ? CALIBRATION_MAX_ROWS : 4 * smallest)
               : 4096;
@@ -39,12 +39,12 @@ static int64_t calibration_rows(const lnet_graph *g)
 static uint64_t config_key(const lnet_graph *g, int64_t rows, const char *kernel)
 {
     uint64_t h = 1469598103934665603ull;
-    int64_t fields[8] = {rows, g->heads, g->dim, g->causal, g->offsets, g->n_nodes, 0, 0};
+    int64_t fields[8] = {rows, g->heads, g->dim, g->causal, g->offsets, g->n_levels, 0, 0};
     const unsigned char *p = (const unsigned char *)fields;
     for (size_t i = 0; i < sizeof fields; i++)
         h = (h ^ p[i]) * 1099511628211ull;
-    for (int k = 0; k < g->n_nodes; k++) {
-        int64_t wr[2] = {g->nodes[k].segment, g->nodes[k].dilation};
+    for (int k = 0; k < g->n_levels; k++) {
+        int64_t wr[2] = {lnet_graph_level(g, k)->segment, lnet_graph_level(g, k)->dilation};
         p = (const unsigned char *)wr;
         for (size_t i = 0; i < sizeof wr; i++)
             h = (h ^ p[i]) * 1099511628211ull;

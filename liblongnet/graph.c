@@ -9,6 +9,26 @@
 #include "graph.h"
 #include "internal.h"
 
+static lnet_graph_node *add_node(lnet_graph *g, lnet_node_type type, int level, int64_t segment,
+                                 int64_t dilation)
+{
+    lnet_graph_node *n = &g->nodes[g->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->type = type;
+    n->level = level;
+    n->segment = segment;
+    n->dilation = dilation;
+    return n;
+}
+
+static void io(lnet_graph_node *n, int out, lnet_tensor_name t)
+{
+    if (out)
+        n->out[n->n_out++] = t;
+    else
+        n->in[n->n_in++] = t;
+}
+
 lnet_status lnet_graph_build(const lnet_config *cfg, int64_t batch, int64_t rows,
                              int64_t heads, int64_t dim, lnet_graph *g)
 {
@@ -20,6 +40,8 @@ lnet_status lnet_graph_build(const lnet_config *cfg, int64_t batch, int64_t rows
     g->rows = rows;
     g->heads = heads;
     g->dim = dim;
+    g->dtype = LNET_DTYPE_F32;
+    g->elem = lnet_dtype_size(g->dtype);
     g->causal = lnet_config_causal(cfg);
     g->offsets = (int)lnet_config_offsets(cfg);
     double scale = lnet_config_scale(cfg);
@@ -32,14 +54,46 @@ lnet_status lnet_graph_build(const lnet_config *cfg, int64_t batch, int64_t rows
     for (int k = 0; k < levels; k++) {
         /* The dense level first, then the others in their order. */
         int level = k == 0 ? first : (k <= first ? k - 1 : k);
-        lnet_graph_node *n = &g->nodes[g->n_nodes++];
-        n->type = LNET_NODE_SEGMENT_ATTENTION;
-        n->level = level;
-        n->segment = lnet_config_segment(cfg, level);
-        n->dilation = lnet_config_dilation(cfg, level);
-        n->row_begin = 0;
-        n->row_end = rows;
-        n->init = k == 0;
+        int64_t w = lnet_config_segment(cfg, level), r = lnet_config_dilation(cfg, level);
+        g->exchange_node[k] = g->n_nodes;
+        lnet_graph_node *x = add_node(g, LNET_NODE_EXCHANGE, level, w, r);
+        io(x, 0, LNET_TENSOR_K);
+        io(x, 0, LNET_TENSOR_V);
+        io(x, 1, LNET_TENSOR_K);
+        io(x, 1, LNET_TENSOR_V);
+        g->level_node[k] = g->n_nodes;
+        lnet_graph_node *a = add_node(g, LNET_NODE_SEGMENT_ATTENTION, level, w, r);
+        io(a, 0, LNET_TENSOR_Q);
+        io(a, 0, LNET_TENSOR_K);
+        io(a, 0, LNET_TENSOR_V);
+        if (k > 0) {
+            io(a, 0, LNET_TENSOR_O);
+            io(a, 0, LNET_TENSOR_LSE);
+        }
+        io(a, 1, LNET_TENSOR_O);
+        io(a, 1, LNET_TENSOR_LSE);
+        a->init = k == 0;
     }
+    g->n_levels = levels;
     return LNET_OK;
+}
+
+const char *lnet_tensor_name_str(lnet_tensor_name t)
+{
+    static const char *names[LNET_TENSOR_COUNT] = {"Q", "K", "V", "O", "LSE",
+                                                   "dO", "Delta", "dQ", "dK", "dV"};
+    return (unsigned)t < LNET_TENSOR_COUNT ? names[t] : "?";
+}
+
+const char *lnet_node_type_str(lnet_node_type t)
+{
+    switch (t) {
+    case LNET_NODE_SEGMENT_ATTENTION:
+        return "SEGMENT_ATTENTION";
+    case LNET_NODE_EXCHANGE:
+        return "EXCHANGE";
+    case LNET_NODE_REDUCE:
+        return "REDUCE";
+    }
+    return "?";
 }

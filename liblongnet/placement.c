@@ -58,13 +58,14 @@ static int device_supports(lnet_context *ctx, int i, const char *options, const 
     int ok = 1;
     _Static_assert(LNET_DTYPE_F16 == LNET_PLUGIN_DTYPE_F16 && LNET_DTYPE_BF16 == LNET_PLUGIN_DTYPE_BF16,
                    "public and plugin dtypes must be the same numbers");
-    for (int k = 0; ok && k < g->n_nodes; k++) {
+    for (int k = 0; ok && k < g->n_levels; k++) {
+        const lnet_graph_node *n = lnet_graph_level(g, k);
         lnet_segment_job j;
-        probe_job(&j, g, &g->nodes[k], kernel, split);
+        probe_job(&j, g, n, kernel, split);
         if (dev->plugin->supports(dev->handle, &j) != 1) {
             const char *e = dev->plugin->last_error();
             snprintf(why, len, "level %d (segment %lld, dilation %lld): %s", k,
-                     (long long)g->nodes[k].segment, (long long)g->nodes[k].dilation,
+                     (long long)n->segment, (long long)n->dilation,
                      e && e[0] ? e : "not supported");
             ok = 0;
         }

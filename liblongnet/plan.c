@@ -33,9 +33,8 @@ static int64_t seg_end(const lnet_graph *g, int64_t w, int64_t s)
     return w > g->rows - s * w ? g->rows : s * w + w;
 }
 
-/* Bytes of K and V that worker `self` takes from every other worker for a
- * gathered segment: per head, the selected rows of [key_lo, key_hi) held by
- * the others. Each owner's share is added to its bytes_out. */
+/* The selected rows of segment s of level node n, summed over the heads,
+ * that lie in [lo, hi). */
 static uint64_t selected_rows(const lnet_plan *p, const lnet_graph_node *n, int64_t s,
                               int64_t lo, int64_t hi)
 {
@@ -48,29 +47,88 @@ static uint64_t selected_rows(const lnet_plan *p, const lnet_graph_node *n, int6
     return rows;
 }
 
-/* Bytes of K and V that worker `self` takes for a gathered segment: per
- * head, the selected rows of [key_lo, key_hi) outside its own chunk. Each
- * other worker's share is added to its bytes_out. */
-static uint64_t gather_bytes(lnet_plan *p, int self, const lnet_graph_node *n, int64_t s,
-                             int64_t key_lo, int64_t key_hi)
+static lnet_status push_transfer(lnet_plan *p, const lnet_transfer *x)
+{
+    if (p->n_x == p->cap_x) {
+        int cap = p->cap_x ? 2 * p->cap_x : 32;
+        lnet_transfer *xs = realloc(p->x, (size_t)cap * sizeof *xs);
+        if (!xs)
+            return lnet_fail(LNET_ERR_NOMEM, "out of memory planning %d transfers", cap);
+        p->x = xs;
+        p->cap_x = cap;
+    }
+    p->x[p->n_x++] = *x;
+    return LNET_OK;
+}
+
+/* The K and V transfers of rows [lo, hi) of segment s from `src` to
+ * `dst` (nothing when no row of them is selected). Adds their bytes to
+ * both sides' counts; returns the bytes. */
+static lnet_status add_kv_transfers(lnet_plan *p, lnet_transfer_kind kind, int src, int dst,
+                                    int step_node, int64_t s, int64_t lo, int64_t hi,
+                                    uint64_t *bytes)
 {
     const lnet_graph *g = p->g;
-    const lnet_worker *w = &p->w[self];
-    const uint64_t row_bytes = 2u * (uint64_t)g->batch * (uint64_t)g->dim * sizeof(float);
-    for (int c = 0; c < p->n; c++) {
-        const lnet_worker *o = &p->w[c];
-        if (c == self || o->begin == o->end)
-            continue;
-        int64_t lo = o->begin > key_lo ? o->begin : key_lo;
-        int64_t hi = o->end < key_hi ? o->end : key_hi;
-        if (lo < hi)
-            p->w[c].bytes_out += selected_rows(p, n, s, lo, hi) * row_bytes;
+    const lnet_graph_node *n = &g->nodes[step_node];
+    *bytes = 0;
+    uint64_t rows = kind == LNET_TRANSFER_SPARSE ? selected_rows(p, n, s, lo, hi)
+                                                 : (uint64_t)(hi - lo) * (uint64_t)g->heads;
+    if (rows == 0)
+        return LNET_OK;
+    lnet_transfer x = {0};
+    x.kind = kind;
+    x.src = src;
+    x.dst = dst;
+    x.node = step_node - 1; /* the level's EXCHANGE node comes just before it */
+    x.segment_index = s;
+    x.row_begin = lo;
+    x.row_end = hi;
+    x.rows = rows;
+    x.bytes = rows * (uint64_t)g->batch * (uint64_t)g->dim * (uint64_t)g->elem;
+    const lnet_tensor_name kv[2] = {LNET_TENSOR_K, LNET_TENSOR_V};
+    for (int i = 0; i < 2; i++) {
+        x.tensor = kv[i];
+        lnet_status st = push_transfer(p, &x);
+        if (st)
+            return st;
     }
-    int64_t own_lo = w->begin > key_lo ? w->begin : key_lo;
-    int64_t own_hi = w->end < key_hi ? w->end : key_hi;
-    uint64_t all = selected_rows(p, n, s, key_lo, key_hi);
-    uint64_t own = own_lo < own_hi ? selected_rows(p, n, s, own_lo, own_hi) : 0;
-    return (all - own) * row_bytes;
+    *bytes = 2 * x.bytes;
+    if (src >= 0)
+        p->w[src].bytes_out += *bytes;
+    return LNET_OK;
+}
+
+/* The transfers a gathered segment of worker `self` receives: the
+ * selected K/V rows of [key_lo, key_hi) outside its own chunk, from the
+ * worker holding them or, outside this plan's rows, from the caller's
+ * tensors. */
+static lnet_status gather_transfers(lnet_plan *p, int self, lnet_step *st, int64_t key_lo,
+                                    int64_t key_hi)
+{
+    st->xfer = p->n_x;
+    st->bytes_in = 0;
+    typedef struct source { int src; int64_t lo, hi; } source;
+    source from[LNET_MAX_WORKERS + 2];
+    int n_from = 0;
+    from[n_from++] = (source){LNET_ENDPOINT_HOST, key_lo, p->lo};
+    for (int c = 0; c < p->n; c++)
+        if (c != self && p->w[c].begin < p->w[c].end)
+            from[n_from++] = (source){c, p->w[c].begin, p->w[c].end};
+    from[n_from++] = (source){LNET_ENDPOINT_HOST, p->hi, key_hi};
+    for (int i = 0; i < n_from; i++) {
+        int64_t lo = from[i].lo > key_lo ? from[i].lo : key_lo;
+        int64_t hi = from[i].hi < key_hi ? from[i].hi : key_hi;
+        if (lo >= hi)
+            continue;
+        uint64_t b;
+        lnet_status rc = add_kv_transfers(p, LNET_TRANSFER_SPARSE, from[i].src, self, st->node,
+                                          st->segment_index, lo, hi, &b);
+        if (rc)
+            return rc;
+        st->bytes_in += b;
+    }
+    st->n_xfer = p->n_x - st->xfer;
+    return LNET_OK;
 }
 
 /* Does segment s of this level touch every worker that has rows? */
@@ -104,15 +162,13 @@ static lnet_status plan_spanning(lnet_plan *p, int self, int node, int64_t s)
                 (p->algorithm == LNET_ALGORITHM_AUTO && spans_all(p, start, end)));
     if (!ring) {
         st.kind = LNET_STEP_GATHER;
-        st.bytes_in = gather_bytes(p, self, n, s, start, key_hi);
-        return add_step(w, &st);
+        lnet_status rc = gather_transfers(p, self, &st, start, key_hi);
+        return rc ? rc : add_step(w, &st);
     }
     /* Ring: the own block first, then the others in ring order, each one
      * block of K/V rows of this segment; rows of the segment that no
      * worker of this plan holds (a failover plan covers only the failed
      * chunk) come as blocks of their own. */
-    const uint64_t row_bytes =
-        2u * (uint64_t)g->batch * (uint64_t)g->heads * (uint64_t)g->dim * sizeof(float);
     st.kind = LNET_STEP_RING;
     for (int t = 0; t <= p->n + 1; t++) {
         int64_t lo, hi;
@@ -139,10 +195,15 @@ static lnet_status plan_spanning(lnet_plan *p, int self, int node, int64_t s)
         st.kv_begin = lo;
         st.kv_end = hi;
         st.peer = c == self ? -1 : c;
-        st.bytes_in = c == self ? 0 : (uint64_t)(hi - lo) * row_bytes;
-        if (c >= 0 && c != self)
-            p->w[c].bytes_out += st.bytes_in;
-        lnet_status rc = add_step(w, &st);
+        st.xfer = p->n_x;
+        st.bytes_in = 0;
+        lnet_status rc = LNET_OK;
+        if (c != self)
+            rc = add_kv_transfers(p, LNET_TRANSFER_BLOCK, c >= 0 ? c : LNET_ENDPOINT_HOST, self,
+                                  node, s, lo, hi, &st.bytes_in);
+        st.n_xfer = p->n_x - st.xfer;
+        if (!rc)
+            rc = add_step(w, &st);
         if (rc)
             return rc;
     }
@@ -154,7 +215,8 @@ static lnet_status plan_worker(lnet_plan *p, int self)
     const lnet_graph *g = p->g;
     lnet_worker *w = &p->w[self];
     int initialised = 0;
-    for (int k = 0; k < g->n_nodes; k++) {
+    for (int level = 0; level < g->n_levels; level++) {
+        const int k = g->level_node[level];
         const lnet_graph_node *n = &g->nodes[k];
         const int64_t seg = n->segment;
         const int64_t s_lo = w->begin / seg, s_hi = (w->end - 1) / seg;
@@ -172,7 +234,7 @@ static lnet_status plan_worker(lnet_plan *p, int self)
             st.peer = -1;
             /* The dense node comes first: when it covers the whole chunk it
              * initialises (O, LSE); otherwise the scheduler does. */
-            st.init = k == 0 && n->dilation == 1 && st.row_begin == w->begin &&
+            st.init = n->init && st.row_begin == w->begin &&
                       st.row_end == w->end;
             initialised |= st.init;
             lnet_status rc = add_step(w, &st);
@@ -200,10 +262,10 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
     p->algorithm = algorithm;
     p->lo = lo;
     p->hi = hi;
-    p->align = g->nodes[0].segment;
-    for (int k = 1; k < g->n_nodes; k++)
-        if (g->nodes[k].segment < p->align)
-            p->align = g->nodes[k].segment;
+    p->align = lnet_graph_level(g, 0)->segment;
+    for (int k = 1; k < g->n_levels; k++)
+        if (lnet_graph_level(g, k)->segment < p->align)
+            p->align = lnet_graph_level(g, k)->segment;
     /* Too few aligned blocks for the devices (dense attention: one segment
      * of every row): split finer and let the spanning segments be
      * exchanged; ring attention exists for exactly this. */
@@ -279,8 +341,10 @@ void lnet_plan_free(lnet_plan *p)
     for (int i = 0; i < p->n; i++)
         free(p->w[i].steps);
     free(p->w);
+    free(p->x);
     p->w = NULL;
-    p->n = 0;
+    p->x = NULL;
+    p->n = p->n_x = p->cap_x = 0;
 }
 
 /* ------------------------------------------------------------ describe */
@@ -341,6 +405,91 @@ static const char *worker_name(const lnet_plan *p, const lnet_context *ctx, int 
     return buf;
 }
 
+/* The graph's nodes, each EXCHANGE with what the plan makes it move. */
+static void describe_graph(text *t, const lnet_plan *p)
+{
+    const lnet_graph *g = p->g;
+    char a[64];
+    put(t, "graph: %d nodes over Q, K, V, O, LSE (one EXCHANGE and one SEGMENT_ATTENTION per level):\n",
+        g->n_nodes);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const lnet_graph_node *n = &g->nodes[i];
+        put(t, "  n%-2d %-17s level %d (w=%lld, r=%lld): ", i, lnet_node_type_str(n->type), n->level,
+            (long long)n->segment, (long long)n->dilation);
+        for (int j = 0; j < n->n_in; j++)
+            put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->in[j]));
+        put(t, " -> ");
+        for (int j = 0; j < n->n_out; j++)
+            put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->out[j]));
+        if (n->type == LNET_NODE_EXCHANGE) {
+            int count = 0;
+            uint64_t bytes = 0;
+            for (int x = 0; x < p->n_x; x++) {
+                count += p->x[x].node == i;
+                bytes += p->x[x].node == i ? p->x[x].bytes : 0;
+            }
+            if (count)
+                put(t, ": %d transfer(s), %s", count, bytes_str(bytes, a, sizeof a));
+            else
+                put(t, ": nothing to move (every segment inside one chunk)");
+        } else if (n->init) {
+            put(t, " (initialises O, LSE)");
+        }
+        put(t, "\n");
+    }
+}
+
+static const char *endpoint_name(const lnet_plan *p, const lnet_context *ctx, int i, char *buf,
+                                 size_t len)
+{
+    if (i == LNET_ENDPOINT_HOST) {
+        snprintf(buf, len, "host inputs");
+        return buf;
+    }
+    char dev[48];
+    snprintf(buf, len, "w%d %s", i, worker_name(p, ctx, i, dev, sizeof dev));
+    return buf;
+}
+
+/* At most this many transfers are listed one by one; the rest are summed. */
+#define DESCRIBE_TRANSFERS 64
+
+static void describe_transfers(text *t, const lnet_plan *p, const lnet_context *ctx)
+{
+    const lnet_graph *g = p->g;
+    char a[64], from[64], to[64];
+    if (p->n_x == 0) {
+        put(t, "transfers: none\n");
+        return;
+    }
+    put(t, "transfers (%d, in the order the executor posts them; w<i> is the i-th device of the list):\n",
+        p->n_x);
+    put(t, "  %4s %-4s %-3s %-16s %-16s %8s %-28s %s\n", "#", "node", "of", "from", "to", "segment",
+        "rows", "bytes");
+    uint64_t rest = 0;
+    for (int i = 0; i < p->n_x; i++) {
+        const lnet_transfer *x = &p->x[i];
+        if (i >= DESCRIBE_TRANSFERS) {
+            rest += x->bytes;
+            continue;
+        }
+        const lnet_graph_node *n = &g->nodes[x->node];
+        char rows[64];
+        if (x->kind == LNET_TRANSFER_SPARSE && n->dilation > 1)
+            snprintf(rows, sizeof rows, "[%lld, %lld) 1 in %lld per head", (long long)x->row_begin,
+                     (long long)x->row_end, (long long)n->dilation);
+        else
+            snprintf(rows, sizeof rows, "[%lld, %lld)%s", (long long)x->row_begin,
+                     (long long)x->row_end, x->kind == LNET_TRANSFER_BLOCK ? " ring block" : "");
+        put(t, "  %4d n%-3d %-3s %-16s %-16s %8lld %-28s %s\n", i, x->node,
+            lnet_tensor_name_str(x->tensor), endpoint_name(p, ctx, x->src, from, sizeof from),
+            endpoint_name(p, ctx, x->dst, to, sizeof to), (long long)x->segment_index, rows,
+            bytes_str(x->bytes, a, sizeof a));
+    }
+    if (p->n_x > DESCRIBE_TRANSFERS)
+        put(t, "  ... and %d more, %s\n", p->n_x - DESCRIBE_TRANSFERS, bytes_str(rest, a, sizeof a));
+}
+
 lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char **out)
 {
     const lnet_graph *g = p->g;
@@ -349,7 +498,7 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
     char a[64], b[64], name[64];
     put(&t, "plan: B=%lld N=%lld H=%lld D=%lld, %d level(s), %s, algorithm %s, %d device(s)\n",
         (long long)g->batch, (long long)g->rows, (long long)g->heads, (long long)g->dim,
-        g->n_nodes, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
+        g->n_levels, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
     put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
         p->fine ? "; too few segments for one per device" : ", the smallest segment length");
     /* Shares as fractions of the largest weight: weights near DBL_MAX sum
@@ -363,7 +512,7 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
     for (int i = 0; i < p->n; i++) {
         const lnet_worker *w = &p->w[i];
         const double share = total > 0 ? 100.0 * (w->weight / top) / total : 0;
-        worker_name(p, ctx, i, name, sizeof name);
+        endpoint_name(p, ctx, i, name, sizeof name);
         if (w->begin == w->end)
             put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
                 name, w->weight, share, (long long)g->rows,
@@ -373,7 +522,9 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
                 w->weight, share, (long long)w->begin, (long long)w->end,
                 (long long)(w->end - w->begin));
     }
-    for (int k = 0; k < g->n_nodes; k++) {
+    describe_graph(&t, p);
+    for (int level = 0; level < g->n_levels; level++) {
+        const int k = g->level_node[level];
         const lnet_graph_node *n = &g->nodes[k];
         put(&t, "level %d: segment %lld, dilation %lld:", n->level, (long long)n->segment,
             (long long)n->dilation);
@@ -402,7 +553,7 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
             }
             if (w->begin == w->end)
                 continue;
-            put(&t, "  %-10s %s%s", worker_name(p, ctx, i, name, sizeof name),
+            put(&t, "  %-10s %s%s", endpoint_name(p, ctx, i, name, sizeof name),
                 local ? "local segments" : "", local && (gather || ring) ? ", " : "");
             if (gather)
                 put(&t, "%d spanning segment(s) gathered (sparse K/V, 1/%lld of the rows)", gather,
@@ -414,10 +565,11 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
             put(&t, "; receives %s\n", bytes_str(in, a, sizeof a));
         }
     }
+    describe_transfers(&t, p, ctx);
     put(&t, "bytes per device (K and V rows from other chunks):\n");
     for (int i = 0; i < p->n; i++) {
         const lnet_worker *w = &p->w[i];
-        put(&t, "  %-10s receives %s, sends %s\n", worker_name(p, ctx, i, name, sizeof name),
+        put(&t, "  %-10s receives %s, sends %s\n", endpoint_name(p, ctx, i, name, sizeof name),
             bytes_str(w->bytes_in, a, sizeof a), bytes_str(w->bytes_out, b, sizeof b));
     }
     if (t.oom) {

@@ -51,9 +51,36 @@ typedef enum lnet_step_kind {
     LNET_STEP_RING = 2    /* a spanning dilation-1 segment: one K/V block */
 } lnet_step_kind;
 
+/* A transfer endpoint that is no worker: the caller's tensors, which a
+ * failover plan takes the rows outside its own range from. */
+#define LNET_ENDPOINT_HOST (-1)
+
+typedef enum lnet_transfer_kind {
+    LNET_TRANSFER_SPARSE = 0, /* a spanning segment's selected rows: per head the rows
+                               * first_h, first_h + r, ... in [row_begin, row_end);
+                               * packed [H][B][rows of head h][D] */
+    LNET_TRANSFER_BLOCK = 1,  /* rows [row_begin, row_end) of every head (ring);
+                               * packed [B][rows][H][D] */
+    LNET_TRANSFER_REDUCE = 2  /* backward: contributions sent back to the rows' owner */
+} lnet_transfer_kind;
+
+/* One row set of one tensor moved from one worker to another: what the
+ * executor hands the transport, and what --explain lists. */
+typedef struct lnet_transfer {
+    lnet_transfer_kind kind;
+    int src, dst;               /* worker indices, or LNET_ENDPOINT_HOST */
+    lnet_tensor_name tensor;
+    int node;                   /* the EXCHANGE node it belongs to */
+    int64_t segment_index;
+    int64_t row_begin, row_end; /* absolute rows of the segment it covers */
+    uint64_t rows;              /* (head-)rows it moves */
+    uint64_t bytes;
+} lnet_transfer;
+
 typedef struct lnet_step {
     lnet_step_kind kind;
-    int node;                   /* index in the graph's nodes */
+    int node;                   /* the SEGMENT_ATTENTION node, index in the graph's nodes */
+    int xfer, n_xfer;           /* GATHER, RING: the transfers it receives, plan->x[xfer ...] */
     int64_t row_begin, row_end; /* the query rows (absolute) */
     int64_t segment_index;      /* GATHER, RING: the spanning segment */
     int64_t kv_begin, kv_end;   /* LOCAL, RING: the K/V rows used (absolute) */
@@ -82,6 +109,10 @@ typedef struct lnet_plan {
     int fine;                   /* split finer than the smallest segment */
     int n;
     lnet_worker *w;
+    /* Every transfer, grouped by receiving step in each worker's step
+     * order: the order one executor loop posts and waits for them. */
+    lnet_transfer *x;
+    int n_x, cap_x;
 } lnet_plan;
 
 /* Splits rows [lo, hi) among the workers in proportion to their weights,

@@ -1,0 +1,77 @@
+/* executor.h — what the executor's files share (sched_run.c: plans and
+ * threads, failover; worker_chunk.c: a worker's own buffers and the packed
+ * form of transfers; worker_run.c: one worker's steps on its device).
+ *
+ * The rule they keep: a worker computes only on its own chunk (scattered
+ * into it from the caller's tensors before it starts) and on what the
+ * transport delivers to it. Only sched_run.c's scatter and gather and the
+ * host side of failover transfers touch the caller's tensors. */
+#ifndef LNET_EXECUTOR_H
+#define LNET_EXECUTOR_H
+
+#include "scheduler.h"
+#include "transport.h"
+
+typedef struct host_tensors {
+    const float *q, *k, *v;
+    float *out, *lse; /* lse: [B, H, N], always present */
+} host_tensors;
+
+/* Host memory of `n` floats. With `poison` (the isolation check) it is a
+ * private allocation filled with NaN, with NaN guard zones before and after,
+ * so that a read of anything not written (not sent) shows in the answer. */
+typedef struct lnet_hbuf {
+    float *p;
+    void *base;
+} lnet_hbuf;
+
+lnet_status lnet_hbuf_alloc(lnet_hbuf *b, size_t n, int poison, const char *what);
+void lnet_hbuf_free(lnet_hbuf *b);
+
+/* A worker's own rows [begin, end): Q, K, V, O as [B, n, H, D], LSE as
+ * [B, H, n] (n = end - begin). A tensor whose rows are one contiguous run
+ * of the caller's (B = 1, or every row) is the caller's memory itself, not
+ * a copy, except in poison mode. */
+typedef struct lnet_chunk {
+    int64_t begin, end;
+    float *t[5];         /* indexed by lnet_tensor_name Q .. LSE */
+    lnet_hbuf mem[5];    /* mem[i].p NULL: t[i] is the caller's */
+} lnet_chunk;
+
+lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
+                               int64_t begin, int64_t end, int poison);
+/* Writes the chunk's O and LSE rows into the caller's tensors (nothing
+ * for those that are the caller's memory already). */
+void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t);
+void lnet_chunk_free(lnet_chunk *c);
+
+/* Floats in the packed form of transfer x. */
+size_t lnet_transfer_floats(const lnet_graph *g, const lnet_transfer *x);
+/* Packs transfer x from `src`, a [B, n, H, D] buffer whose first row is the
+ * absolute row `base` (n rows). */
+void lnet_transfer_pack(const lnet_graph *g, const lnet_transfer *x, const float *src,
+                        int64_t base, int64_t n, float *dst);
+/* The packed form of x inside `src` itself, or NULL when it needs packing
+ * (a block of rows is contiguous when B = 1 or it is all of src's rows). */
+const float *lnet_transfer_in_place(const lnet_graph *g, const lnet_transfer *x,
+                                    const float *src, int64_t base, int64_t n);
+/* Which of the transfer's selected rows of head h lie in it: indices j of
+ * rows first_h + j*r, [*j_lo, *j_hi), and where head h's rows start in
+ * the packed form (in rows of D floats, per batch: B * offset). */
+void lnet_transfer_head(const lnet_graph *g, const lnet_transfer *x, int64_t h, int64_t *j_lo,
+                        int64_t *j_hi, int64_t *head_rows_before);
+
+/* One plan being run. */
+typedef struct exec_run {
+    lnet_context *ctx;
+    const lnet_plan *plan;
+    const char *kernel;
+    lnet_transport *tp;
+    int poison;
+    lnet_chunk *chunks;  /* per worker */
+} exec_run;
+
+/* Worker `self`'s steps on its device (worker_run.c). */
+lnet_status lnet_worker_run(const exec_run *r, int self);
+
+#endif /* LNET_EXECUTOR_H */

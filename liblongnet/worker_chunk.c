@@ -1,0 +1,172 @@
+/* worker_chunk.c — a worker's own buffers (its chunk of Q, K, V, O, LSE),
+ * scattered from and gathered into the caller's tensors, and the packed
+ * form of the row sets that transfers move. */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "internal.h"
+
+/* Floats of NaN before and after a poisoned buffer: more than a row of
+ * the widest head (D <= 256 ... any H): reads just past a window land in
+ * it rather than in a neighbour's memory. */
+#define GUARD_FLOATS 16384
+
+lnet_status lnet_hbuf_alloc(lnet_hbuf *b, size_t n, int poison, const char *what)
+{
+    size_t total = n, bytes;
+    if (poison && lnet_add_size(n, 2 * (size_t)GUARD_FLOATS, &total))
+        total = SIZE_MAX;
+    if (total == SIZE_MAX || lnet_mul_size(total ? total : 1, sizeof(float), &bytes)) {
+        b->p = NULL;
+        b->base = NULL;
+        return lnet_fail(LNET_ERR_OVERFLOW, "%s: %zu floats do not fit in memory", what, n);
+    }
+    b->base = malloc(bytes);
+    if (!b->base) {
+        b->p = NULL;
+        return lnet_fail(LNET_ERR_NOMEM, "out of memory for %s (%zu bytes)", what, bytes);
+    }
+    b->p = b->base;
+    if (poison) {
+        float *f = b->base;
+        for (size_t i = 0; i < total; i++)
+            f[i] = NAN;
+        b->p = f + GUARD_FLOATS;
+    }
+    return LNET_OK;
+}
+
+void lnet_hbuf_free(lnet_hbuf *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->p = NULL;
+}
+
+lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
+                               int64_t begin, int64_t end, int poison)
+{
+    memset(c, 0, sizeof *c);
+    c->begin = begin;
+    c->end = end;
+    if (begin == end)
+        return LNET_OK;
+    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(end - begin);
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, N = (size_t)g->rows;
+    const int whole = begin == 0 && end == g->rows;
+    const float *in[3] = {t->q, t->k, t->v};
+    for (int i = 0; i <= LNET_TENSOR_O; i++) {
+        const float *host = i < 3 ? in[i] : t->out;
+        if (!poison && (B == 1 || whole)) {
+            c->t[i] = (float *)host + (size_t)begin * row; /* Q, K, V are only read */
+            continue;
+        }
+        lnet_status st = lnet_hbuf_alloc(&c->mem[i], B * n * row, poison, "a chunk of rows");
+        if (st) {
+            lnet_chunk_free(c);
+            return st;
+        }
+        c->t[i] = c->mem[i].p;
+        for (size_t b = 0; i < 3 && b < B; b++)
+            memcpy(c->t[i] + b * n * row, host + (b * N + (size_t)begin) * row, n * row * sizeof(float));
+    }
+    if (!poison && (B * H == 1 || whole)) {
+        c->t[LNET_TENSOR_LSE] = t->lse + begin;
+        return LNET_OK;
+    }
+    lnet_status st = lnet_hbuf_alloc(&c->mem[LNET_TENSOR_LSE], B * H * n, poison, "a chunk's LSE");
+    if (st) {
+        lnet_chunk_free(c);
+        return st;
+    }
+    c->t[LNET_TENSOR_LSE] = c->mem[LNET_TENSOR_LSE].p;
+    return LNET_OK;
+}
+
+void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t)
+{
+    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(c->end - c->begin);
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, N = (size_t)g->rows;
+    if (c->mem[LNET_TENSOR_O].p)
+        for (size_t b = 0; b < B; b++)
+            memcpy(t->out + (b * N + (size_t)c->begin) * row, c->t[LNET_TENSOR_O] + b * n * row,
+                   n * row * sizeof(float));
+    if (c->mem[LNET_TENSOR_LSE].p)
+        for (size_t bh = 0; bh < B * H; bh++)
+            memcpy(t->lse + bh * N + (size_t)c->begin, c->t[LNET_TENSOR_LSE] + bh * n,
+                   n * sizeof(float));
+}
+
+void lnet_chunk_free(lnet_chunk *c)
+{
+    for (int i = 0; i < 5; i++)
+        lnet_hbuf_free(&c->mem[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* The first row of head h of the transfer's segment. */
+static int64_t head_first(const lnet_graph *g, const lnet_transfer *x, int64_t h)
+{
+    const lnet_graph_node *n = &g->nodes[x->node];
+    return x->segment_index * n->segment + lnet_plugin_head_offset(g->offsets, h, g->heads, n->dilation);
+}
+
+void lnet_transfer_head(const lnet_graph *g, const lnet_transfer *x, int64_t h, int64_t *j_lo,
+                        int64_t *j_hi, int64_t *head_rows_before)
+{
+    const int64_t r = g->nodes[x->node].dilation;
+    int64_t before = 0;
+    for (int64_t e = 0; e < h; e++)
+        before += lnet_count_selected(head_first(g, x, e), r, x->row_begin, x->row_end);
+    const int64_t first = head_first(g, x, h);
+    const int64_t lo = x->row_begin > first ? x->row_begin : first;
+    *j_lo = lnet_plugin_ceil_div(lo - first, r);
+    *j_hi = *j_lo + lnet_count_selected(first, r, x->row_begin, x->row_end);
+    *head_rows_before = before;
+}
+
+size_t lnet_transfer_floats(const lnet_graph *g, const lnet_transfer *x)
+{
+    return (size_t)x->rows * (size_t)g->batch * (size_t)g->dim;
+}
+
+const float *lnet_transfer_in_place(const lnet_graph *g, const lnet_transfer *x,
+                                    const float *src, int64_t base, int64_t n)
+{
+    if (x->kind != LNET_TRANSFER_BLOCK)
+        return NULL;
+    if (g->batch != 1 && !(x->row_begin == base && x->row_end == base + n))
+        return NULL;
+    return src + (size_t)(x->row_begin - base) * (size_t)g->heads * (size_t)g->dim;
+}
+
+void lnet_transfer_pack(const lnet_graph *g, const lnet_transfer *x, const float *src,
+                        int64_t base, int64_t n, float *dst)
+{
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, D = (size_t)g->dim;
+    if (x->kind == LNET_TRANSFER_BLOCK) {
+        const size_t rows = (size_t)(x->row_end - x->row_begin);
+        for (size_t b = 0; b < B; b++)
+            memcpy(dst + b * rows * H * D, src + (b * (size_t)n + (size_t)(x->row_begin - base)) * H * D,
+                   rows * H * D * sizeof(float));
+        return;
+    }
+    const int64_t r = g->nodes[x->node].dilation;
+    for (int64_t h = 0; h < g->heads; h++) {
+        int64_t j_lo, j_hi, before;
+        lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
+        const int64_t first = head_first(g, x, h), count = j_hi - j_lo;
+        float *out = dst + (size_t)before * B * D;
+        for (size_t b = 0; b < B; b++)
+            for (int64_t j = j_lo; j < j_hi; j++) {
+                const size_t at = (b * (size_t)n + (size_t)(first + j * r - base)) * H + (size_t)h;
+                memcpy(out + (b * (size_t)count + (size_t)(j - j_lo)) * D, src + at * D, D * sizeof(float));
+            }
+    }
+}
