@@ -51,8 +51,10 @@ double max_diff(const lnet_tensor *a, const lnet_tensor *b)
     const float *x = lnet_tensor_cdata(a), *y = lnet_tensor_cdata(b);
     for (size_t i = 0; i < lnet_tensor_numel(a); i++) {
         double d = fabs((double)x[i] - (double)y[i]);
-        if (!(d <= m))
-            m = d; /* NaN propagates */
+        if (d != d)
+            return INFINITY; /* a NaN where the other has a number (or both NaN): no match */
+        if (d > m)
+            m = d;
     }
     return m;
 }
