@@ -35,13 +35,27 @@ static lnet_status check_inputs(const lnet_tensor *q, const lnet_tensor *k,
     if (q->ndim != 4)
         return lnet_fail(LNET_ERR_INVALID, "attention: q has shape %s; need 4 dimensions [B, N, H, D]",
                          lnet_shape_str(q->ndim, q->shape, a, sizeof a));
-    const struct { const char *name; const lnet_tensor *t; } others[] = {{"k", k}, {"v", v}, {"out", out}};
-    for (int i = 0; i < 3; i++)
-        if (!same_shape(q, others[i].t))
-            return lnet_fail(LNET_ERR_INVALID, "attention: %s has shape %s but q has shape %s",
-                             others[i].name,
-                             lnet_shape_str(others[i].t->ndim, others[i].t->shape, a, sizeof a),
-                             lnet_shape_str(q->ndim, q->shape, b, sizeof b));
+    /* K and V: one shape. Q and O: one shape, the same B, H, D as K, and
+     * at most as many rows (the queries are the last positions of the
+     * sequence: cross-attention's shorter Q, decoding's one row). */
+    const struct { const char *name; const lnet_tensor *t, *like; } pairs[] = {
+        {"v", v, k}, {"out", out, q}};
+    for (int i = 0; i < 2; i++)
+        if (!same_shape(pairs[i].like, pairs[i].t))
+            return lnet_fail(LNET_ERR_INVALID, "attention: %s has shape %s but %s has shape %s",
+                             pairs[i].name,
+                             lnet_shape_str(pairs[i].t->ndim, pairs[i].t->shape, a, sizeof a),
+                             i == 0 ? "k" : "q",
+                             lnet_shape_str(pairs[i].like->ndim, pairs[i].like->shape, b, sizeof b));
+    if (k->ndim != 4 || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
+        k->shape[3] != q->shape[3])
+        return lnet_fail(LNET_ERR_INVALID, "attention: k has shape %s but q has shape %s: B, H "
+                         "and D must agree", lnet_shape_str(k->ndim, k->shape, a, sizeof a),
+                         lnet_shape_str(q->ndim, q->shape, b, sizeof b));
+    if (q->shape[1] > k->shape[1])
+        return lnet_fail(LNET_ERR_INVALID, "attention: q has %lld rows but k and v only %lld: "
+                         "the queries are the last rows of the K/V sequence, so Q may have at "
+                         "most as many", (long long)q->shape[1], (long long)k->shape[1]);
     const struct { const char *name; const lnet_tensor *t; } all[] = {{"k", k}, {"v", v}, {"out", out}};
     for (int i = 0; i < 3; i++)
         if (all[i].t->dtype != q->dtype)
@@ -118,7 +132,7 @@ static lnet_status run_dense(lnet_context *ctx, const lnet_graph *g, const lnet_
         st = out->data ? LNET_OK : lnet_tensor_create(out->ndim, out->shape, &dout);
     /* The running LSE is needed to fold levels even when the caller does
      * not want it. */
-    int64_t lse_shape[3] = {g->batch, g->heads, g->rows};
+    int64_t lse_shape[3] = {g->batch, g->heads, g->q_rows};
     if (!st && (!lse || !lse->data))
         st = lnet_tensor_create(3, lse_shape, &dlse);
     if (!st)
@@ -152,9 +166,11 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     if (st)
         return st;
     lnet_graph g;
-    st = lnet_graph_build(cfg, q->shape[0], q->shape[1], q->shape[2], q->shape[3], &g);
+    st = lnet_graph_build(cfg, q->shape[0], k->shape[1], q->shape[2], q->shape[3], &g);
     if (st)
         return st;
+    g.q_rows = q->shape[1];
+    g.q_first = k->shape[1] - q->shape[1];
     g.dtype = q->dtype;
     g.elem = lnet_dtype_size(q->dtype);
     lnet_devlist list;
@@ -164,9 +180,9 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     return run_dense(ctx, &g, &list, &o, q, k, v, out, lse);
 }
 
-lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
-                                   int64_t rows, int64_t heads, int64_t dim,
-                                   const lnet_run_options *opts, char **text)
+lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                        int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
+                                        const lnet_run_options *opts, char **text)
 {
     lnet_run_options o;
     if (!ctx || !cfg || !text)
@@ -176,25 +192,37 @@ lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, in
     lnet_status st = read_options(opts, &o);
     if (st)
         return st;
-    int64_t shape[4] = {batch, rows, heads, dim};
+    int64_t shape[4] = {batch, kv_rows, heads, dim};
     st = lnet_shape_bytes(4, shape, NULL, NULL);
     if (st)
         return st;
+    if (q_rows < 1 || q_rows > kv_rows)
+        return lnet_fail(LNET_ERR_INVALID, "explain: %lld query rows against %lld K/V rows; "
+                         "need 1 to %lld", (long long)q_rows, (long long)kv_rows, (long long)kv_rows);
     lnet_graph g;
-    st = lnet_graph_build(cfg, batch, rows, heads, dim, &g);
+    st = lnet_graph_build(cfg, batch, kv_rows, heads, dim, &g);
     if (st)
         return st;
+    g.q_rows = q_rows;
+    g.q_first = kv_rows - q_rows;
     lnet_devlist list;
     st = devices_for(ctx, &g, &o, &list);
     if (st)
         return st;
     lnet_plan p;
-    st = lnet_plan_build(&p, ctx, &g, o.algorithm, list.items, list.n, 0, rows);
+    st = lnet_plan_build(&p, ctx, &g, o.algorithm, list.items, list.n, 0, kv_rows);
     if (st)
         return st;
     st = lnet_plan_describe(&p, ctx, text);
     lnet_plan_free(&p);
     return st;
+}
+
+lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                   int64_t rows, int64_t heads, int64_t dim,
+                                   const lnet_run_options *opts, char **text)
+{
+    return lnet_attention_explain_rows(ctx, cfg, batch, rows, rows, heads, dim, opts, text);
 }
 
 void lnet_free(void *p)

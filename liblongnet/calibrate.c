@@ -100,6 +100,8 @@ static lnet_status measure(lnet_context *ctx, const lnet_graph *full, const lnet
     lnet_graph g = *full;
     g.batch = 1;
     g.rows = rows;
+    g.q_rows = rows; /* self-attention: speeds are per row either way */
+    g.q_first = 0;
     /* rows <= CALIBRATION_MAX_ROWS, but heads and dim are the caller's:
      * every product is checked. */
     size_t n, lse_n, total;

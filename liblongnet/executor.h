@@ -28,18 +28,20 @@ typedef struct lnet_hbuf {
 lnet_status lnet_hbuf_alloc(lnet_hbuf *b, size_t n, int poison, const char *what);
 void lnet_hbuf_free(lnet_hbuf *b);
 
-/* A worker's own rows [begin, end): Q, K, V, O as [B, n, H, D], LSE as
- * [B, H, n] (n = end - begin). A tensor whose rows are one contiguous run
- * of the caller's (B = 1, or every row) is the caller's memory itself, not
- * a copy, except in poison mode. */
+/* A worker's own rows: K and V of rows [begin, end) as [B, n, H, D]; Q
+ * and O of its query rows [q_begin, q_end) as [B, nq, H, D], LSE as
+ * [B, H, nq] (the caller's Q row i is position q_first + i). A tensor
+ * whose rows are one contiguous run of the caller's (B = 1, or every row)
+ * is the caller's memory itself, not a copy, except in poison mode. */
 typedef struct lnet_chunk {
     int64_t begin, end;
+    int64_t q_begin, q_end;
     float *t[5];         /* indexed by lnet_tensor_name Q .. LSE */
     lnet_hbuf mem[5];    /* mem[i].p NULL: t[i] is the caller's */
 } lnet_chunk;
 
 lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
-                               int64_t begin, int64_t end, int poison);
+                               const lnet_worker *w, int poison);
 /* Writes the chunk's O and LSE rows into the caller's tensors (nothing
  * for those that are the caller's memory already). */
 void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t);

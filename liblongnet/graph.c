@@ -40,6 +40,8 @@ lnet_status lnet_graph_build(const lnet_config *cfg, int64_t batch, int64_t rows
     g->rows = rows;
     g->heads = heads;
     g->dim = dim;
+    g->q_rows = rows;
+    g->q_first = 0;
     g->dtype = LNET_DTYPE_F32;
     g->elem = lnet_dtype_size(g->dtype);
     g->causal = lnet_config_causal(cfg);

@@ -48,7 +48,11 @@ typedef struct lnet_graph_node {
 } lnet_graph_node;
 
 typedef struct lnet_graph {
-    int64_t batch, rows, heads, dim;
+    int64_t batch, rows, heads, dim; /* rows: of K and V, the sequence's positions */
+    /* Queries: q_rows rows at positions [q_first, rows), q_first =
+     * rows - q_rows (bottom-right aligned, as in decoding: the queries are
+     * the sequence's last positions). Self-attention: q_rows = rows. */
+    int64_t q_rows, q_first;
     int causal;
     int offsets;
     float scale;

@@ -281,9 +281,14 @@ typedef struct lnet_run_options {
     lnet_algorithm algorithm;
 } lnet_run_options;
 
-/* Dilated attention forward (DESIGN §1). q, k, v and out are [B, N, H, D];
- * lse, if not NULL, is [B, H, N] and receives the log-sum-exp over all
- * levels. `opts` may be NULL. On failure `out` and `lse` are unspecified. */
+/* Dilated attention forward (DESIGN §1). k and v are [B, N, H, D]; q and
+ * out are [B, Nq, H, D] with 1 <= Nq <= N, usually Nq = N; lse, if not
+ * NULL, is [B, H, Nq] and receives the log-sum-exp over all levels. With
+ * Nq < N (cross-attention with a shorter Q, or decoding) query row i is
+ * the sequence's position N - Nq + i — the queries are its last rows,
+ * bottom-right aligned as in FlashAttention — and its segments, dilation
+ * and causal mask are those of that position. `opts` may be NULL. On
+ * failure `out` and `lse` are unspecified. */
 lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
                                    const lnet_tensor *q, const lnet_tensor *k,
                                    const lnet_tensor *v, lnet_tensor *out,
@@ -296,6 +301,11 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
 lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
                                    int64_t rows, int64_t heads, int64_t dim,
                                    const lnet_run_options *opts, char **text);
+/* The same for Nq query rows against N K/V rows (Nq <= N, as in
+ * lnet_attention_forward). */
+lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                        int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
+                                        const lnet_run_options *opts, char **text);
 
 /* Frees memory the library returned (explain texts). */
 void lnet_free(void *p);

@@ -20,12 +20,12 @@ static void probe_job(lnet_segment_job *j, const lnet_graph *g, const lnet_graph
                       const char *kernel, int split)
 {
     lnet_job_base(j, g, n, kernel);
-    j->row_begin = 0;
+    j->row_begin = g->q_first;
     j->row_end = g->rows;
-    if (split) {
+    if (split || g->q_first) {
         /* A split sequence gives each device windows of rows. */
-        j->q_base = 0;
-        j->q_rows = g->rows;
+        j->q_base = g->q_first;
+        j->q_rows = g->q_rows;
         j->kv_base = 0;
         j->kv_rows = g->rows;
     }

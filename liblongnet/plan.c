@@ -151,8 +151,10 @@ static lnet_status plan_spanning(lnet_plan *p, int self, int node, int64_t s)
     lnet_step st = {0};
     st.node = node;
     st.segment_index = s;
-    st.row_begin = start > w->begin ? start : w->begin;
-    st.row_end = end < w->end ? end : w->end;
+    st.row_begin = start > w->q_begin ? start : w->q_begin;
+    st.row_end = end < w->q_end ? end : w->q_end;
+    if (st.row_begin >= st.row_end)
+        return LNET_OK; /* no query of this worker in the segment */
     st.peer = -1;
     /* Causal: no key after the chunk's last query row is needed. */
     const int64_t key_hi = g->causal ? st.row_end : end;
@@ -215,6 +217,8 @@ static lnet_status plan_worker(lnet_plan *p, int self)
     const lnet_graph *g = p->g;
     lnet_worker *w = &p->w[self];
     int initialised = 0;
+    if (w->q_begin == w->q_end)
+        return LNET_OK; /* K/V rows only: this worker only sends */
     for (int level = 0; level < g->n_levels; level++) {
         const int k = g->level_node[level];
         const lnet_graph_node *n = &g->nodes[k];
@@ -223,19 +227,18 @@ static lnet_status plan_worker(lnet_plan *p, int self)
         /* Segments wholly inside the chunk: [in_lo, in_hi]. */
         const int64_t in_lo = w->begin % seg == 0 ? s_lo : s_lo + 1;
         const int64_t in_hi = seg_end(g, seg, s_hi) <= w->end ? s_hi : s_hi - 1;
-        if (in_lo <= in_hi) {
+        if (in_lo <= in_hi && seg_end(g, seg, in_hi) > w->q_begin) {
             lnet_step st = {0};
             st.kind = LNET_STEP_LOCAL;
             st.node = k;
-            st.row_begin = in_lo * seg;
+            st.row_begin = in_lo * seg > w->q_begin ? in_lo * seg : w->q_begin;
             st.row_end = seg_end(g, seg, in_hi);
             st.kv_begin = w->begin;
             st.kv_end = w->end;
             st.peer = -1;
             /* The dense node comes first: when it covers the whole chunk it
              * initialises (O, LSE); otherwise the scheduler does. */
-            st.init = n->init && st.row_begin == w->begin &&
-                      st.row_end == w->end;
+            st.init = n->init && st.row_begin == w->q_begin && st.row_end == w->q_end;
             initialised |= st.init;
             lnet_status rc = add_step(w, &st);
             if (rc)
@@ -309,13 +312,23 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
         w->weight = specs[i].weight;
         w->begin = prev;
         w->end = b;
+        w->q_begin = prev > g->q_first ? prev : g->q_first;
+        w->q_end = b;
+        if (w->q_begin > w->q_end)
+            w->q_begin = w->q_end;
         w->windows = (lnet_context_dev(ctx, w->device)->desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
         prev = b;
         /* A chunk short of the whole sequence is addressed through row
          * windows; a device without them can only take every row. */
-        if (b > w->begin && (w->begin != 0 || b != g->rows) && !w->windows) {
+        if (b > w->begin && (w->begin != 0 || b != g->rows || g->q_first != 0) && !w->windows) {
             const lnet_device *d = lnet_context_dev(ctx, w->device);
             lnet_plan_free(p);
+            if (w->begin == 0 && b == g->rows)
+                return lnet_fail(LNET_ERR_UNSUPPORTED,
+                                 "device %s:%d cannot take %lld query rows against %lld K/V rows: "
+                                 "its plugin does not honour row windows (LNET_PLUGIN_CAP_WINDOWS)",
+                                 d->plugin->name, d->backend_index, (long long)g->q_rows,
+                                 (long long)g->rows);
             return lnet_fail(LNET_ERR_UNSUPPORTED,
                              "device %s:%d cannot share a sequence with other devices: its "
                              "plugin does not honour row windows (LNET_PLUGIN_CAP_WINDOWS)",
@@ -499,6 +512,9 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
     put(&t, "plan: B=%lld N=%lld H=%lld D=%lld, %d level(s), %s, algorithm %s, %d device(s)\n",
         (long long)g->batch, (long long)g->rows, (long long)g->heads, (long long)g->dim,
         g->n_levels, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
+    if (g->q_first)
+        put(&t, "queries: %lld rows at positions [%lld, %lld) (the last of the %lld K/V rows)\n",
+            (long long)g->q_rows, (long long)g->q_first, (long long)g->rows, (long long)g->rows);
     put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
         p->fine ? "; too few segments for one per device" : ", the smallest segment length");
     /* Shares as fractions of the largest weight: weights near DBL_MAX sum

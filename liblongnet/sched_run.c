@@ -150,7 +150,7 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
     if (!st && !(r.chunks = calloc((size_t)p->n, sizeof *r.chunks)))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d chunks", p->n);
     for (int i = 0; i < p->n && !st; i++)
-        st = lnet_chunk_scatter(&r.chunks[i], p->g, t, p->w[i].begin, p->w[i].end, r.poison);
+        st = lnet_chunk_scatter(&r.chunks[i], p->g, t, &p->w[i], r.poison);
     if (!st)
         st = post_sends(&r, t, &s);
     if (!st) {
@@ -158,8 +158,8 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
         int started[LNET_MAX_WORKERS] = {0}, first = -1;
         for (int i = 0; i < p->n; i++) {
             threads[i] = (worker_thread){&r, i, LNET_OK, ""};
-            if (p->w[i].begin == p->w[i].end)
-                continue;
+            if (p->w[i].q_begin == p->w[i].q_end)
+                continue; /* no rows, or K/V rows only: its sends are posted */
             if (first < 0) {
                 first = i;
                 continue;
@@ -175,7 +175,7 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
             if (started[i])
                 pthread_join(tid[i], NULL);
         for (int i = 0; i < p->n; i++)
-            if (threads[i].status == LNET_OK && p->w[i].begin < p->w[i].end)
+            if (threads[i].status == LNET_OK && p->w[i].q_begin < p->w[i].q_end)
                 lnet_chunk_gather(&r.chunks[i], p->g, t);
     }
     if (r.tp)

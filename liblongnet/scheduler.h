@@ -94,6 +94,7 @@ typedef struct lnet_worker {
     const char *options;        /* its device options (the spec's), "" for none */
     double weight;
     int64_t begin, end;         /* its chunk of rows; begin == end: none */
+    int64_t q_begin, q_end;     /* the chunk's query rows (graph's q_first on); may be none */
     int windows;                /* the device honours row windows */
     int core_init;              /* O = 0, LSE = -inf set before the steps */
     lnet_step *steps;

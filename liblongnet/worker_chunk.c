@@ -49,58 +49,73 @@ void lnet_hbuf_free(lnet_hbuf *b)
     b->p = NULL;
 }
 
+/* Rows [r0, r1) of a [B, rows, H, D] host tensor `host` (row 0 at position
+ * `first`) as the chunk's tensor i: the caller's memory or a copy. */
+static lnet_status take(lnet_chunk *c, int i, const lnet_graph *g, const float *host, int64_t first,
+                        int64_t rows, int64_t r0, int64_t r1, int copy_in, int poison)
+{
+    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(r1 - r0), B = (size_t)g->batch;
+    const size_t at = (size_t)(r0 - first);
+    if (!poison && (B == 1 || (r0 == first && r1 == first + rows))) {
+        c->t[i] = (float *)host + at * row; /* inputs are only read */
+        return LNET_OK;
+    }
+    lnet_status st = lnet_hbuf_alloc(&c->mem[i], B * n * row, poison, "a chunk of rows");
+    if (st)
+        return st;
+    c->t[i] = c->mem[i].p;
+    for (size_t b = 0; copy_in && b < B; b++)
+        memcpy(c->t[i] + b * n * row, host + (b * (size_t)rows + at) * row, n * row * sizeof(float));
+    return LNET_OK;
+}
+
 lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
-                               int64_t begin, int64_t end, int poison)
+                               const lnet_worker *w, int poison)
 {
     memset(c, 0, sizeof *c);
-    c->begin = begin;
-    c->end = end;
-    if (begin == end)
+    c->begin = w->begin;
+    c->end = w->end;
+    c->q_begin = w->q_begin;
+    c->q_end = w->q_end;
+    if (w->begin == w->end)
         return LNET_OK;
-    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(end - begin);
-    const size_t B = (size_t)g->batch, H = (size_t)g->heads, N = (size_t)g->rows;
-    const int whole = begin == 0 && end == g->rows;
-    const float *in[3] = {t->q, t->k, t->v};
-    for (int i = 0; i <= LNET_TENSOR_O; i++) {
-        const float *host = i < 3 ? in[i] : t->out;
-        if (!poison && (B == 1 || whole)) {
-            c->t[i] = (float *)host + (size_t)begin * row; /* Q, K, V are only read */
-            continue;
-        }
-        lnet_status st = lnet_hbuf_alloc(&c->mem[i], B * n * row, poison, "a chunk of rows");
-        if (st) {
-            lnet_chunk_free(c);
-            return st;
-        }
-        c->t[i] = c->mem[i].p;
-        for (size_t b = 0; i < 3 && b < B; b++)
-            memcpy(c->t[i] + b * n * row, host + (b * N + (size_t)begin) * row, n * row * sizeof(float));
-    }
+    lnet_status st = LNET_OK;
+    if ((st = take(c, LNET_TENSOR_K, g, t->k, 0, g->rows, w->begin, w->end, 1, poison)) ||
+        (st = take(c, LNET_TENSOR_V, g, t->v, 0, g->rows, w->begin, w->end, 1, poison)))
+        goto fail;
+    if (w->q_begin == w->q_end)
+        return LNET_OK; /* no query rows: K/V to send, nothing to compute */
+    if ((st = take(c, LNET_TENSOR_Q, g, t->q, g->q_first, g->q_rows, w->q_begin, w->q_end, 1, poison)) ||
+        (st = take(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, w->q_begin, w->q_end, 0, poison)))
+        goto fail;
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, nq = (size_t)(w->q_end - w->q_begin);
+    const int whole = w->q_begin == g->q_first && w->q_end == g->rows;
     if (!poison && (B * H == 1 || whole)) {
-        c->t[LNET_TENSOR_LSE] = t->lse + begin;
+        c->t[LNET_TENSOR_LSE] = t->lse + (w->q_begin - g->q_first);
         return LNET_OK;
     }
-    lnet_status st = lnet_hbuf_alloc(&c->mem[LNET_TENSOR_LSE], B * H * n, poison, "a chunk's LSE");
-    if (st) {
-        lnet_chunk_free(c);
-        return st;
-    }
+    st = lnet_hbuf_alloc(&c->mem[LNET_TENSOR_LSE], B * H * nq, poison, "a chunk's LSE");
+    if (st)
+        goto fail;
     c->t[LNET_TENSOR_LSE] = c->mem[LNET_TENSOR_LSE].p;
     return LNET_OK;
+fail:
+    lnet_chunk_free(c);
+    return st;
 }
 
 void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t)
 {
-    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(c->end - c->begin);
-    const size_t B = (size_t)g->batch, H = (size_t)g->heads, N = (size_t)g->rows;
+    const size_t row = (size_t)g->heads * (size_t)g->dim, nq = (size_t)(c->q_end - c->q_begin);
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, Nq = (size_t)g->q_rows;
+    const size_t at = (size_t)(c->q_begin - g->q_first);
     if (c->mem[LNET_TENSOR_O].p)
         for (size_t b = 0; b < B; b++)
-            memcpy(t->out + (b * N + (size_t)c->begin) * row, c->t[LNET_TENSOR_O] + b * n * row,
-                   n * row * sizeof(float));
+            memcpy(t->out + (b * Nq + at) * row, c->t[LNET_TENSOR_O] + b * nq * row,
+                   nq * row * sizeof(float));
     if (c->mem[LNET_TENSOR_LSE].p)
         for (size_t bh = 0; bh < B * H; bh++)
-            memcpy(t->lse + bh * N + (size_t)c->begin, c->t[LNET_TENSOR_LSE] + bh * n,
-                   n * sizeof(float));
+            memcpy(t->lse + bh * Nq + at, c->t[LNET_TENSOR_LSE] + bh * nq, nq * sizeof(float));
 }
 
 void lnet_chunk_free(lnet_chunk *c)

@@ -174,6 +174,7 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
     const int64_t start = s->segment_index * n->segment;
     const int64_t end = n->segment > g->rows - start ? g->rows : start + n->segment;
     const int64_t a = w->begin, nrows = w->end - w->begin;
+    const int64_t qa = w->q_begin, nq = w->q_end - w->q_begin;
     lnet_status st = LNET_OK;
     const float *data[2 * (LNET_MAX_WORKERS + 2)];
     for (int i = 0; i < s->n_xfer && !st; i++)
@@ -186,23 +187,27 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
         if (first >= end)
             continue;
         const int64_t m = lnet_plugin_ceil_div(end - first, dil);
-        const int64_t jq_lo = w->begin > first ? lnet_plugin_ceil_div(w->begin - first, dil) : 0;
-        int64_t jq_hi = w->end > first ? lnet_plugin_ceil_div(w->end - first, dil) : 0;
+        /* Selected indices j (row first + j*dil) of the own queries and keys. */
+        const int64_t jq_lo = w->q_begin > first ? lnet_plugin_ceil_div(w->q_begin - first, dil) : 0;
+        int64_t jq_hi = w->q_end > first ? lnet_plugin_ceil_div(w->q_end - first, dil) : 0;
         if (jq_hi > m)
             jq_hi = m;
         if (jq_lo >= jq_hi)
             continue;
         const int64_t M = g->causal ? jq_hi : m;
+        const int64_t jk_lo = w->begin > first ? lnet_plugin_ceil_div(w->begin - first, dil) : 0;
+        int64_t jk_hi = w->end > first ? lnet_plugin_ceil_div(w->end - first, dil) : 0;
+        if (jk_hi > M)
+            jk_hi = M;
         const size_t rows = (size_t)B * (size_t)M, vec = rows * (size_t)D;
         lnet_hbuf_free(&mem);
         if ((st = lnet_hbuf_alloc(&mem, 4 * vec + rows, r->poison, "a gathered segment")))
             break;
         float *q = mem.p, *k = q + vec, *v = k + vec, *o = v + vec, *l = o + vec;
         /* Own rows: the queries, and the keys of the chunk. */
-        take_rows(g, q, M, c->t[LNET_TENSOR_Q], a, nrows, h, first, dil, jq_lo, jq_hi);
-        const int64_t jk_hi = jq_hi < M ? jq_hi : M;
-        take_rows(g, k, M, c->t[LNET_TENSOR_K], a, nrows, h, first, dil, jq_lo, jk_hi);
-        take_rows(g, v, M, c->t[LNET_TENSOR_V], a, nrows, h, first, dil, jq_lo, jk_hi);
+        take_rows(g, q, M, c->t[LNET_TENSOR_Q], qa, nq, h, first, dil, jq_lo, jq_hi);
+        take_rows(g, k, M, c->t[LNET_TENSOR_K], a, nrows, h, first, dil, jk_lo, jk_hi);
+        take_rows(g, v, M, c->t[LNET_TENSOR_V], a, nrows, h, first, dil, jk_lo, jk_hi);
         /* The other keys, as the transfers packed them ([H][B][rows][D]). */
         for (int i = 0; i < s->n_xfer; i++) {
             const lnet_transfer *x = &p->x[s->xfer + i];
@@ -249,10 +254,10 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
             break;
         for (int64_t b = 0; b < B; b++) {
             for (int64_t jq = jq_lo; jq < jq_hi; jq++) {
-                const int64_t row = first + jq * dil - a;
+                const int64_t row = first + jq * dil - qa;
                 float *orow = c->t[LNET_TENSOR_O] +
-                              (((size_t)b * (size_t)nrows + (size_t)row) * (size_t)H + (size_t)h) * (size_t)D;
-                float *lrow = c->t[LNET_TENSOR_LSE] + ((size_t)b * (size_t)H + (size_t)h) * (size_t)nrows +
+                              (((size_t)b * (size_t)nq + (size_t)row) * (size_t)H + (size_t)h) * (size_t)D;
+                float *lrow = c->t[LNET_TENSOR_LSE] + ((size_t)b * (size_t)H + (size_t)h) * (size_t)nq +
                               (size_t)row;
                 fold_row(orow, lrow, o + ((size_t)b * (size_t)M + (size_t)jq) * (size_t)D,
                          l[(size_t)b * (size_t)M + (size_t)jq], D);
@@ -356,7 +361,7 @@ static void ring_end(lnet_device *dev, ring_blocks *rb)
 /* Starts the chunk at O = 0, LSE = -inf: no step initialises it. */
 static void chunk_init(const lnet_graph *g, const lnet_chunk *c)
 {
-    const size_t n = (size_t)(c->end - c->begin);
+    const size_t n = (size_t)(c->q_end - c->q_begin);
     memset(c->t[LNET_TENSOR_O], 0,
            (size_t)g->batch * n * (size_t)g->heads * (size_t)g->dim * sizeof(float));
     float *l = c->t[LNET_TENSOR_LSE];
@@ -370,8 +375,8 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
     const lnet_graph *g = p->g;
     const lnet_worker *w = &p->w[self];
     const lnet_chunk *c = &r->chunks[self];
-    const int64_t a = w->begin, b = w->end;
-    const int whole = a == 0 && b == g->rows;
+    const int64_t a = w->begin, b = w->end, qa = w->q_begin, nq = w->q_end - w->q_begin;
+    const int whole = a == 0 && b == g->rows && g->q_first == 0;
     lnet_device *dev;
     lnet_status st = lnet_device_acquire(r->ctx, w->device, w->options, &dev);
     if (st)
@@ -379,8 +384,10 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0}, rk = {0}, rv = {0};
     ring_blocks rb = {0};
     received keep = {0};
-    const size_t vbytes = (size_t)g->batch * (size_t)(b - a) * (size_t)g->heads * (size_t)g->dim * sizeof(float);
-    const size_t lbytes = (size_t)g->batch * (size_t)g->heads * (size_t)(b - a) * sizeof(float);
+    const size_t row = (size_t)g->heads * (size_t)g->dim * sizeof(float);
+    const size_t kvbytes = (size_t)g->batch * (size_t)(b - a) * row;
+    const size_t qbytes = (size_t)g->batch * (size_t)nq * row;
+    const size_t lbytes = (size_t)g->batch * (size_t)g->heads * (size_t)nq * sizeof(float);
 
     if (w->core_init)
         chunk_init(g, c);
@@ -388,10 +395,10 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
     for (int i = 0; i < w->n_steps; i++)
         device_steps += w->steps[i].kind != LNET_STEP_GATHER;
     if (device_steps || w->core_init) {
-        if ((st = dbuf_put(dev, c->t[LNET_TENSOR_Q], vbytes, &bq, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_K], vbytes, &bk, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_V], vbytes, &bv, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_O], vbytes, &bo, w->core_init)) ||
+        if ((st = dbuf_put(dev, c->t[LNET_TENSOR_Q], qbytes, &bq, 1)) ||
+            (st = dbuf_put(dev, c->t[LNET_TENSOR_K], kvbytes, &bk, 1)) ||
+            (st = dbuf_put(dev, c->t[LNET_TENSOR_V], kvbytes, &bv, 1)) ||
+            (st = dbuf_put(dev, c->t[LNET_TENSOR_O], qbytes, &bo, w->core_init)) ||
             (st = dbuf_put(dev, c->t[LNET_TENSOR_LSE], lbytes, &bl, w->core_init)))
             goto done;
     }
@@ -413,16 +420,16 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
         j.out = bo.buf;
         j.lse = bl.buf;
         if (!whole) {
-            j.q_base = a;
-            j.q_rows = b - a;
+            j.q_base = qa;
+            j.q_rows = nq;
             j.kv_base = a;
             j.kv_rows = b - a;
         }
         int wrapped_block = 0;
         if (s->kind == LNET_STEP_RING && s->n_xfer > 0) {
             /* A block of another chunk's K/V rows, received. */
-            j.q_base = a;
-            j.q_rows = b - a;
+            j.q_base = qa;
+            j.q_rows = nq;
             j.kv_base = s->kv_begin;
             j.kv_rows = s->kv_end - s->kv_begin;
             if (rb.n == 0) {

@@ -158,6 +158,35 @@ else
     echo "SKIP: no opencl:0 device; only the cpu half of the lazy-probe check ran"
 fi
 
+# ----------------------------------------------- fewer query rows than K/V
+# Q of the last 16 of 64 rows (same header length: data from byte 128): O
+# must be, byte for byte, the last 16 rows of the full run's O, on one
+# device and split over two, causal or not.
+for x in q k v; do
+    "$LONGNET" gen --shape 1,64,4,16 --seed "$(printf %d "'$x")" --out "f$x.npy" >/dev/null
+done
+"$LONGNET" gen --shape 1,16,4,16 --out ql.npy >/dev/null
+dd if=fq.npy of=ql.npy bs=1 skip=$((128 + 48 * 256)) seek=128 conv=notrunc 2>/dev/null
+for dev in cpu cpu=1,cpu=1; do
+    for c in "" --causal; do
+        expect_ok "$LONGNET" run --q fq.npy --k fk.npy --v fv.npy --segments 16,32 \
+            --dilations 1,2 $c --device $dev --out of.npy
+        expect_ok "$LONGNET" run --q ql.npy --k fk.npy --v fv.npy --segments 16,32 \
+            --dilations 1,2 $c --device $dev --out oc.npy --lse lc.npy --explain
+        check "16 query rows on $dev$c: the plan names them" \
+            grep -q "queries: 16 rows at positions \[48, 64)" "$out"
+        check "16 query rows on $dev$c give O of [1, 16, 4, 16]" \
+            grep -q "out     oc.npy \[1, 16, 4, 16\]" "$out"
+        check "16 query rows on $dev$c give LSE of [1, 4, 16]" \
+            grep -q "lse     lc.npy \[1, 4, 16\]" "$out"
+        check "16 query rows on $dev$c: O is the full run's last 16 rows" \
+            cmp -i 128:$((128 + 48 * 256)) -n $((16 * 256)) oc.npy of.npy
+    done
+done
+"$LONGNET" gen --shape 1,65,4,16 --out qlong.npy >/dev/null
+expect_fail "at most their rows" "$LONGNET" run --q qlong.npy --k fk.npy --v fv.npy \
+    --segments 16 --dilations 1 --out o.npy
+
 # ------------------------------------------------------------ golden case
 golden="${LONGNET_GOLDEN_DIR:-}/basic"
 if test -n "${LONGNET_GOLDEN_DIR:-}" && test -f "$golden/q.npy"; then

@@ -27,8 +27,10 @@ void cmd_run_usage(FILE *out)
           "                   [--quiet]\n"
           "\n"
           "Computes LongNet's dilated attention O = attn(Q, K, V) for float32 or\n"
-          "float64 .npy inputs of identical shape [B, N, H, D] (batch, tokens,\n"
-          "heads, head dim) and writes O as float32 [B, N, H, D].\n"
+          "float64 .npy inputs: K and V of shape [B, N, H, D] (batch, tokens,\n"
+          "heads, head dim), Q of the same shape or of fewer rows [B, Nq, H, D]\n"
+          "(the sequence's last Nq positions: cross-attention, decoding), and\n"
+          "writes O as float32 [B, Nq, H, D].\n"
           "\n"
           "  --q, --k, --v FILE   the inputs\n"
           "  --segments LIST      segment length of each level (w >= 1)\n"
@@ -37,7 +39,7 @@ void cmd_run_usage(FILE *out)
           "  --out FILE           the output O (replaced atomically: a failed run\n"
           "                       leaves an existing file as it was; a symlink's\n"
           "                       target is replaced, a device or FIFO written to)\n"
-          "  --lse FILE           also write the log-sum-exp, float32 [B, H, N]\n"
+          "  --lse FILE           also write the log-sum-exp, float32 [B, H, Nq]\n"
           "                       (O and LSE are committed together or not at all)\n"
           "  --causal             a query attends only keys at or before it\n"
           "  --offsets MODE       head offsets: interleaved (head h uses h mod r,\n"
@@ -198,9 +200,10 @@ static int build_config(const run_args *a, lnet_config **out)
 
 static const char *const tname[3] = { "Q", "K", "V" };
 
-/* Reads the headers of Q, K, V (no data yet) and checks they are 4-D and of
- * one shape, so that a mistake costs nothing and the memory a run needs is
- * known before anything is read. */
+/* Reads the headers of Q, K, V (no data yet) and checks they are 4-D, K and
+ * V of one shape and Q of the same B, H, D with at most K's rows, so that a
+ * mistake costs nothing and the memory a run needs is known before
+ * anything is read. */
 static int inspect_inputs(const run_args *a, lnet_npy_info info[3])
 {
     char s0[256], s1[256];
@@ -215,15 +218,22 @@ static int inspect_inputs(const run_args *a, lnet_npy_info info[3])
             return CLI_EXIT_FAIL;
         }
     }
-    for (int i = 1; i < 3; i++)
-        for (int d = 0; d < 4; d++)
-            if (info[i].shape[d] != info[0].shape[d]) {
-                cli_error("%s '%s' has shape %s but %s '%s' has shape %s; Q, K and V "
-                          "must have one shape", tname[i], a->path[i],
-                          lnet_shape_str(4, info[i].shape, s1, sizeof s1), tname[0],
-                          a->path[0], lnet_shape_str(4, info[0].shape, s0, sizeof s0));
-                return CLI_EXIT_FAIL;
-            }
+    for (int d = 0; d < 4; d++)
+        if (info[2].shape[d] != info[1].shape[d]) {
+            cli_error("%s '%s' has shape %s but %s '%s' has shape %s; K and V must have one "
+                      "shape", tname[2], a->path[2], lnet_shape_str(4, info[2].shape, s1, sizeof s1),
+                      tname[1], a->path[1], lnet_shape_str(4, info[1].shape, s0, sizeof s0));
+            return CLI_EXIT_FAIL;
+        }
+    for (int d = 0; d < 4; d++)
+        if (d == 1 ? info[0].shape[1] > info[1].shape[1] : info[0].shape[d] != info[1].shape[d]) {
+            cli_error("%s '%s' has shape %s but %s '%s' has shape %s; Q needs the B, H and D "
+                      "of K and V and at most their rows (%s has fewer rows only as the "
+                      "sequence's last positions)", tname[0], a->path[0],
+                      lnet_shape_str(4, info[0].shape, s0, sizeof s0), tname[1], a->path[1],
+                      lnet_shape_str(4, info[1].shape, s1, sizeof s1), tname[0]);
+            return CLI_EXIT_FAIL;
+        }
     return -1;
 }
 
@@ -492,7 +502,8 @@ int cmd_run_main(int argc, char **argv)
     log.loading = 0;
     /* Loading a device's runtime may have replaced our handlers. */
     cli_signals_install();
-    if ((rc = check_memory(&a, shape, host_buffers)) >= 0)
+    /* Counted at K's rows for every tensor: Q and O have at most as many. */
+    if ((rc = check_memory(&a, info[1].shape, host_buffers)) >= 0)
         goto done;
     if ((rc = load_inputs(&a, info, in)) >= 0)
         goto done;
@@ -508,7 +519,8 @@ int cmd_run_main(int argc, char **argv)
                                .algorithm = algorithm };
     if (a.explain) {
         char *plan = NULL;
-        if (lnet_attention_explain(ctx, cfg, shape[0], shape[1], shape[2], shape[3], &ropts,
+        if (lnet_attention_explain_rows(ctx, cfg, shape[0], shape[1], info[1].shape[1], shape[2],
+                                        shape[3], &ropts,
                                    &plan) != LNET_OK) {
             rc = cli_lib_error(NULL);
             goto done;
