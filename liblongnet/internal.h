@@ -61,6 +61,11 @@ static inline int lnet_add_size(size_t a, size_t b, size_t *out)
     return 0;
 }
 
+/* Makes room for one more element in a growable array (*items of *cap
+ * elements of `elem` bytes, n of them used), doubling from `first`;
+ * `what` names the elements in the out-of-memory message. */
+lnet_status lnet_grow(void **items, int *cap, int n, size_t elem, int first, const char *what);
+
 /* The number of elements of `shape` and its size in bytes as float32, with
  * every product checked; also refuses dimensions < 1. */
 lnet_status lnet_shape_bytes(int ndim, const int64_t *shape, size_t *numel, size_t *bytes);

@@ -15,14 +15,10 @@
 
 static lnet_status add_step(lnet_worker *w, const lnet_step *s)
 {
-    if (w->n_steps == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 16;
-        lnet_step *steps = realloc(w->steps, (size_t)cap * sizeof *steps);
-        if (!steps)
-            return lnet_fail(LNET_ERR_NOMEM, "out of memory planning %d steps", cap);
-        w->steps = steps;
-        w->cap = cap;
-    }
+    lnet_status st = lnet_grow((void **)&w->steps, &w->cap, w->n_steps, sizeof *w->steps, 16,
+                               "planned steps");
+    if (st)
+        return st;
     w->steps[w->n_steps++] = *s;
     w->bytes_in += s->bytes_in;
     return LNET_OK;
@@ -49,14 +45,10 @@ static uint64_t selected_rows(const lnet_plan *p, const lnet_graph_node *n, int6
 
 static lnet_status push_transfer(lnet_plan *p, const lnet_transfer *x)
 {
-    if (p->n_x == p->cap_x) {
-        int cap = p->cap_x ? 2 * p->cap_x : 32;
-        lnet_transfer *xs = realloc(p->x, (size_t)cap * sizeof *xs);
-        if (!xs)
-            return lnet_fail(LNET_ERR_NOMEM, "out of memory planning %d transfers", cap);
-        p->x = xs;
-        p->cap_x = cap;
-    }
+    lnet_status st = lnet_grow((void **)&p->x, &p->cap_x, p->n_x, sizeof *p->x, 32,
+                               "planned transfers");
+    if (st)
+        return st;
     p->x[p->n_x++] = *x;
     return LNET_OK;
 }

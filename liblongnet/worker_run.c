@@ -102,15 +102,10 @@ static lnet_status receive(const exec_run *r, received *keep, int id, const floa
     const size_t floats = lnet_transfer_floats(g, x);
     float *into = NULL;
     if (r->poison) {
-        if (keep->n == keep->cap) {
-            int cap = keep->cap ? 2 * keep->cap : 8;
-            lnet_hbuf *m = realloc(keep->mem, (size_t)cap * sizeof *m);
-            if (!m)
-                return lnet_fail(LNET_ERR_NOMEM, "out of memory keeping %d received transfers", cap);
-            keep->mem = m;
-            keep->cap = cap;
-        }
-        lnet_status st = lnet_hbuf_alloc(&keep->mem[keep->n], floats, 1, "a received transfer");
+        lnet_status st = lnet_grow((void **)&keep->mem, &keep->cap, keep->n, sizeof *keep->mem, 8,
+                                   "received transfers");
+        if (!st)
+            st = lnet_hbuf_alloc(&keep->mem[keep->n], floats, 1, "a received transfer");
         if (st)
             return st;
         into = keep->mem[keep->n++].p;

@@ -77,3 +77,29 @@ void check_same(lnet_context *ctx, problem *p, const char *devices, lnet_algorit
     lnet_tensor_free(l2);
 }
 
+
+#ifdef FAULTY_DIR
+static void quiet(lnet_log_level level, const char *msg, void *user)
+{
+    (void)level;
+    (void)msg;
+    (void)user;
+}
+
+lnet_context *faulty_context(int devices, const char *fail, lnet_log_fn log, void *log_user)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", devices);
+    setenv("LONGNET_FAULTY_INNER", CPU_PLUGIN_DIR "/.libs/longnet-cpu.so", 1);
+    setenv("LONGNET_FAULTY_DEVICES", n, 1);
+    if (fail)
+        setenv("LONGNET_FAULTY_FAIL", fail, 1);
+    else
+        unsetenv("LONGNET_FAULTY_FAIL");
+    lnet_context_options o = {.size = sizeof o, .log = log ? log : quiet, .log_user = log_user,
+                              .plugin_path = FAULTY_DIR};
+    lnet_context *ctx = NULL;
+    ck_assert_msg(lnet_context_create(&o, &ctx) == LNET_OK, "%s", lnet_last_error());
+    return ctx;
+}
+#endif

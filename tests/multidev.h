@@ -28,4 +28,10 @@ double max_diff(const lnet_tensor *a, const lnet_tensor *b);
 void check_same(lnet_context *ctx, problem *p, const char *devices, lnet_algorithm algo,
                 const char *what);
 
+/* A context with the CPU backend and `devices` faulty pass-through devices
+ * (tests/faulty), `fail` as LONGNET_FAULTY_FAIL ("device:call") or NULL,
+ * logging to `log` (NULL: a log that keeps quiet). For tests built with FAULTY_DIR and
+ * CPU_PLUGIN_DIR. */
+lnet_context *faulty_context(int devices, const char *fail, lnet_log_fn log, void *log_user);
+
 #endif /* LNET_TEST_MULTIDEV_H */

@@ -18,25 +18,9 @@
 #include "longnet.h"
 #include "multidev.h"
 
-static void quiet(lnet_log_level level, const char *msg, void *user)
-{
-    (void)level;
-    (void)msg;
-    (void)user;
-}
-
 static lnet_context *make_context(const char *fail)
 {
-    setenv("LONGNET_FAULTY_INNER", CPU_PLUGIN_DIR "/.libs/longnet-cpu.so", 1);
-    setenv("LONGNET_FAULTY_DEVICES", "2", 1);
-    if (fail)
-        setenv("LONGNET_FAULTY_FAIL", fail, 1);
-    else
-        unsetenv("LONGNET_FAULTY_FAIL");
-    lnet_context_options o = {.size = sizeof o, .log = quiet, .plugin_path = FAULTY_DIR};
-    lnet_context *ctx = NULL;
-    ck_assert_msg(lnet_context_create(&o, &ctx) == LNET_OK, "%s", lnet_last_error());
-    return ctx;
+    return faulty_context(2, fail, NULL, NULL);
 }
 
 /* Rows [N - Nq, N) of a [B, N, H, D] tensor, as a new [B, Nq, H, D] one. */

@@ -36,18 +36,7 @@ static void on_log(lnet_log_level level, const char *msg, void *user)
  * the first failing from call `k` on device `bad` (k = 0: none fails). */
 static lnet_context *make_context(int devices, const char *fail, logbook *book)
 {
-    char n[16];
-    snprintf(n, sizeof n, "%d", devices);
-    setenv("LONGNET_FAULTY_INNER", CPU_PLUGIN_DIR "/.libs/longnet-cpu.so", 1);
-    setenv("LONGNET_FAULTY_DEVICES", n, 1);
-    if (fail)
-        setenv("LONGNET_FAULTY_FAIL", fail, 1);
-    else
-        unsetenv("LONGNET_FAULTY_FAIL");
-    lnet_context_options o = {.size = sizeof o, .log = on_log, .log_user = book,
-                              .plugin_path = FAULTY_DIR};
-    lnet_context *ctx = NULL;
-    ck_assert_msg(lnet_context_create(&o, &ctx) == LNET_OK, "%s", lnet_last_error());
+    lnet_context *ctx = faulty_context(devices, fail, on_log, book);
     int idx;
     ck_assert_msg(lnet_context_find_device(ctx, "faulty:0", &idx) == LNET_OK, "%s",
                   lnet_last_error());
