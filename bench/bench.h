@@ -86,6 +86,7 @@ typedef struct bench_options {
     int64_t scaling_max_length; /* the scaling sweep's longest N */
     char tokens_why[BENCH_TEXT_LEN]; /* how T was chosen */
     int quiet;            /* no progress on stderr */
+    int explain;          /* print every cell's plan, run nothing */
 } bench_options;
 
 /* Returns -1 to go on, else the exit code (help printed, or a usage error). */
@@ -207,10 +208,18 @@ void bench_results_free(bench_results *r);
 void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *o);
 void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options *o);
 void bench_check_cache_clear(void);
+/* --explain: prints a line naming the cell (`what`, its series; `note`
+ * appended) and the plan lnet_attention_explain gives for it, made in a
+ * forked child; 0, or -1 after printing the library's message with the
+ * cell named. */
+int bench_cell_explain(const bench_cell *c, const bench_machine *m, const char *what,
+                       const char *note);
 
 /* The sweep: the series (device x kernel x configuration x causal) crossed
  * with lengths, shortest lengths first so that every series gets its short
- * cells before the budget is spent on long ones. */
+ * cells before the budget is spent on long ones. With --explain every cell
+ * is explained instead, those the budget would skip too, and a failed
+ * explain counts in res->failures. */
 int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
                 const int64_t *lengths, int nlengths, const bench_options *o,
                 const bench_machine *m, const bench_roofline *rl, bench_results *res);

@@ -2,10 +2,11 @@
 #include <config.h>
 #endif
 /* bench_cell.c — one cell of the matrix: its timing child (warm-up, then
- * --repeat timed runs of lnet_attention_forward) and its error check against
- * the CPU reference kernel on a small instance of the same configuration.
+ * --repeat timed runs of lnet_attention_forward), its error check against
+ * the CPU reference kernel on a small instance of the same configuration,
+ * and its plan (--explain: lnet_attention_explain, nothing run).
  *
- * Both run in forked children (bench_child.c). The reference output of each
+ * All three run in forked children (bench_child.c). The reference output of each
  * small instance is computed once per bench run and kept in a temporary
  * .npy file, so that comparing several devices costs one reference run, and
  * the parent never holds it in memory (a child inherits the parent's pages,
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli_util.h"
 
 /* -------------------------------------------------------------- the child */
 
@@ -63,6 +65,17 @@ static int answer_error(cell_answer *a, int fd, const char *what)
     return 0;
 }
 
+/* The cell's configuration with these levels (its own, or the error
+ * check's capped ones); nonzero with lnet_last_error() set. */
+static int cell_config(const bench_cell *c, const bench_levels *levels, lnet_config **cfg)
+{
+    char w[BENCH_TEXT_LEN], r[BENCH_TEXT_LEN];
+    bench_levels_lists(levels, w, r, sizeof w);
+    return lnet_config_create(cfg) || lnet_config_parse_levels(*cfg, w, r) ||
+           lnet_config_set_causal(*cfg, c->causal) ||
+           lnet_config_set_offsets(*cfg, c->offsets) || lnet_config_validate(*cfg, c->dim);
+}
+
 static int cell_child(void *arg, int fd)
 {
     const cell_job *job = arg;
@@ -72,12 +85,8 @@ static int cell_child(void *arg, int fd)
     lnet_context *ctx = NULL;
     lnet_config *cfg = NULL;
     lnet_tensor *t[4] = { NULL, NULL, NULL, NULL };
-    char w[BENCH_TEXT_LEN], r[BENCH_TEXT_LEN];
 
-    bench_levels_lists(job->levels, w, r, sizeof w);
-    if (lnet_context_create(NULL, &ctx) || lnet_config_create(&cfg) ||
-        lnet_config_parse_levels(cfg, w, r) || lnet_config_set_causal(cfg, c->causal) ||
-        lnet_config_set_offsets(cfg, c->offsets) || lnet_config_validate(cfg, c->dim))
+    if (lnet_context_create(NULL, &ctx) || cell_config(c, job->levels, &cfg))
         return answer_error(&a, fd, NULL);
     int64_t shape[4] = { job->batch, job->length, c->heads, c->dim };
     for (int i = 0; i < 4; i++)
@@ -320,4 +329,53 @@ void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options
     c->max_abs_err = r.err;
     if (r.message[0] && !c->message[0])
         snprintf(c->message, sizeof c->message, "%s", r.message);
+}
+
+/* ------------------------------------------------------------ the plan */
+
+/* The explain child: 'P' and the plan, or 'E' and the library's message.
+ * Like a cell's run it loads the plugins in its own process, never in the
+ * bench's (bench_child.c). */
+static int explain_child(void *arg, int fd)
+{
+    const cell_job *job = arg;
+    const bench_cell *c = job->cell;
+    lnet_context *ctx = NULL;
+    lnet_config *cfg = NULL;
+    char *text = NULL;
+    lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = c->kernel };
+    int failed = lnet_context_create(NULL, &ctx) || cell_config(c, &c->levels, &cfg) ||
+                 lnet_attention_explain(ctx, cfg, c->batch, c->length, c->heads, c->dim,
+                                        &ro, &text);
+    const char *say = failed ? lnet_last_error() : text;
+    bench_write_all(fd, failed ? "E" : "P", 1);
+    bench_write_all(fd, say, strlen(say));
+    lnet_free(text);
+    lnet_config_free(cfg);
+    lnet_context_free(ctx);
+    return 0;
+}
+
+int bench_cell_explain(const bench_cell *c, const bench_machine *m, const char *what,
+                       const char *note)
+{
+    const bench_device *d = &m->devices[c->device];
+    char levels[BENCH_TEXT_LEN], err[BENCH_TEXT_LEN];
+    printf("\n== %s N=%lld: B=%lld H=%lld D=%lld, levels %s, --device %s --kernel %s%s\n",
+           what, (long long)c->length, (long long)c->batch, (long long)c->heads,
+           (long long)c->dim, bench_levels_str(&c->levels, levels, sizeof levels),
+           d->run_spec, c->kernel, note);
+    cell_job job = { .cell = c, .device = d->run_spec };
+    char *data;
+    size_t n;
+    int rc = bench_child_run(explain_child, &job, &data, &n, NULL, err, sizeof err);
+    if (rc == 0 && n > 0 && data[0] == 'P') {
+        fputs(data + 1, stdout);
+    } else {
+        cli_error("%s N=%lld: explain failed: %s", what, (long long)c->length,
+                  rc == 0 && n > 0 ? data + 1 : rc ? err : "the child process gave no answer");
+        rc = -1;
+    }
+    free(data);
+    return rc;
 }

@@ -30,7 +30,8 @@ void bench_usage(FILE *out)
           "                     [--repeat R] [--warmup W] [--max-seconds S]\n"
           "                     [--max-memory BYTES] [--check-length N]\n"
           "                     [--csv FILE] [--json FILE] [--outdir DIR]\n"
-          "                     [--tokens-per-batch T] [--scaling-max-length N] [--quiet]\n"
+          "                     [--tokens-per-batch T] [--scaling-max-length N] [--explain]\n"
+          "                     [--quiet]\n"
           "\n"
           "Benchmarks LongNet's dilated attention forward on every device of\n"
           "'longnet info' and prints a table: median time, tokens/s, GFLOP/s (4*D\n"
@@ -92,6 +93,12 @@ void bench_usage(FILE *out)
           "  --csv FILE, --json FILE   every field of every cell and the machine\n"
           "                       description (written atomically)\n"
           "  --outdir DIR         where the Figure-5 files go (default ./bench-out)\n"
+          "  --explain            run nothing: for every cell the sweeps would run (and\n"
+          "                       those the budget would skip) print a line naming it\n"
+          "                       and its plan from lnet_attention_explain: the chunk\n"
+          "                       per device, the graph's nodes, the transfers and the\n"
+          "                       bytes per device; no roofline, no files; exit 1 if\n"
+          "                       any explain failed\n"
           "  --quiet              no progress on stderr\n"
           "  --version            the version\n"
           "\n"
@@ -104,7 +111,7 @@ enum {
     OPT_BATCH, OPT_LENGTHS, OPT_CAUSAL, OPT_OFFSETS, OPT_REPEAT, OPT_WARMUP,
     OPT_MAX_SECONDS, OPT_MAX_MEMORY, OPT_CHECK_LENGTH, OPT_CSV, OPT_JSON, OPT_OUTDIR,
     OPT_MATRIX, OPT_FIGURE5, OPT_SCALING, OPT_TOKENS, OPT_SCALING_MAX, OPT_QUIET,
-    OPT_VERSION
+    OPT_EXPLAIN, OPT_VERSION
 };
 
 /* A positive integer option in [min, max]; prints the error itself. */
@@ -257,7 +264,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         { "matrix", 0, OPT_MATRIX }, { "figure5", 0, OPT_FIGURE5 },
         { "scaling", 0, OPT_SCALING }, { "tokens-per-batch", 1, OPT_TOKENS },
         { "scaling-max-length", 1, OPT_SCALING_MAX }, { "quiet", 0, OPT_QUIET },
-        { "version", 0, OPT_VERSION },
+        { "explain", 0, OPT_EXPLAIN }, { "version", 0, OPT_VERSION },
         { NULL, 0, 0 }
     };
     memset(o, 0, sizeof *o);
@@ -305,6 +312,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
             }
             break;
         case OPT_QUIET: o->quiet = 1; break;
+        case OPT_EXPLAIN: o->explain = 1; break;
         case OPT_HEADS:
             if (int_option("--heads", p.value, 1, 1 << 20, &o->heads))
                 return CLI_EXIT_FAIL;
@@ -351,6 +359,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
             break;
         }
     }
+    if (o->explain && (o->csv || o->json))
+        return cli_usage_error("--explain runs nothing and writes no %s",
+                               o->csv ? "--csv" : "--json");
     if (o->csv && o->json && cli_same_file(o->csv, o->json)) {
         cli_error("--csv '%s' and --json '%s' are the same file", o->csv, o->json);
         return CLI_EXIT_FAIL;

@@ -19,6 +19,8 @@
  * device cannot starve the others of their longer lengths; the share a
  * device-and-kernel leaves unused when all its series have ended is handed
  * on to those still running.
+ *
+ * With --explain the same cells are made and explained instead of run.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -103,6 +105,21 @@ static double fmt_gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
+/* 1 with the reason in buf when the cell's Q, K, V and O exceed
+ * --max-memory or its device's memory; else 0. */
+static int over_memory(const bench_cell *c, const bench_machine *m, const bench_options *o,
+                       char *buf, size_t len)
+{
+    uint64_t dev = m->devices[c->device].memory_bytes;
+    int mine = c->qkvo_bytes > o->max_memory;
+    if (!mine && !(dev > 0 && c->qkvo_bytes > dev))
+        return 0;
+    snprintf(buf, len, "Q, K, V and O would take %.2f GiB, more than %s %.2f GiB",
+             fmt_gib(c->qkvo_bytes), mine ? "--max-memory" : "the device's",
+             fmt_gib(mine ? o->max_memory : dev));
+    return 1;
+}
+
 /* In a plot (figure5, scaling) the first configuration is the line the
  * figure is about (dilated): the seconds its series on the same
  * device-and-kernel as s[si] are predicted to need for their remaining
@@ -156,6 +173,28 @@ static void say_plan(const char *sweep, const series *s, int ns, int nlengths, i
             dks, nlengths, nlengths == 1 ? "" : "s", o->max_seconds, ndk, ndk == 1 ? "" : "s");
 }
 
+/* --explain: every cell of the sweep in the order it would run, those the
+ * budget would skip too (a memory stop is said; a time stop cannot be
+ * known without running). Nothing runs. */
+static void explain_sweep(const char *sweep, const series *s, int ns, const int64_t *lengths,
+                          int nlengths, const bench_options *o, const bench_machine *m,
+                          bench_results *res)
+{
+    if (ns == 0 || nlengths == 0)
+        printf("\n(%s: no cells)\n", sweep); /* as the table says it */
+    for (int li = 0; li < nlengths; li++)
+        for (int si = 0; si < ns && !bench_interrupted(); si++) {
+            bench_cell c;
+            make_cell(&c, sweep, &s[si], lengths[li], o);
+            char what[BENCH_TEXT_LEN], over[BENCH_TEXT_LEN], note[BENCH_TEXT_LEN + 32] = "";
+            series_name(what, sizeof what, sweep, &s[si], m);
+            if (over_memory(&c, m, o, over, sizeof over))
+                snprintf(note, sizeof note, " (a run skips it: %s)", over);
+            if (bench_cell_explain(&c, m, what, note) != 0)
+                res->failures++;
+        }
+}
+
 int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfigs,
                 const int64_t *lengths, int nlengths, const bench_options *o,
                 const bench_machine *m, const bench_roofline *rl, bench_results *res)
@@ -165,6 +204,11 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
     int ns = bench_build_series(sweep, configs, nconfigs, o, m, &s);
     if (ns < 0)
         return -1;
+    if (o->explain) {
+        explain_sweep(sweep, s, ns, lengths, nlengths, o, m, res);
+        free(s);
+        return bench_interrupted() ? -1 : 0;
+    }
     int ndk = 0;
     for (int i = 0; i < ns; i++)
         ndk = s[i].dk + 1 > ndk ? s[i].dk + 1 : ndk;
@@ -185,25 +229,13 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 continue;
             bench_cell c;
             make_cell(&c, sweep, x, lengths[li], o);
-            const bench_device *d = &m->devices[x->device];
-            char what[BENCH_TEXT_LEN];
+            char what[BENCH_TEXT_LEN], over[BENCH_TEXT_LEN];
             series_name(what, sizeof what, sweep, x, m);
             int left = nlengths - li;
             double share_left = share[x->dk] - spent[x->dk];
-            if (c.qkvo_bytes > o->max_memory) {
-                bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
-                                "take %.2f GiB, more than --max-memory %.2f GiB",
-                                what, (long long)c.length, fmt_gib(c.qkvo_bytes),
-                                fmt_gib(o->max_memory));
-                x->stopped = 1;
-                bench_progress_skip(&prog, left);
-                continue;
-            }
-            if (d->memory_bytes > 0 && c.qkvo_bytes > d->memory_bytes) {
-                bench_note_stop(res, "budget: %s stops before N=%lld: Q, K, V and O would "
-                                "take %.2f GiB, more than the device's %.2f GiB", what,
-                                (long long)c.length, fmt_gib(c.qkvo_bytes),
-                                fmt_gib(d->memory_bytes));
+            if (over_memory(&c, m, o, over, sizeof over)) {
+                bench_note_stop(res, "budget: %s stops before N=%lld: %s", what,
+                                (long long)c.length, over);
                 x->stopped = 1;
                 bench_progress_skip(&prog, left);
                 continue;

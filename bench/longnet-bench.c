@@ -3,7 +3,8 @@
 #endif
 /* longnet-bench.c — the bench's main: describe the machine, measure the
  * roofline, run the matrix and the Figure-5 sweep, print and write the
- * results. What each step does lives in its own bench_*.c file. */
+ * results; with --explain, print every cell's plan instead and run nothing.
+ * What each step does lives in its own bench_*.c file. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,15 @@ static void print_stops(const bench_results *res)
     printf("stopped early (the budget, or a failure):\n");
     for (int i = 0; i < res->nstops; i++)
         printf("  %s\n", res->stops[i]);
+}
+
+/* CLI_EXIT_FAIL after saying how many cells `failed`; `rc` when none did. */
+static int say_failures(const bench_results *res, const char *failed, int rc)
+{
+    if (res->failures == 0)
+        return rc;
+    cli_error("%d cell%s %s", res->failures, res->failures == 1 ? "" : "s", failed);
+    return CLI_EXIT_FAIL;
 }
 
 /* A plotted sweep, figure5 or scaling: N = 8192, doubling, to max_length;
@@ -94,7 +104,10 @@ int main(int argc, char **argv)
         cli_warning("plugins: %s", m->warnings);
 
     bench_roofline rl;
-    bench_roofline_measure(&rl, o.quiet);
+    if (o.explain)
+        memset(&rl, 0, sizeof rl); /* nothing measured, nothing run */
+    else
+        bench_roofline_measure(&rl, o.quiet);
     const char *f5_causal = "", *scaling_causal = "";
 
     if (o.run_matrix) {
@@ -105,7 +118,7 @@ int main(int argc, char **argv)
     int figure_failed = 0;
     /* The roofline between sweeps too: on a shared machine the best of
      * more measurements is the closer one. */
-    if (o.run_matrix && (o.run_figure5 || o.run_scaling))
+    if (!o.explain && o.run_matrix && (o.run_figure5 || o.run_scaling))
         bench_roofline_again(&rl, o.quiet);
     if (o.run_figure5) {
         /* The paper's setup: T tokens per batch, B = T/N, N = 8K .. T. */
@@ -120,6 +133,11 @@ int main(int argc, char **argv)
     if (o.run_scaling && plot_sweep("scaling", &o, o.scaling_max_length, m, &rl, &res,
                                     &scaling_causal) != 0)
         goto done;
+    if (o.explain) {
+        rc = say_failures(&res, "could not be explained (see the messages above)",
+                          CLI_EXIT_OK);
+        goto done;
+    }
 
     /* The roofline again, keeping the better: one measured while another
      * process ran would inflate every fraction. */
@@ -167,11 +185,7 @@ int main(int argc, char **argv)
         if (o.json)
             printf("json: %s\n", o.json);
     }
-    if (res.failures > 0) {
-        cli_error("%d cell%s failed (see the messages above and the status column)",
-                  res.failures, res.failures == 1 ? "" : "s");
-        rc = CLI_EXIT_FAIL;
-    }
+    rc = say_failures(&res, "failed (see the messages above and the status column)", rc);
 
 done:
     if (bench_interrupted()) {

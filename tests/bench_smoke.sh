@@ -1,6 +1,6 @@
 # bench_smoke.sh — longnet-bench runs a tiny matrix and a tiny Figure-5
 # sweep and writes what it promises: the table, CSV with its header, JSON
-# with its keys, the Figure-5 files. It checks files and fields, never speed
+# with its keys, the Figure-5 files; --explain prints plans and runs nothing. It checks files and fields, never speed
 # (DESIGN §3: performance is measured in bench/, not asserted in tests).
 . "${TESTS_SRCDIR:-.}/cli_lib.sh"
 
@@ -41,7 +41,8 @@ tiny="--device cpu --lengths 256 --repeat 1 --warmup 0 --heads 1 --dim 16
 expect_ok "$LONGNET_BENCH" --help
 for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
     --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
-    --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length; do
+    --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length \
+    --explain; do
     check "--help describes $opt" grep -q -e "$opt" "$out"
 done
 expect_ok "$LONGNET_BENCH" --version
@@ -62,6 +63,7 @@ bench_fail "'turbo'" 1 "$LONGNET_BENCH" --device cpu --kernel turbo
 bench_fail "power of two" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 12288
 bench_fail "less than 8192" 1 "$LONGNET_BENCH" --figure5 --tokens-per-batch 4096
 
+bench_fail "--csv" 2 "$LONGNET_BENCH" --explain --csv e.csv
 bench_fail "needs two devices" 1 "$LONGNET_BENCH" --device cpu+
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu+tpu
 
@@ -69,6 +71,40 @@ bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu+tpu
 # shellcheck disable=SC2086
 expect_ok "$LONGNET_BENCH" --matrix $tiny --device cpu+cpu --csv g.csv
 check "a device group runs as one cell" sh -c "grep -c '^matrix,cpu+cpu,.*,ok,' g.csv | grep -qx 2"
+
+# ---------------------------------------------------------------- explain
+# The plan of every cell, nothing run. A group of two workers (the same CPU
+# twice, which any machine has) with the paper's levels at N = 8192: two
+# chunks of 4096 rows, and the levels of 8192 rows and more span both, so
+# the plan has transfers. expect_ok: nothing on stderr, so no progress line
+# ("cells planned", "running") and no roofline was measured.
+expect_ok "$LONGNET_BENCH" --explain --matrix --device cpu+cpu --config paper --lengths 8192 \
+    --causal no --heads 1 --dim 16
+check "explain names the cell" \
+    grep -q '^== matrix cpu+cpu fast paper non-causal N=8192: B=1 H=1 D=16, levels 2048/1 ' "$out"
+check "explain explains one cell" sh -c "grep -c '^== ' '$out' | grep -qx 1"
+check "explain prints the graph" grep -q '^graph: ' "$out"
+check "explain prints the transfers" grep -q '^transfers (' "$out"
+check "a level's segment spans the two chunks" grep -q 'spanning segment' "$out"
+check "explain prints the bytes per device" grep -q '^bytes per device' "$out"
+check "explain runs no cell: no table, no roofline" \
+    sh -c "! grep -q -e 'median ms' -e '^roofline' -e 'no cells ran' '$out'"
+# A cell the memory budget would skip is explained too, and says so.
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --explain --matrix $tiny --lengths 256,1024 --causal yes \
+    --max-memory 100K
+check "explain explains the cells the budget skips" sh -c "grep -c '^== ' '$out' | grep -qx 2"
+check "explain says the budget would skip it" \
+    grep -q '^== matrix cpu:0 fast custom causal N=1024: .*(a run skips it: .*--max-memory' "$out"
+# A plan the library refuses (B x N x H overflows): the cell and the
+# library's message are named, and the bench fails at the end.
+"$LONGNET_BENCH" --explain --matrix --device cpu --config dense --causal no \
+    --lengths 1099511627776 --batch 1048576 --heads 1048576 >"$out" 2>"$err"
+check "a failed explain exits 1" test $? -eq 1
+check "a failed explain names the cell and the library's message" grep -q \
+    '^longnet-bench: matrix cpu:0 fast dense non-causal N=1099511627776: explain failed: .*more elements than fit' \
+    "$err"
+check "a failed explain is counted at the end" grep -q '^longnet-bench: 1 cell could not be explained' "$err"
 
 # ------------------------------------------------------------ a tiny matrix
 # shellcheck disable=SC2086
