@@ -294,6 +294,22 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
                                    const lnet_tensor *v, lnet_tensor *out,
                                    lnet_tensor *lse, const lnet_run_options *opts);
 
+/* Dilated attention backward (DESIGN §1): the gradients of O with respect
+ * to Q, K and V for the incoming gradient `dout` (the shape of out), into
+ * dq, dk, dv (the shapes of q, k, v), exact through the levels' mixing
+ * weights. `out` and `lse` are the forward's saved outputs; pass NULL for
+ * both and the forward is run first. Scores are recomputed tile by tile
+ * from LSE (FlashAttention-2's way): nothing N x N and nothing per level is
+ * kept; the extra memory is delta, [B, H, Nq] floats. Every listed device
+ * must have a backward (plugin slot run_segment_backward), or the call is
+ * refused naming the one that does not. `opts` as for the forward. */
+lnet_status lnet_attention_backward(lnet_context *ctx, const lnet_config *cfg,
+                                    const lnet_tensor *q, const lnet_tensor *k,
+                                    const lnet_tensor *v, const lnet_tensor *out,
+                                    const lnet_tensor *lse, const lnet_tensor *dout,
+                                    lnet_tensor *dq, lnet_tensor *dk, lnet_tensor *dv,
+                                    const lnet_run_options *opts);
+
 /* The plan a forward call with these options would run, as text: the
  * chunk of rows per device with its weight, per level whether it runs
  * locally or exchanges rows (and by which algorithm), the bytes each device

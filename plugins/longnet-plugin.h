@@ -125,9 +125,33 @@ typedef struct lnet_segment_job {
     ((job)->size >= offsetof(lnet_segment_job, dtype) + sizeof(int) ? (job)->dtype \
                                                                     : LNET_PLUGIN_DTYPE_F32)
 
-/* The job of a level's backward pass; defined by the ABI revision that
- * brings backward. Declared now so that the table's slot for it exists. */
-typedef struct lnet_segment_backward_job lnet_segment_backward_job;
+/* One SEGMENT_ATTENTION_BACKWARD node: the backward pass of one level
+ * (DESIGN §1), for the query rows [row_begin, row_end) and the keys of the
+ * K/V window, accumulated into dq, dk, dv.
+ *
+ * `level` is the level's forward job exactly (shape, rows, segment,
+ * dilation, offsets, causal, scale, kernel, windows, dtype and the buffers
+ * q, k, v); its `out` and `lse` are the forward's *final* O and LSE over
+ * all levels (read only), and `init` is unused. With P = exp(scale·q·k −
+ * LSE) for every selected query row i of the range and every selected key
+ * j of its segment in the K/V window (causal: j <= i):
+ *     dV_j += P_ij dO_i
+ *     dS_ij = P_ij (dO_i·V_j − delta_i)
+ *     dQ_i += scale dS_ij K_j
+ *     dK_j += scale dS_ij Q_i
+ * Rows the level does not select get nothing. dq is laid out like q (and
+ * dout like q, delta like lse), dk and dv like k and v; the kernel adds to
+ * what they hold (the core zeroes them first and sums levels and blocks
+ * this way). delta is rowsum(dO ∘ O) per row and head, computed by the
+ * core. */
+typedef struct lnet_segment_backward_job {
+    size_t size;            /* sizeof(lnet_segment_backward_job) of the caller */
+    lnet_segment_job level;
+    void *dout;             /* float32 [batch, q rows, heads, dim] */
+    void *delta;            /* float32 [batch, heads, q rows] */
+    void *dq;               /* float32, as q: accumulated */
+    void *dk, *dv;          /* float32, as k and v: accumulated */
+} lnet_segment_backward_job;
 
 /* The job fields a plugin must see before it may read the windows. */
 #define LNET_PLUGIN_JOB_HAS_WINDOWS(job) \
