@@ -180,6 +180,111 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     return run_dense(ctx, &g, &list, &o, q, k, v, out, lse);
 }
 
+/* Checks the backward's tensors beyond what check_inputs does for the
+ * forward's: dout and dq of q's shape, dk and dv of k's, outputs whose
+ * views give each element one place, out and lse both given or neither. */
+static lnet_status check_backward(const lnet_tensor *q, const lnet_tensor *k, const lnet_tensor *out,
+                                  const lnet_tensor *lse, const lnet_tensor *dout, lnet_tensor *dq,
+                                  lnet_tensor *dk, lnet_tensor *dv)
+{
+    char a[128], b[128];
+    if (!dout || !dq || !dk || !dv)
+        return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL",
+                         !dout ? "dout" : !dq ? "dq" : !dk ? "dk" : "dv");
+    if (!out != !lse)
+        return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL but %s is not; pass "
+                         "both of the forward's outputs, or neither to run the forward first",
+                         !out ? "out" : "lse", !out ? "lse" : "out");
+    const struct { const char *name; const lnet_tensor *t, *like; const char *like_name; } s[] = {
+        {"dout", dout, q, "q"}, {"dq", dq, q, "q"}, {"dk", dk, k, "k"}, {"dv", dv, k, "k"}};
+    for (int i = 0; i < 4; i++) {
+        if (!same_shape(s[i].t, s[i].like))
+            return lnet_fail(LNET_ERR_INVALID, "attention backward: %s has shape %s but %s has "
+                             "shape %s", s[i].name, lnet_shape_str(s[i].t->ndim, s[i].t->shape, a, sizeof a),
+                             s[i].like_name, lnet_shape_str(s[i].like->ndim, s[i].like->shape, b, sizeof b));
+        if (s[i].t->dtype != q->dtype)
+            return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is %s but q is %s",
+                             s[i].name, lnet_dtype_name(s[i].t->dtype), lnet_dtype_name(q->dtype));
+        if (i > 0 && !lnet_tensor_view_unaliased(s[i].t))
+            return lnet_fail(LNET_ERR_INVALID, "attention backward: the %s view's strides make "
+                             "elements share a place", s[i].name);
+    }
+    (void)out;
+    return LNET_OK;
+}
+
+lnet_status lnet_attention_backward(lnet_context *ctx, const lnet_config *cfg,
+                                    const lnet_tensor *q, const lnet_tensor *k,
+                                    const lnet_tensor *v, const lnet_tensor *out,
+                                    const lnet_tensor *lse, const lnet_tensor *dout,
+                                    lnet_tensor *dq, lnet_tensor *dk, lnet_tensor *dv,
+                                    const lnet_run_options *opts)
+{
+    lnet_run_options o;
+    if (!ctx || !cfg)
+        return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL", !ctx ? "context" : "config");
+    lnet_status st = read_options(opts, &o);
+    if (!st)
+        st = check_inputs(q, k, v, out ? out : dout, lse);
+    if (!st)
+        st = check_backward(q, k, out, lse, dout, dq, dk, dv);
+    if (st)
+        return st;
+    lnet_graph g;
+    if ((st = lnet_graph_build(cfg, q->shape[0], k->shape[1], q->shape[2], q->shape[3], &g)))
+        return st;
+    g.q_rows = q->shape[1];
+    g.q_first = k->shape[1] - q->shape[1];
+    g.dtype = q->dtype;
+    g.elem = lnet_dtype_size(q->dtype);
+    lnet_graph gb = g;
+    lnet_graph_backward(&gb);
+    /* Devices: every one must have a backward; weights are measured on
+     * the forward, a fair proxy for a device's share. */
+    lnet_devlist list;
+    if ((st = lnet_devlist_parse(ctx, o.device, &list)) ||
+        (st = lnet_devlist_place(ctx, &gb, o.kernel, &list)) ||
+        (st = lnet_calibrate(ctx, &g, o.kernel, &list)))
+        return st;
+    /* The forward's outputs, when the caller did not keep them. */
+    lnet_tensor *fo = NULL, *fl = NULL;
+    if (!out) {
+        int64_t ls[3] = {g.batch, g.heads, g.q_rows};
+        if ((st = lnet_tensor_create(q->ndim, q->shape, &fo)) || (st = lnet_tensor_create(3, ls, &fl)) ||
+            (st = run_dense(ctx, &g, &list, &o, q, k, v, fo, fl)))
+            goto done;
+        out = fo;
+        lse = fl;
+    }
+    /* Dense float32 rows in, as the forward does; outputs that are views
+     * computed densely and written back once. */
+    const lnet_tensor *in[6] = {q, k, v, out, lse, dout};
+    lnet_tensor *dense[6] = {NULL}, *dres[3] = {NULL}, *res[3] = {dq, dk, dv};
+    int owned[6] = {0};
+    for (int i = 0; i < 6 && !st; i++)
+        st = lnet_tensor_densify(in[i], &dense[i], &owned[i]);
+    for (int i = 0; i < 3 && !st; i++)
+        if (!res[i]->data)
+            st = lnet_tensor_create(res[i]->ndim, res[i]->shape, &dres[i]);
+    if (!st)
+        st = lnet_sched_backward(ctx, &gb, &list, o.algorithm, o.kernel, dense[0]->data,
+                                 dense[1]->data, dense[2]->data, dense[3]->data, dense[4]->data,
+                                 dense[5]->data, dres[0] ? dres[0]->data : dq->data,
+                                 dres[1] ? dres[1]->data : dk->data, dres[2] ? dres[2]->data : dv->data);
+    for (int i = 0; i < 3; i++) {
+        if (!st && dres[i])
+            lnet_tensor_scatter(res[i], dres[i]);
+        lnet_tensor_free(dres[i]);
+    }
+    for (int i = 0; i < 6; i++)
+        if (owned[i])
+            lnet_tensor_free(dense[i]);
+done:
+    lnet_tensor_free(fo);
+    lnet_tensor_free(fl);
+    return st;
+}
+
 lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
                                         int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
                                         const lnet_run_options *opts, char **text)

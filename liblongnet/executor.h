@@ -14,7 +14,10 @@
 
 typedef struct host_tensors {
     const float *q, *k, *v;
-    float *out, *lse; /* lse: [B, H, N], always present */
+    float *out, *lse; /* lse: [B, H, Nq], always present; backward: the saved forward's */
+    /* Backward only (NULL in the forward). */
+    const float *dout;
+    float *dq, *dk, *dv;
 } host_tensors;
 
 /* Host memory of `n` floats. With `poison` (the isolation check) it is a
@@ -36,14 +39,15 @@ void lnet_hbuf_free(lnet_hbuf *b);
 typedef struct lnet_chunk {
     int64_t begin, end;
     int64_t q_begin, q_end;
-    float *t[5];         /* indexed by lnet_tensor_name Q .. LSE */
-    lnet_hbuf mem[5];    /* mem[i].p NULL: t[i] is the caller's */
+    float *t[LNET_TENSOR_COUNT];     /* indexed by lnet_tensor_name; NULL: not in this pass */
+    lnet_hbuf mem[LNET_TENSOR_COUNT]; /* mem[i].p NULL: t[i] is the caller's */
 } lnet_chunk;
 
 lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
                                const lnet_worker *w, int poison);
-/* Writes the chunk's O and LSE rows into the caller's tensors (nothing
- * for those that are the caller's memory already). */
+/* Writes the chunk's outputs into the caller's tensors (O and LSE; in
+ * the backward dQ, dK, dV) — nothing for those that are the caller's
+ * memory already. */
 void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t);
 void lnet_chunk_free(lnet_chunk *c);
 
@@ -71,9 +75,37 @@ typedef struct exec_run {
     lnet_transport *tp;
     int poison;
     lnet_chunk *chunks;  /* per worker */
+    lnet_hbuf **sent;    /* backward: per worker, per transfer, the dK/dV it sent back */
 } exec_run;
 
-/* Worker `self`'s steps on its device (worker_run.c). */
+/* Worker `self`'s steps on its device (worker_run.c; the backward's in
+ * worker_backward.c). */
 lnet_status lnet_worker_run(const exec_run *r, int self);
+lnet_status lnet_worker_run_backward(const exec_run *r, int self);
+
+/* Device buffers over host memory, shared by the forward and backward
+ * workers (worker_run.c). */
+typedef struct dbuf {
+    void *buf;
+    int wrapped;
+    size_t bytes;
+} dbuf;
+void lnet_dbuf_free(lnet_device *dev, dbuf *b);
+lnet_status lnet_dbuf_put(lnet_device *dev, const void *host, size_t bytes, dbuf *b, int upload);
+lnet_status lnet_dbuf_read(lnet_device *dev, dbuf *b, void *dst);
+lnet_status lnet_device_sync(lnet_device *dev);
+/* A transfer received (borrowed, or copied into `keep` in poison mode). */
+typedef struct received {
+    int n, cap;
+    lnet_hbuf *mem;
+} received;
+lnet_status lnet_receive(const exec_run *r, received *keep, int id, const float **data);
+void lnet_received_free(received *keep);
+/* Copies rows j in [j_lo, j_hi) of head h from a [B, n, H, D] source
+ * (row j is absolute row first + j*r, source row 0 absolute `base`) into
+ * a compact [B, M, D] problem — or back, with `back`, adding. */
+void lnet_take_rows(const lnet_graph *g, float *compact, int64_t M, float *src, int64_t base,
+                    int64_t n, int64_t h, int64_t first, int64_t r, int64_t j_lo, int64_t j_hi,
+                    int back);
 
 #endif /* LNET_EXECUTOR_H */

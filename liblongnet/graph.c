@@ -80,6 +80,44 @@ lnet_status lnet_graph_build(const lnet_config *cfg, int64_t batch, int64_t rows
     return LNET_OK;
 }
 
+void lnet_graph_backward(lnet_graph *g)
+{
+    lnet_graph_node levels[LNET_MAX_LEVELS];
+    for (int k = 0; k < g->n_levels; k++)
+        levels[k] = *lnet_graph_level(g, k);
+    g->n_nodes = 0;
+    g->backward = 1;
+    lnet_graph_node *d = add_node(g, LNET_NODE_DELTA, 0, 0, 0);
+    io(d, 0, LNET_TENSOR_O);
+    io(d, 0, LNET_TENSOR_DO);
+    io(d, 1, LNET_TENSOR_DELTA);
+    for (int k = 0; k < g->n_levels; k++) {
+        const lnet_graph_node *l = &levels[k];
+        g->exchange_node[k] = g->n_nodes;
+        lnet_graph_node *x = add_node(g, LNET_NODE_EXCHANGE, l->level, l->segment, l->dilation);
+        io(x, 0, LNET_TENSOR_K);
+        io(x, 0, LNET_TENSOR_V);
+        io(x, 1, LNET_TENSOR_K);
+        io(x, 1, LNET_TENSOR_V);
+        g->level_node[k] = g->n_nodes;
+        lnet_graph_node *b = add_node(g, LNET_NODE_SEGMENT_ATTENTION_BACKWARD, l->level, l->segment,
+                                      l->dilation);
+        const lnet_tensor_name in[5] = {LNET_TENSOR_Q, LNET_TENSOR_K, LNET_TENSOR_V,
+                                        LNET_TENSOR_LSE, LNET_TENSOR_DELTA};
+        for (int i = 0; i < 5; i++)
+            io(b, 0, in[i]);
+        io(b, 1, LNET_TENSOR_DQ);
+        io(b, 1, LNET_TENSOR_DK);
+        io(b, 1, LNET_TENSOR_DV);
+        g->reduce_node[k] = g->n_nodes;
+        lnet_graph_node *r = add_node(g, LNET_NODE_REDUCE, l->level, l->segment, l->dilation);
+        io(r, 0, LNET_TENSOR_DK);
+        io(r, 0, LNET_TENSOR_DV);
+        io(r, 1, LNET_TENSOR_DK);
+        io(r, 1, LNET_TENSOR_DV);
+    }
+}
+
 const char *lnet_tensor_name_str(lnet_tensor_name t)
 {
     static const char *names[LNET_TENSOR_COUNT] = {"Q", "K", "V", "O", "LSE",
@@ -96,6 +134,10 @@ const char *lnet_node_type_str(lnet_node_type t)
         return "EXCHANGE";
     case LNET_NODE_REDUCE:
         return "REDUCE";
+    case LNET_NODE_DELTA:
+        return "DELTA";
+    case LNET_NODE_SEGMENT_ATTENTION_BACKWARD:
+        return "SEGMENT_ATTENTION_BACKWARD";
     }
     return "?";
 }

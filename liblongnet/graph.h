@@ -33,7 +33,9 @@ typedef enum lnet_tensor_name {
 typedef enum lnet_node_type {
     LNET_NODE_SEGMENT_ATTENTION = 0,
     LNET_NODE_EXCHANGE = 1,
-    LNET_NODE_REDUCE = 2
+    LNET_NODE_REDUCE = 2,
+    LNET_NODE_DELTA = 3,                      /* backward: Delta = rowsum(dO * O) */
+    LNET_NODE_SEGMENT_ATTENTION_BACKWARD = 4  /* backward: one level's dQ, dK, dV */
 } lnet_node_type;
 
 #define LNET_NODE_MAX_IO 5
@@ -58,14 +60,23 @@ typedef struct lnet_graph {
     float scale;
     lnet_dtype dtype;      /* of Q, K, V and O: what the devices are asked to support */
     size_t elem;           /* bytes of one element of dtype: what buffers and transfers count in */
+    int backward;          /* the backward graph (lnet_graph_backward) */
     int n_nodes;
-    lnet_graph_node nodes[2 * LNET_MAX_LEVELS];
+    lnet_graph_node nodes[3 * LNET_MAX_LEVELS + 1];
     /* The levels in the order they run (the dense level first): for each,
      * its SEGMENT_ATTENTION node and the EXCHANGE node feeding it. */
     int n_levels;
     int level_node[LNET_MAX_LEVELS];
     int exchange_node[LNET_MAX_LEVELS];
+    int reduce_node[LNET_MAX_LEVELS]; /* backward: the REDUCE node after each level */
 } lnet_graph;
+
+/* Turns a forward graph into the backward one: a DELTA node, then per
+ * level an EXCHANGE (K, V to where the level needs them, as in the
+ * forward), a SEGMENT_ATTENTION_BACKWARD (Q, K, V, LSE, dO, Delta -> dQ,
+ * dK, dV) and a REDUCE (dK, dV contributions for rows another worker owns
+ * sent back to it and added there). */
+void lnet_graph_backward(lnet_graph *g);
 
 /* Builds the graph for rows [0, N) of a validated configuration. The first
  * level has dilation 1: it selects every row, so it can initialise

@@ -37,6 +37,10 @@ static int device_supports(lnet_context *ctx, int i, const char *options, const 
                            const char *kernel, int split, char *why, size_t len)
 {
     lnet_device *probe = lnet_context_dev(ctx, i);
+    if (g->backward && !probe->plugin->run_segment_backward) {
+        snprintf(why, len, "the backward pass (its plugin has no run_segment_backward)");
+        return 0;
+    }
     if (!probe->plugin->supports) {
         /* No slot: every float32 job is supported (ABI 2's rule), and
          * nothing else. */

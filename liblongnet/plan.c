@@ -87,6 +87,24 @@ static lnet_status add_kv_transfers(lnet_plan *p, lnet_transfer_kind kind, int s
     *bytes = 2 * x.bytes;
     if (src >= 0)
         p->w[src].bytes_out += *bytes;
+    if (!g->backward || src < 0)
+        return LNET_OK;
+    /* Backward: the receiver's dK and dV contributions to these rows go
+     * back to their owner the same way (the reduce-scatter counterpart of
+     * the sparse gather, or the ring block returned). */
+    x.kind = kind == LNET_TRANSFER_BLOCK ? LNET_TRANSFER_BLOCK : LNET_TRANSFER_SPARSE;
+    x.src = dst;
+    x.dst = src;
+    x.node = step_node + 1; /* the level's REDUCE node comes just after it */
+    const lnet_tensor_name dkv[2] = {LNET_TENSOR_DK, LNET_TENSOR_DV};
+    for (int i = 0; i < 2; i++) {
+        x.tensor = dkv[i];
+        lnet_status st = push_transfer(p, &x);
+        if (st)
+            return st;
+    }
+    p->w[dst].bytes_out += 2 * x.bytes;
+    p->w[src].bytes_in += 2 * x.bytes;
     return LNET_OK;
 }
 
@@ -415,18 +433,25 @@ static void describe_graph(text *t, const lnet_plan *p)
 {
     const lnet_graph *g = p->g;
     char a[64];
-    put(t, "graph: %d nodes over Q, K, V, O, LSE (one EXCHANGE and one SEGMENT_ATTENTION per level):\n",
-        g->n_nodes);
+    if (g->backward)
+        put(t, "graph: %d nodes over Q, K, V, O, LSE, dO, Delta, dQ, dK, dV (DELTA, then per level "
+            "EXCHANGE, SEGMENT_ATTENTION_BACKWARD and REDUCE):\n", g->n_nodes);
+    else
+        put(t, "graph: %d nodes over Q, K, V, O, LSE (one EXCHANGE and one SEGMENT_ATTENTION per "
+            "level):\n", g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) {
         const lnet_graph_node *n = &g->nodes[i];
-        put(t, "  n%-2d %-17s level %d (w=%lld, r=%lld): ", i, lnet_node_type_str(n->type), n->level,
-            (long long)n->segment, (long long)n->dilation);
+        if (n->type == LNET_NODE_DELTA)
+            put(t, "  n%-2d %-17s ", i, lnet_node_type_str(n->type));
+        else
+            put(t, "  n%-2d %-17s level %d (w=%lld, r=%lld): ", i, lnet_node_type_str(n->type),
+                n->level, (long long)n->segment, (long long)n->dilation);
         for (int j = 0; j < n->n_in; j++)
             put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->in[j]));
         put(t, " -> ");
         for (int j = 0; j < n->n_out; j++)
             put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->out[j]));
-        if (n->type == LNET_NODE_EXCHANGE) {
+        if (n->type == LNET_NODE_EXCHANGE || n->type == LNET_NODE_REDUCE) {
             int count = 0;
             uint64_t bytes = 0;
             for (int x = 0; x < p->n_x; x++) {

@@ -44,7 +44,8 @@ typedef struct worker_thread {
 static void *worker_main(void *arg)
 {
     worker_thread *t = arg;
-    t->status = lnet_worker_run(t->run, t->index);
+    t->status = t->run->plan->g->backward ? lnet_worker_run_backward(t->run, t->index)
+                                          : lnet_worker_run(t->run, t->index);
     if (t->status)
         snprintf(t->error, sizeof t->error, "%s", lnet_last_error());
     return NULL;
@@ -142,13 +143,19 @@ static void sends_free(const exec_run *r, sends *s)
 static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *kernel,
                             const host_tensors *t, worker_thread *threads)
 {
-    exec_run r = {ctx, p, kernel, NULL, 0, NULL};
+    exec_run r = {ctx, p, kernel, NULL, 0, NULL, NULL};
+    const int bwd = p->g->backward;
     int drop;
     isolation_mode(&r.poison, &drop);
     sends s = {0};
     lnet_status st = lnet_transport_local_create(p->n_x, drop, &r.tp);
     if (!st && !(r.chunks = calloc((size_t)p->n, sizeof *r.chunks)))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d chunks", p->n);
+    if (!st && bwd && !(r.sent = calloc((size_t)p->n, sizeof *r.sent)))
+        st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d workers", p->n);
+    for (int i = 0; bwd && i < p->n && !st; i++)
+        if (!(r.sent[i] = calloc((size_t)p->n_x + 1, sizeof **r.sent)))
+            st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d transfers", p->n_x);
     for (int i = 0; i < p->n && !st; i++)
         st = lnet_chunk_scatter(&r.chunks[i], p->g, t, &p->w[i], r.poison);
     if (!st)
@@ -158,8 +165,11 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
         int started[LNET_MAX_WORKERS] = {0}, first = -1;
         for (int i = 0; i < p->n; i++) {
             threads[i] = (worker_thread){&r, i, LNET_OK, ""};
-            if (p->w[i].q_begin == p->w[i].q_end)
-                continue; /* no rows, or K/V rows only: its sends are posted */
+            /* No rows, or (forward) K/V rows only: its sends are posted.
+             * Backward: a worker of K/V rows only still adds what the
+             * others send back for them. */
+            if (bwd ? p->w[i].begin == p->w[i].end : p->w[i].q_begin == p->w[i].q_end)
+                continue;
             if (first < 0) {
                 first = i;
                 continue;
@@ -175,13 +185,19 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
             if (started[i])
                 pthread_join(tid[i], NULL);
         for (int i = 0; i < p->n; i++)
-            if (threads[i].status == LNET_OK && p->w[i].q_begin < p->w[i].q_end)
+            if (threads[i].status == LNET_OK && p->w[i].begin < p->w[i].end)
                 lnet_chunk_gather(&r.chunks[i], p->g, t);
     }
     if (r.tp)
         sends_free(&r, &s);
     for (int i = 0; r.chunks && i < p->n; i++)
         lnet_chunk_free(&r.chunks[i]);
+    for (int i = 0; r.sent && i < p->n; i++) {
+        for (int x = 0; r.sent[i] && x < p->n_x; x++)
+            lnet_hbuf_free(&r.sent[i][x]);
+        free(r.sent[i]);
+    }
+    free(r.sent);
     free(r.chunks);
     if (r.tp)
         r.tp->ops->destroy(r.tp);
@@ -240,6 +256,26 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
         if (!bad)
             alive[n_alive++] = specs[i];
     }
+    if (g->backward) {
+        /* A chunk's dK, dV hold contributions of every other chunk's
+         * queries, and those sent to a failed worker are lost with it: the
+         * survivors run the whole pass again, still exact. */
+        int bad = 0;
+        while (runs[bad].status == LNET_OK)
+            bad++;
+        char name[64];
+        device_name(ctx, p.w[bad].device, name, sizeof name);
+        if (n_alive == 0)
+            st = lnet_fail(runs[bad].status, "%s failed and no device is left to take its rows: %s",
+                           name, runs[bad].error);
+        else {
+            log_warning(ctx, "device %s failed (%s); the backward pass of rows [%lld, %lld) runs "
+                        "again on the %d other device(s)", name, runs[bad].error, (long long)lo,
+                        (long long)hi, n_alive);
+            st = run_rows(ctx, g, alive, n_alive, algorithm, kernel, t, lo, hi);
+        }
+        goto out;
+    }
     for (int i = 0; i < n && !st; i++) {
         if (runs[i].status == LNET_OK)
             continue;
@@ -267,6 +303,19 @@ lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lne
     if (g->dtype != LNET_DTYPE_F32)
         return lnet_fail(LNET_ERR_UNSUPPORTED, "the scheduler moves float32 rows only; %s "
                          "tensors are not converted yet", lnet_dtype_name(g->dtype));
-    host_tensors t = {q, k, v, out, lse};
+    host_tensors t = {q, k, v, out, lse, NULL, NULL, NULL, NULL};
+    return run_rows(ctx, g, list->items, list->n, algorithm, kernel, &t, 0, g->rows);
+}
+
+lnet_status lnet_sched_backward(lnet_context *ctx, const lnet_graph *g, const lnet_devlist *list,
+                                lnet_algorithm algorithm, const char *kernel, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse,
+                                const float *dout, float *dq, float *dk, float *dv)
+{
+    if (g->dtype != LNET_DTYPE_F32)
+        return lnet_fail(LNET_ERR_UNSUPPORTED, "the scheduler moves float32 rows only; %s "
+                         "tensors are not converted yet", lnet_dtype_name(g->dtype));
+    /* O and LSE are only read in the backward. */
+    host_tensors t = {q, k, v, (float *)out, (float *)lse, dout, dq, dk, dv};
     return run_rows(ctx, g, list->items, list->n, algorithm, kernel, &t, 0, g->rows);
 }

@@ -137,6 +137,14 @@ lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lne
                                lnet_algorithm algorithm, const char *kernel, const float *q,
                                const float *k, const float *v, float *out, float *lse);
 
+/* The backward graph (lnet_graph_backward) for every row: dq, dk, dv of
+ * the caller's shapes are overwritten. A failed device makes the
+ * survivors run the whole pass again. */
+lnet_status lnet_sched_backward(lnet_context *ctx, const lnet_graph *g, const lnet_devlist *list,
+                                lnet_algorithm algorithm, const char *kernel, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse,
+                                const float *dout, float *dq, float *dk, float *dv);
+
 /* How many of the rows first, first + r, ... lie in [lo, hi). */
 static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, int64_t hi)
 {

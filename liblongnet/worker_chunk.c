@@ -69,6 +69,32 @@ static lnet_status take(lnet_chunk *c, int i, const lnet_graph *g, const float *
     return LNET_OK;
 }
 
+/* The [B, H, nq] slice of a [B, H, Nq] host tensor (LSE, Delta) for the
+ * chunk's query rows, as the chunk's tensor i. */
+static lnet_status take_per_row(lnet_chunk *c, int i, const lnet_graph *g, float *host, int copy_in,
+                                int poison)
+{
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, nq = (size_t)(c->q_end - c->q_begin);
+    const size_t Nq = (size_t)g->q_rows, at = (size_t)(c->q_begin - g->q_first);
+    const int whole = c->q_begin == g->q_first && c->q_end == g->rows;
+    if (host && !poison && (B * H == 1 || whole)) {
+        c->t[i] = host + at;
+        return LNET_OK;
+    }
+    lnet_status st = lnet_hbuf_alloc(&c->mem[i], B * H * nq, poison, "a chunk's per-row values");
+    if (st)
+        return st;
+    c->t[i] = c->mem[i].p;
+    for (size_t bh = 0; copy_in && bh < B * H; bh++)
+        memcpy(c->t[i] + bh * nq, host + bh * Nq + at, nq * sizeof(float));
+    return LNET_OK;
+}
+
+static void zero_rows(float *t, const lnet_graph *g, int64_t n)
+{
+    memset(t, 0, (size_t)g->batch * (size_t)n * (size_t)g->heads * (size_t)g->dim * sizeof(float));
+}
+
 lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_tensors *t,
                                const lnet_worker *w, int poison)
 {
@@ -79,40 +105,67 @@ lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_te
     c->q_end = w->q_end;
     if (w->begin == w->end)
         return LNET_OK;
+    const int bwd = g->backward;
+    const int64_t n = w->end - w->begin, nq = w->q_end - w->q_begin;
     lnet_status st = LNET_OK;
     if ((st = take(c, LNET_TENSOR_K, g, t->k, 0, g->rows, w->begin, w->end, 1, poison)) ||
         (st = take(c, LNET_TENSOR_V, g, t->v, 0, g->rows, w->begin, w->end, 1, poison)))
         goto fail;
-    if (w->q_begin == w->q_end)
+    if (bwd) {
+        /* dK and dV of the chunk's rows, zeroed: contributions are added. */
+        if ((st = take(c, LNET_TENSOR_DK, g, t->dk, 0, g->rows, w->begin, w->end, 0, poison)) ||
+            (st = take(c, LNET_TENSOR_DV, g, t->dv, 0, g->rows, w->begin, w->end, 0, poison)))
+            goto fail;
+        zero_rows(c->t[LNET_TENSOR_DK], g, n);
+        zero_rows(c->t[LNET_TENSOR_DV], g, n);
+    }
+    if (nq == 0)
         return LNET_OK; /* no query rows: K/V to send, nothing to compute */
     if ((st = take(c, LNET_TENSOR_Q, g, t->q, g->q_first, g->q_rows, w->q_begin, w->q_end, 1, poison)) ||
-        (st = take(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, w->q_begin, w->q_end, 0, poison)))
+        (st = take(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, w->q_begin, w->q_end, bwd, poison)) ||
+        (st = take_per_row(c, LNET_TENSOR_LSE, g, t->lse, bwd, poison)))
         goto fail;
-    const size_t B = (size_t)g->batch, H = (size_t)g->heads, nq = (size_t)(w->q_end - w->q_begin);
-    const int whole = w->q_begin == g->q_first && w->q_end == g->rows;
-    if (!poison && (B * H == 1 || whole)) {
-        c->t[LNET_TENSOR_LSE] = t->lse + (w->q_begin - g->q_first);
-        return LNET_OK;
+    if (bwd) {
+        if ((st = take(c, LNET_TENSOR_DO, g, t->dout, g->q_first, g->q_rows, w->q_begin, w->q_end, 1,
+                       poison)) ||
+            (st = take(c, LNET_TENSOR_DQ, g, t->dq, g->q_first, g->q_rows, w->q_begin, w->q_end, 0,
+                       poison)) ||
+            (st = take_per_row(c, LNET_TENSOR_DELTA, g, NULL, 0, poison)))
+            goto fail;
+        zero_rows(c->t[LNET_TENSOR_DQ], g, nq);
     }
-    st = lnet_hbuf_alloc(&c->mem[LNET_TENSOR_LSE], B * H * nq, poison, "a chunk's LSE");
-    if (st)
-        goto fail;
-    c->t[LNET_TENSOR_LSE] = c->mem[LNET_TENSOR_LSE].p;
     return LNET_OK;
 fail:
     lnet_chunk_free(c);
     return st;
 }
 
+/* Rows [r0, r1) of the chunk's tensor i back into a [B, rows, H, D] host
+ * tensor whose row 0 is position `first`. */
+static void put_back(const lnet_chunk *c, int i, const lnet_graph *g, float *host, int64_t first,
+                     int64_t rows, int64_t r0, int64_t r1)
+{
+    if (!c->mem[i].p)
+        return; /* the caller's memory itself */
+    const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(r1 - r0);
+    for (size_t b = 0; b < (size_t)g->batch; b++)
+        memcpy(host + (b * (size_t)rows + (size_t)(r0 - first)) * row, c->t[i] + b * n * row,
+               n * row * sizeof(float));
+}
+
 void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t)
 {
-    const size_t row = (size_t)g->heads * (size_t)g->dim, nq = (size_t)(c->q_end - c->q_begin);
+    if (g->backward) {
+        put_back(c, LNET_TENSOR_DK, g, t->dk, 0, g->rows, c->begin, c->end);
+        put_back(c, LNET_TENSOR_DV, g, t->dv, 0, g->rows, c->begin, c->end);
+        if (c->q_end > c->q_begin)
+            put_back(c, LNET_TENSOR_DQ, g, t->dq, g->q_first, g->q_rows, c->q_begin, c->q_end);
+        return;
+    }
+    put_back(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, c->q_begin, c->q_end);
+    const size_t nq = (size_t)(c->q_end - c->q_begin);
     const size_t B = (size_t)g->batch, H = (size_t)g->heads, Nq = (size_t)g->q_rows;
     const size_t at = (size_t)(c->q_begin - g->q_first);
-    if (c->mem[LNET_TENSOR_O].p)
-        for (size_t b = 0; b < B; b++)
-            memcpy(t->out + (b * Nq + at) * row, c->t[LNET_TENSOR_O] + b * nq * row,
-                   nq * row * sizeof(float));
     if (c->mem[LNET_TENSOR_LSE].p)
         for (size_t bh = 0; bh < B * H; bh++)
             memcpy(t->lse + bh * Nq + at, c->t[LNET_TENSOR_LSE] + bh * nq, nq * sizeof(float));
@@ -120,7 +173,7 @@ void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tens
 
 void lnet_chunk_free(lnet_chunk *c)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < LNET_TENSOR_COUNT; i++)
         lnet_hbuf_free(&c->mem[i]);
     memset(c, 0, sizeof *c);
 }

@@ -14,14 +14,7 @@
 #include "executor.h"
 #include "internal.h"
 
-/* A buffer on a device: the host memory itself where possible. */
-typedef struct dbuf {
-    void *buf;
-    int wrapped;
-    size_t bytes;
-} dbuf;
-
-static void dbuf_free(lnet_device *dev, dbuf *b)
+void lnet_dbuf_free(lnet_device *dev, dbuf *b)
 {
     if (b->buf)
         dev->plugin->buffer_free(dev->handle, b->buf);
@@ -48,7 +41,7 @@ static lnet_status dbuf_write(lnet_device *dev, dbuf *b, size_t off, const void 
     return rc ? lnet_device_fail(dev, rc, "buffer_write") : LNET_OK;
 }
 
-static lnet_status dbuf_read(lnet_device *dev, dbuf *b, void *dst)
+lnet_status lnet_dbuf_read(lnet_device *dev, dbuf *b, void *dst)
 {
     if (b->wrapped)
         return LNET_OK;
@@ -59,7 +52,7 @@ static lnet_status dbuf_read(lnet_device *dev, dbuf *b, void *dst)
 /* `bytes` of host memory as a device buffer: wrapped where the device can
  * work on host memory in place, else a device buffer, written when
  * `upload` is set. */
-static lnet_status dbuf_put(lnet_device *dev, const void *host, size_t bytes, dbuf *b, int upload)
+lnet_status lnet_dbuf_put(lnet_device *dev, const void *host, size_t bytes, dbuf *b, int upload)
 {
     if (dev->plugin->buffer_wrap_host &&
         dev->plugin->buffer_wrap_host(dev->handle, (void *)host, bytes, &b->buf) == 0) {
@@ -71,7 +64,7 @@ static lnet_status dbuf_put(lnet_device *dev, const void *host, size_t bytes, db
     return st || !upload ? st : dbuf_write(dev, b, 0, host, bytes);
 }
 
-static lnet_status device_sync(lnet_device *dev)
+lnet_status lnet_device_sync(lnet_device *dev)
 {
     int rc = dev->plugin->synchronize(dev->handle);
     return rc ? lnet_device_fail(dev, rc, "synchronize") : LNET_OK;
@@ -90,12 +83,7 @@ static lnet_status run_job(lnet_device *dev, const lnet_segment_job *job, const 
 
 /* Received transfers: borrowed from the transport (nothing to free), or,
  * in poison mode, copied into a poisoned buffer of this worker's. */
-typedef struct received {
-    int n, cap;
-    lnet_hbuf *mem;
-} received;
-
-static lnet_status receive(const exec_run *r, received *keep, int id, const float **data)
+lnet_status lnet_receive(const exec_run *r, received *keep, int id, const float **data)
 {
     const lnet_graph *g = r->plan->g;
     const lnet_transfer *x = &r->plan->x[id];
@@ -121,7 +109,7 @@ static lnet_status receive(const exec_run *r, received *keep, int id, const floa
     return st;
 }
 
-static void received_free(received *keep)
+void lnet_received_free(received *keep)
 {
     for (int i = 0; i < keep->n; i++)
         lnet_hbuf_free(&keep->mem[i]);
@@ -141,18 +129,22 @@ static void fold_row(float *o, float *l, const float *oi, float li, int64_t D)
     *l = (float)f.lse;
 }
 
-/* Copies rows j in [j_lo, j_hi) of head h from a [B, n, H, D] source whose
- * row j is absolute row first + j*r (source row 0 = absolute `base`) into
- * a compact [B, M, D] problem. */
-static void take_rows(const lnet_graph *g, float *dst, int64_t M, const float *src, int64_t base,
-                      int64_t n, int64_t h, int64_t first, int64_t r, int64_t j_lo, int64_t j_hi)
+void lnet_take_rows(const lnet_graph *g, float *compact, int64_t M, float *src, int64_t base,
+                    int64_t n, int64_t h, int64_t first, int64_t r, int64_t j_lo, int64_t j_hi,
+                    int back)
 {
     const size_t H = (size_t)g->heads, D = (size_t)g->dim;
     for (size_t b = 0; b < (size_t)g->batch; b++)
-        for (int64_t j = j_lo; j < j_hi; j++)
-            memcpy(dst + (b * (size_t)M + (size_t)j) * D,
-                   src + ((b * (size_t)n + (size_t)(first + j * r - base)) * H + (size_t)h) * D,
-                   D * sizeof(float));
+        for (int64_t j = j_lo; j < j_hi; j++) {
+            float *c = compact + (b * (size_t)M + (size_t)j) * D;
+            float *s = src + ((b * (size_t)n + (size_t)(first + j * r - base)) * H + (size_t)h) * D;
+            if (!back) {
+                memcpy(c, s, D * sizeof(float));
+                continue;
+            }
+            for (size_t d = 0; d < D; d++)
+                s[d] += c[d];
+        }
 }
 
 /* A gathered segment: per head, its selected rows compacted into a dense
@@ -173,7 +165,7 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
     lnet_status st = LNET_OK;
     const float *data[2 * (LNET_MAX_WORKERS + 2)];
     for (int i = 0; i < s->n_xfer && !st; i++)
-        st = receive(r, keep, s->xfer + i, &data[i]);
+        st = lnet_receive(r, keep, s->xfer + i, &data[i]);
     lnet_hbuf mem = {0};
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0};
 
@@ -200,9 +192,9 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
             break;
         float *q = mem.p, *k = q + vec, *v = k + vec, *o = v + vec, *l = o + vec;
         /* Own rows: the queries, and the keys of the chunk. */
-        take_rows(g, q, M, c->t[LNET_TENSOR_Q], qa, nq, h, first, dil, jq_lo, jq_hi);
-        take_rows(g, k, M, c->t[LNET_TENSOR_K], a, nrows, h, first, dil, jk_lo, jk_hi);
-        take_rows(g, v, M, c->t[LNET_TENSOR_V], a, nrows, h, first, dil, jk_lo, jk_hi);
+        lnet_take_rows(g, q, M, c->t[LNET_TENSOR_Q], qa, nq, h, first, dil, jq_lo, jq_hi, 0);
+        lnet_take_rows(g, k, M, c->t[LNET_TENSOR_K], a, nrows, h, first, dil, jk_lo, jk_hi, 0);
+        lnet_take_rows(g, v, M, c->t[LNET_TENSOR_V], a, nrows, h, first, dil, jk_lo, jk_hi, 0);
         /* The other keys, as the transfers packed them ([H][B][rows][D]). */
         for (int i = 0; i < s->n_xfer; i++) {
             const lnet_transfer *x = &p->x[s->xfer + i];
@@ -219,15 +211,15 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
                            src + ((size_t)b * (size_t)count + (size_t)(j - j_lo)) * (size_t)D,
                            (size_t)D * sizeof(float));
         }
-        dbuf_free(dev, &bq);
-        dbuf_free(dev, &bk);
-        dbuf_free(dev, &bv);
-        dbuf_free(dev, &bo);
-        dbuf_free(dev, &bl);
+        lnet_dbuf_free(dev, &bq);
+        lnet_dbuf_free(dev, &bk);
+        lnet_dbuf_free(dev, &bv);
+        lnet_dbuf_free(dev, &bo);
+        lnet_dbuf_free(dev, &bl);
         const size_t vbytes = vec * sizeof(float), lbytes = rows * sizeof(float);
-        if ((st = dbuf_put(dev, q, vbytes, &bq, 1)) || (st = dbuf_put(dev, k, vbytes, &bk, 1)) ||
-            (st = dbuf_put(dev, v, vbytes, &bv, 1)) || (st = dbuf_put(dev, o, vbytes, &bo, 0)) ||
-            (st = dbuf_put(dev, l, lbytes, &bl, 0)))
+        if ((st = lnet_dbuf_put(dev, q, vbytes, &bq, 1)) || (st = lnet_dbuf_put(dev, k, vbytes, &bk, 1)) ||
+            (st = lnet_dbuf_put(dev, v, vbytes, &bv, 1)) || (st = lnet_dbuf_put(dev, o, vbytes, &bo, 0)) ||
+            (st = lnet_dbuf_put(dev, l, lbytes, &bl, 0)))
             break;
         lnet_segment_job j;
         lnet_job_base(&j, g, n, r->kernel);
@@ -244,8 +236,8 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
         j.v = bv.buf;
         j.out = bo.buf;
         j.lse = bl.buf;
-        if ((st = run_job(dev, &j, n)) || (st = device_sync(dev)) || (st = dbuf_read(dev, &bo, o)) ||
-            (st = dbuf_read(dev, &bl, l)))
+        if ((st = run_job(dev, &j, n)) || (st = lnet_device_sync(dev)) || (st = lnet_dbuf_read(dev, &bo, o)) ||
+            (st = lnet_dbuf_read(dev, &bl, l)))
             break;
         for (int64_t b = 0; b < B; b++) {
             for (int64_t jq = jq_lo; jq < jq_hi; jq++) {
@@ -259,11 +251,11 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
             }
         }
     }
-    dbuf_free(dev, &bq);
-    dbuf_free(dev, &bk);
-    dbuf_free(dev, &bv);
-    dbuf_free(dev, &bo);
-    dbuf_free(dev, &bl);
+    lnet_dbuf_free(dev, &bq);
+    lnet_dbuf_free(dev, &bk);
+    lnet_dbuf_free(dev, &bv);
+    lnet_dbuf_free(dev, &bo);
+    lnet_dbuf_free(dev, &bl);
     lnet_hbuf_free(&mem);
     return st;
 }
@@ -287,13 +279,13 @@ static lnet_status ring_upload(const exec_run *r, lnet_device *dev, ring_blocks 
     const lnet_step *s = rb->step[i];
     const float *kv[2];
     for (int x = 0; x < 2; x++) {
-        lnet_status st = receive(r, keep, s->xfer + x, &kv[x]);
+        lnet_status st = lnet_receive(r, keep, s->xfer + x, &kv[x]);
         if (st)
             return st;
     }
     if (!pl->buffer_write_async) {
         /* Blocking writes: the pair must be free of queued jobs first. */
-        lnet_status st = device_sync(dev);
+        lnet_status st = lnet_device_sync(dev);
         if (st)
             return st;
     }
@@ -348,8 +340,8 @@ static void ring_end(lnet_device *dev, ring_blocks *rb)
     free(rb->step);
     rb->step = NULL;
     for (int x = 0; x < 2; x++) {
-        dbuf_free(dev, &rb->k[x]);
-        dbuf_free(dev, &rb->v[x]);
+        lnet_dbuf_free(dev, &rb->k[x]);
+        lnet_dbuf_free(dev, &rb->v[x]);
     }
 }
 
@@ -390,11 +382,11 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
     for (int i = 0; i < w->n_steps; i++)
         device_steps += w->steps[i].kind != LNET_STEP_GATHER;
     if (device_steps || w->core_init) {
-        if ((st = dbuf_put(dev, c->t[LNET_TENSOR_Q], qbytes, &bq, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_K], kvbytes, &bk, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_V], kvbytes, &bv, 1)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_O], qbytes, &bo, w->core_init)) ||
-            (st = dbuf_put(dev, c->t[LNET_TENSOR_LSE], lbytes, &bl, w->core_init)))
+        if ((st = lnet_dbuf_put(dev, c->t[LNET_TENSOR_Q], qbytes, &bq, 1)) ||
+            (st = lnet_dbuf_put(dev, c->t[LNET_TENSOR_K], kvbytes, &bk, 1)) ||
+            (st = lnet_dbuf_put(dev, c->t[LNET_TENSOR_V], kvbytes, &bv, 1)) ||
+            (st = lnet_dbuf_put(dev, c->t[LNET_TENSOR_O], qbytes, &bo, w->core_init)) ||
+            (st = lnet_dbuf_put(dev, c->t[LNET_TENSOR_LSE], lbytes, &bl, w->core_init)))
             goto done;
     }
     if (!st)
@@ -429,12 +421,12 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
             j.kv_rows = s->kv_end - s->kv_begin;
             if (rb.n == 0) {
                 const float *kv[2];
-                dbuf_free(dev, &rk);
-                dbuf_free(dev, &rv);
+                lnet_dbuf_free(dev, &rk);
+                lnet_dbuf_free(dev, &rv);
                 const size_t bytes = lnet_transfer_floats(g, &p->x[s->xfer]) * sizeof(float);
-                if ((st = receive(r, &keep, s->xfer, &kv[0])) ||
-                    (st = receive(r, &keep, s->xfer + 1, &kv[1])) ||
-                    (st = dbuf_put(dev, kv[0], bytes, &rk, 1)) || (st = dbuf_put(dev, kv[1], bytes, &rv, 1)))
+                if ((st = lnet_receive(r, &keep, s->xfer, &kv[0])) ||
+                    (st = lnet_receive(r, &keep, s->xfer + 1, &kv[1])) ||
+                    (st = lnet_dbuf_put(dev, kv[0], bytes, &rk, 1)) || (st = lnet_dbuf_put(dev, kv[1], bytes, &rv, 1)))
                     break;
                 j.k = rk.buf;
                 j.v = rv.buf;
@@ -449,11 +441,11 @@ lnet_status lnet_worker_run(const exec_run *r, int self)
         }
         st = run_job(dev, &j, n);
         if (!st && wrapped_block)
-            st = device_sync(dev); /* the block buffers are freed by the next step */
+            st = lnet_device_sync(dev); /* the block buffers are freed by the next step */
     }
     if (!st && (device_steps || w->core_init)) {
-        if (!(st = device_sync(dev)) && !(st = dbuf_read(dev, &bo, c->t[LNET_TENSOR_O])))
-            st = dbuf_read(dev, &bl, c->t[LNET_TENSOR_LSE]);
+        if (!(st = lnet_device_sync(dev)) && !(st = lnet_dbuf_read(dev, &bo, c->t[LNET_TENSOR_O])))
+            st = lnet_dbuf_read(dev, &bl, c->t[LNET_TENSOR_LSE]);
     }
     for (int i = 0; i < w->n_steps && !st; i++)
         if (w->steps[i].kind == LNET_STEP_GATHER)
@@ -462,14 +454,14 @@ done:
     if (st)
         (void)dev->plugin->synchronize(dev->handle); /* nothing queued may still read what is freed */
     ring_end(dev, &rb);
-    dbuf_free(dev, &bq);
-    dbuf_free(dev, &bk);
-    dbuf_free(dev, &bv);
-    dbuf_free(dev, &bo);
-    dbuf_free(dev, &bl);
-    dbuf_free(dev, &rk);
-    dbuf_free(dev, &rv);
+    lnet_dbuf_free(dev, &bq);
+    lnet_dbuf_free(dev, &bk);
+    lnet_dbuf_free(dev, &bv);
+    lnet_dbuf_free(dev, &bo);
+    lnet_dbuf_free(dev, &bl);
+    lnet_dbuf_free(dev, &rk);
+    lnet_dbuf_free(dev, &rv);
     lnet_device_release(dev);
-    received_free(&keep);
+    lnet_received_free(&keep);
     return st;
 }

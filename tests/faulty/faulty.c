@@ -219,6 +219,22 @@ static int run(void *d, const lnet_segment_job *j)
     return inner->run_segment(f->inner, j);
 }
 
+/* Injects on backward jobs as on forward ones: the same count of calls. */
+static int run_backward(void *d, const lnet_segment_backward_job *j)
+{
+    faulty_device *f = d;
+    message[0] = '\0';
+    f->calls++;
+    if (fail_at[f->index] && f->calls >= fail_at[f->index]) {
+        char text[128];
+        snprintf(text, sizeof text, "faulty:%d: injected failure on call %d", f->index, f->calls);
+        return fail(LNET_PLUGIN_ERR_DEVICE, text);
+    }
+    if (!inner->run_segment_backward)
+        return fail(LNET_PLUGIN_ERR_UNSUPPORTED, "faulty: the inner plugin has no backward");
+    return inner->run_segment_backward(f->inner, j);
+}
+
 static const lnet_plugin table = {
     .abi_version = LNET_PLUGIN_ABI_VERSION,
 #ifdef FAULTY_PICKY
@@ -227,9 +243,10 @@ static const lnet_plugin table = {
     .description = "pass-through to the CPU backend that refuses some jobs (tests only)",
     .supports = supports,
 #else
-    /* The size of a table built before the optional slots were added:
-     * such a plugin must still load (test_scheduler uses this one). */
-    .size = LNET_PLUGIN_REQUIRED_SIZE,
+    /* A table shorter than this SDK's, ending at the backward slot (no
+     * get_proc_address, no take_warning): such a plugin must still load,
+     * its missing slots read as NULL (test_scheduler uses this one). */
+    .size = offsetof(lnet_plugin, get_proc_address),
     .name = "faulty",
     .description = "fault-injecting pass-through to the CPU backend (tests only)",
 #endif
@@ -244,6 +261,7 @@ static const lnet_plugin table = {
     .buffer_write = put,
     .buffer_read = get,
     .run_segment = run,
+    .run_segment_backward = run_backward,
     .synchronize = sync_dev,
     .last_error = last_error,
 };
