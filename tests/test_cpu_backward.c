@@ -146,17 +146,17 @@ typedef struct wspec {
 } wspec;
 
 /* Rows [base, base + n) of a [B, N, H, D] tensor (inner = H * D) or of a
- * [B, H, N] one (outer = B * H, inner = 1), copied out (dir 0) or added
- * back (dir 1). */
+ * [B, H, N] one (outer = B * H, inner = 1), copied out (back = 0) or
+ * back in (back = 1). */
 static void rows_copy(float *full, float *part, int64_t outer, int64_t N, int64_t inner,
-                      int64_t base, int64_t n, int add)
+                      int64_t base, int64_t n, int back)
 {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < n * inner; i++) {
             float *f = full + (size_t)(o * N * inner + base * inner + i);
             float *x = part + (size_t)(o * n * inner + i);
-            if (add)
-                *f += *x;
+            if (back)
+                *f = *x;
             else
                 *x = *f;
         }
@@ -171,7 +171,8 @@ static void *wrap(void *dev, float *x, size_t n)
 }
 
 /* One backward job of level l over rows [rb, re) with window ws (copies
- * of the rows it holds), added into the whole dq, dk, dv. */
+ * of the rows it holds): the job's dq, dk, dv hold what the whole ones
+ * hold (the kernel must add to them) and are copied back. */
 static void run_level(const runner *rn, const prob *p, int l, int64_t rb, int64_t re,
                       const wspec *ws, float *dq, float *dk, float *dv)
 {
@@ -185,8 +186,7 @@ static void run_level(const runner *rn, const prob *p, int l, int64_t rb, int64_
         const int kv = i >= 3 && i < 7, l3 = i >= 7;
         const int64_t rows = kv ? kn : qn, base = kv ? kb : qb;
         t[i] = falloc((size_t)(p->B * (l3 ? p->H : HD) * rows));
-        if (i != 2 && i != 5 && i != 6) /* gradients start at 0 and are added back */
-            rows_copy(src[i], t[i], l3 ? p->B * p->H : p->B, p->N, l3 ? 1 : HD, base, rows, 0);
+        rows_copy(src[i], t[i], l3 ? p->B * p->H : p->B, p->N, l3 ? 1 : HD, base, rows, 0);
     }
     void *b[9];
     for (int i = 0; i < 9; i++) {
