@@ -201,6 +201,20 @@ inline void lnet_fold_row(__global float *orow, __global float *lrow, const lnet
 
 /* ------------------------------------------------------------- tiled */
 
+/* The end of the keys any query row of a tiled group (selected rows
+ * [tile_j0, tile_j0 + TILE_Q) of the range) needs: the window's, and
+ * (causal) none after the group's last query row. */
+inline long lnet_group_key_end(const lnet_seg *g, long tile_j0, int causal)
+{
+    long k_end = g->k_hi;
+    if (causal) {
+        const long last_q = tile_j0 + TILE_Q < g->j_hi ? tile_j0 + TILE_Q : g->j_hi;
+        if (k_end > last_q)
+            k_end = last_q;
+    }
+    return k_end;
+}
+
 /* The rows [t0, t0 + TILE_K) of two tensors read alike (selected index j at
  * base + j * stride) staged by the TILE_Q work-items of a group into local
  * tiles; rows at or past `end` read as zeros. The tiled kernels of both
@@ -266,14 +280,7 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
     }
     float m = -INFINITY, l = 0.0f;
 
-    /* The keys any row of the group needs: the window's, and (causal) none
-     * after the group's last query row. */
-    long k_end = g.k_hi;
-    if (causal) {
-        const long last_q = tile_j0 + TILE_Q < g.j_hi ? tile_j0 + TILE_Q : g.j_hi;
-        if (k_end > last_q)
-            k_end = last_q;
-    }
+    const long k_end = lnet_group_key_end(&g, tile_j0, causal);
 
     for (long kt = g.k_lo; kt < k_end; kt += TILE_K) {
         lnet_stage_tile(ks, vs, k, v, kbase, sel_stride, kt, k_end, lid);

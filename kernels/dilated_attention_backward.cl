@@ -129,12 +129,7 @@ void lnet_dilated_bwd_dq(LNET_BWD_ARGS)
     const float lse_i = active ? lse[lbase + jq * r] : 0.0f;
     const float delta_i = active ? delta[lbase + jq * r] : 0.0f;
 
-    long k_end = g.k_hi;
-    if (causal) {
-        const long last_q = tile_j0 + TILE_Q < g.j_hi ? tile_j0 + TILE_Q : g.j_hi;
-        if (k_end > last_q)
-            k_end = last_q;
-    }
+    const long k_end = lnet_group_key_end(&g, tile_j0, causal);
     for (long kt = g.k_lo; kt < k_end; kt += TILE_K) {
         lnet_stage_tile(ks, vs, k, v, kbase, sel_stride, kt, k_end, lid);
         barrier(CLK_LOCAL_MEM_FENCE);

@@ -32,7 +32,6 @@
 #include "seeded_rng.h"
 
 #define TOL 1e-4
-#define MAX_DEVICES 16
 #define MAX_LEVELS 8
 
 static int n_devices, have_gemm;
@@ -254,15 +253,19 @@ static void *upload(void *dev, const float *host, size_t n)
     return b;
 }
 
-/* The job of level l, buffers and windows left for the caller. */
-static lnet_segment_backward_job make_job(const prob *p, int l, const char *kernel)
+/* The job of level l with the buffers b: q, k, v, out, lse, dout, delta,
+ * dq, dk, dv; windows left for the caller. */
+static lnet_segment_backward_job make_job(const prob *p, int l, const char *kernel,
+                                          void *const b[10])
 {
-    lnet_segment_backward_job job = {.size = sizeof job};
+    lnet_segment_backward_job job = {.size = sizeof job, .dout = b[5], .delta = b[6],
+                                     .dq = b[7], .dk = b[8], .dv = b[9]};
     job.level = (lnet_segment_job){.size = sizeof job.level, .batch = p->B, .rows = p->N,
                                    .heads = p->H, .dim = p->D, .row_begin = 0, .row_end = p->N,
                                    .segment = p->w[l], .dilation = p->r[l],
                                    .offsets = p->offsets, .causal = p->causal,
-                                   .scale = p->scale, .kernel = kernel};
+                                   .scale = p->scale, .kernel = kernel, .q = b[0], .k = b[1],
+                                   .v = b[2], .out = b[3], .lse = b[4]};
     return job;
 }
 
@@ -290,7 +293,7 @@ static void run_backward(void *dev, const prob *p, const char *kernel, int64_t q
                    upload(dev, hd, nl), upload(dev, zq, nq), upload(dev, zk, nk),
                    upload(dev, zk, nk)};
     for (int l = 0; l < p->L; l++) {
-        lnet_segment_backward_job job = make_job(p, l, kernel);
+        lnet_segment_backward_job job = make_job(p, l, kernel, b);
         if (!whole) {
             job.level.row_begin = qb;
             job.level.row_end = qb + qn;
@@ -299,16 +302,6 @@ static void run_backward(void *dev, const prob *p, const char *kernel, int64_t q
             job.level.kv_base = kb;
             job.level.kv_rows = kn;
         }
-        job.level.q = b[0];
-        job.level.k = b[1];
-        job.level.v = b[2];
-        job.level.out = b[3];
-        job.level.lse = b[4];
-        job.dout = b[5];
-        job.delta = b[6];
-        job.dq = b[7];
-        job.dk = b[8];
-        job.dv = b[9];
         ck_assert_msg(ocl->run_segment_backward(dev, &job) == 0, "level %d: %s", l,
                       ocl->last_error());
     }
@@ -582,17 +575,7 @@ START_TEST(bad_jobs)
     for (int i = 0; i < 10; i++)
         b[i] = upload(dev, p.q, p.n4); /* every one big enough */
     void *tiny = upload(dev, p.q, 3);
-    lnet_segment_backward_job good = make_job(&p, 0, NULL);
-    good.level.q = b[0];
-    good.level.k = b[1];
-    good.level.v = b[2];
-    good.level.out = b[3];
-    good.level.lse = b[4];
-    good.dout = b[5];
-    good.delta = b[6];
-    good.dq = b[7];
-    good.dk = b[8];
-    good.dv = b[9];
+    lnet_segment_backward_job good = make_job(&p, 0, NULL, b);
     ck_assert_msg(ocl->run_segment_backward(dev, &good) == 0, "%s", ocl->last_error());
 
     const int INV = LNET_PLUGIN_ERR_INVALID, UNS = LNET_PLUGIN_ERR_UNSUPPORTED;
@@ -659,23 +642,12 @@ static char cache_dir[256];
 
 int main(void)
 {
-    if (scratch_dir_make("longnet-test-backward", cache_dir, sizeof cache_dir))
-        return 1;
-    setenv("LONGNET_CACHE_DIR", cache_dir, 1);
     lnet_context *ctx = NULL;
-    if (lnet_context_create(NULL, &ctx) != LNET_OK) {
-        printf("FAIL: lnet_context_create: %s\n", lnet_last_error());
-        return 1;
-    }
-    n_devices = opencl_devices(ctx, MAX_DEVICES, &have_gemm);
-    if (n_devices == 0) {
-        lnet_context_free(ctx);
-        scratch_dir_remove(cache_dir);
-        printf("SKIP: no OpenCL device: the OpenCL backward pass cannot run\n");
-        return 77;
-    }
+    int rc = opencl_test_start("longnet-test-backward", "the OpenCL backward pass", cache_dir,
+                               sizeof cache_dir, &ctx, &n_devices, &have_gemm);
+    if (rc)
+        return rc;
     golden_load_required(&golden);
-    fflush(stdout);
 
     Suite *s = suite_create("opencl-backward");
     TCase *tc = tcase_create("backward");
@@ -685,12 +657,7 @@ int main(void)
     tcase_add_loop_test(tc, randomized, 0, n_devices * N_RANDOM);
     tcase_add_loop_test(tc, windows, 0, n_devices * n_forms() * 2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    /* One process: an OpenCL runtime does not survive fork(). */
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = opencl_run_suite(s);
     golden_free(&golden);
     lnet_context_free(ctx);
     scratch_dir_remove(cache_dir);

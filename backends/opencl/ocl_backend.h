@@ -143,12 +143,21 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window
 int ocl_run_backward(ocl_device *dev, const lnet_segment_backward_job *job,
                      const ocl_window *win);
 
-/* The program and form a fused job of head dimension `dim` runs: *rows
- * says whether the rows form, *tile_q is the tiled form's work-group
- * (shrunk to what the compiled kernels allow: the forward's, or with
- * `backward` the backward's) or OCL_ROWS_RV for the rows form. */
-int ocl_fused_setup(ocl_device *dev, int64_t dim, int backward, ocl_program **prog,
-                    int *tile_q, int *rows);
+/* What a fused job (forward, or with `backward` the backward's) runs
+ * with: its program, the form (rows) and tile_q, the tiled form's
+ * work-group (shrunk to what the compiled kernels allow) or OCL_ROWS_RV
+ * for the rows form; and its grid: segments [s_first, s_last], n_bh
+ * (batch, head) pairs, and the rows a segment can hold, min(w, N) (seg)
+ * and of those in the job's row range (q_span). */
+typedef struct ocl_fused_plan {
+    ocl_program *prog;
+    int rows, tile_q;
+    int64_t s_first, s_last, n_bh, seg, q_span;
+} ocl_fused_plan;
+
+/* Fills the plan of a job with rows in its range (row_begin < row_end). */
+int ocl_fused_prepare(ocl_device *dev, const lnet_segment_job *job, int backward,
+                      ocl_fused_plan *plan);
 
 /* Launches `kern`, whose arguments before a_grid are set, over the
  * segments [s_first, s_last] of n_bh (batch, head) pairs, global0 x local0

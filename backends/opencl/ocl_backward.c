@@ -21,8 +21,8 @@ static int ocl_backward_args(cl_kernel kern, const lnet_segment_backward_job *jo
            lse = ((ocl_buffer *)lv->lse)->mem, delta = ((ocl_buffer *)job->delta)->mem,
            dq = ((ocl_buffer *)job->dq)->mem, dk = ((ocl_buffer *)job->dk)->mem,
            dv = ((ocl_buffer *)job->dv)->mem;
-    cl_long n_l = lv->rows, w_l = lv->segment, r_l = lv->dilation, rb = lv->row_begin,
-            re = lv->row_end;
+    cl_long n_l = lv->rows, w_l = lv->segment, r_l = lv->dilation, rb = lv->row_begin;
+    cl_long re = lv->row_end;
     cl_long qb = win->q_base, qn = win->q_rows, kb = win->kv_base, kn = win->kv_rows;
     cl_int H = (cl_int)lv->heads, grouped = lv->offsets == LNET_PLUGIN_OFFSETS_GROUPED;
     cl_int causal = lv->causal;
@@ -61,37 +61,33 @@ int ocl_run_backward(ocl_device *dev, const lnet_segment_backward_job *job,
     const lnet_segment_job *lv = &job->level;
     if (lv->row_begin >= lv->row_end)
         return LNET_PLUGIN_OK;
-    ocl_program *prog = NULL;
-    int tile_q = 1, rows;
-    int st = ocl_fused_setup(dev, lv->dim, 1, &prog, &tile_q, &rows);
+    ocl_fused_plan plan;
+    int st = ocl_fused_prepare(dev, lv, 1, &plan);
     if (st)
         return st;
-
-    const int64_t N = lv->rows, w = lv->segment, r = lv->dilation;
-    const int64_t s_first = lv->row_begin / w, s_last = (lv->row_end - 1) / w;
-    const int64_t n_bh = lv->batch * lv->heads;
-    /* Rows of one segment the kernels own: queries in [row_begin, row_end),
-     * keys in the K/V window; each side's selected rows lie in an interval
-     * of at most min(w, N, its extent) rows. */
-    const int64_t seg = w < N ? w : N;
-    const int64_t q_span = seg < lv->row_end - lv->row_begin ? seg : lv->row_end - lv->row_begin;
-    const int64_t k_span = seg < win->kv_rows ? seg : win->kv_rows;
+    const ocl_program *prog = plan.prog;
+    const int rows = plan.rows;
+    /* Queries of the job's range own dQ; keys of the K/V window (at most
+     * min(w, N, kv_rows) rows of a segment) own dK and dV. */
+    const int64_t k_span = plan.seg < win->kv_rows ? plan.seg : win->kv_rows;
     const struct {
         cl_kernel kern;
         const char *name;
         int64_t span;
     } passes[2] = {
         {rows ? prog->bwd_dq_rows : prog->bwd_dq,
-         rows ? "lnet_dilated_bwd_dq_rows" : "lnet_dilated_bwd_dq", q_span},
+         rows ? "lnet_dilated_bwd_dq_rows" : "lnet_dilated_bwd_dq", plan.q_span},
         {rows ? prog->bwd_dkv_rows : prog->bwd_dkv,
          rows ? "lnet_dilated_bwd_dkv_rows" : "lnet_dilated_bwd_dkv", k_span},
     };
     for (int i = 0; i < 2; i++) {
-        const int64_t tiles = lnet_plugin_ceil_div(lnet_plugin_ceil_div(passes[i].span, r), tile_q);
+        const int64_t tiles =
+            lnet_plugin_ceil_div(lnet_plugin_ceil_div(passes[i].span, lv->dilation), plan.tile_q);
         cl_uint a_grid;
         if ((st = ocl_backward_args(passes[i].kern, job, win, &a_grid)) ||
-            (st = ocl_launch_segments(dev, passes[i].kern, a_grid, s_first, s_last,
-                                      n_bh, (size_t)tiles * (size_t)tile_q, (size_t)tile_q,
+            (st = ocl_launch_segments(dev, passes[i].kern, a_grid, plan.s_first, plan.s_last,
+                                      plan.n_bh, (size_t)tiles * (size_t)plan.tile_q,
+                                      (size_t)plan.tile_q,
                                       passes[i].name, lv->dim)))
             return st;
     }

@@ -62,23 +62,32 @@ int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim)
     return strcmp(dev->info.kind, "cpu") == 0;
 }
 
-int ocl_fused_setup(ocl_device *dev, int64_t dim, int backward, ocl_program **prog,
-                    int *tile_q, int *rows)
+int ocl_fused_prepare(ocl_device *dev, const lnet_segment_job *job, int backward,
+                      ocl_fused_plan *plan)
 {
-    *rows = ocl_fused_uses_rows(dev, dim);
-    if (!*rows)
-        return ocl_fused_program(dev, dim, backward, prog, tile_q);
+    const int64_t N = job->rows, w = job->segment;
+    plan->s_first = job->row_begin / w;
+    plan->s_last = (job->row_end - 1) / w;
+    plan->n_bh = job->batch * job->heads;
+    /* Selected rows of one segment inside [row_begin, row_end): rows r
+     * apart in an interval of min(w, N, row_end - row_begin) rows. */
+    plan->seg = w < N ? w : N;
+    plan->q_span = plan->seg < job->row_end - job->row_begin ? plan->seg
+                                                             : job->row_end - job->row_begin;
+    plan->rows = ocl_fused_uses_rows(dev, job->dim);
+    if (!plan->rows)
+        return ocl_fused_program(dev, job->dim, backward, &plan->prog, &plan->tile_q);
     /* The rows kernels ignore the tiles; the program is the one the tiled
      * kernels would use, so that a D needs one build. */
     int tq, tk, st;
-    if ((st = ocl_choose_tiles(dev, dim, &tq, &tk)) ||
-        (st = ocl_get_program(dev, dim, tq, tk, prog)))
+    if ((st = ocl_choose_tiles(dev, job->dim, &tq, &tk)) ||
+        (st = ocl_get_program(dev, job->dim, tq, tk, &plan->prog)))
         return st;
-    if (!(*prog)->fused_rows || !(*prog)->bwd_dq_rows)
+    if (!plan->prog->fused_rows || !plan->prog->bwd_dq_rows)
         return ocl_fail(LNET_PLUGIN_ERR_DEVICE,
                         "opencl fused: the program for D=%lld has no rows kernels",
-                        (long long)dim);
-    *tile_q = OCL_ROWS_RV;
+                        (long long)job->dim);
+    plan->tile_q = OCL_ROWS_RV;
     return LNET_PLUGIN_OK;
 }
 
@@ -118,26 +127,21 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window
 {
     if (job->row_begin >= job->row_end)
         return LNET_PLUGIN_OK;
-    ocl_program *prog = NULL;
-    int tile_q = 1, rows_kernel;
-    int st = ocl_fused_setup(dev, job->dim, 0, &prog, &tile_q, &rows_kernel);
+    ocl_fused_plan plan;
+    int st = ocl_fused_prepare(dev, job, 0, &plan);
     if (st)
         return st;
-    const int64_t N = job->rows, w = job->segment, r = job->dilation;
-    const int64_t s_first = job->row_begin / w, s_last = (job->row_end - 1) / w;
-    /* Selected rows of one segment inside [row_begin, row_end): rows r
-     * apart in an interval of min(w, N, row_end - row_begin) rows. */
-    int64_t span = w < N ? w : N;
-    if (span > job->row_end - job->row_begin)
-        span = job->row_end - job->row_begin;
-    const int64_t q_tiles = lnet_plugin_ceil_div(lnet_plugin_ceil_div(span, r), tile_q);
-    const int64_t n_bh = job->batch * job->heads;
+    const int rows_kernel = plan.rows, tile_q = plan.tile_q;
+    ocl_program *prog = plan.prog;
+    const int64_t q_tiles =
+        lnet_plugin_ceil_div(lnet_plugin_ceil_div(plan.q_span, job->dilation), tile_q);
 
     cl_kernel kern = rows_kernel ? prog->fused_rows : prog->fused;
     cl_mem q = ((ocl_buffer *)job->q)->mem, k = ((ocl_buffer *)job->k)->mem,
            v = ((ocl_buffer *)job->v)->mem, out = ((ocl_buffer *)job->out)->mem,
            lse = ((ocl_buffer *)job->lse)->mem;
-    cl_long n_l = N, w_l = w, r_l = r, rb = job->row_begin, re = job->row_end;
+    cl_long n_l = job->rows, w_l = job->segment, r_l = job->dilation, rb = job->row_begin,
+            re = job->row_end;
     cl_long qb = win->q_base, qn = win->q_rows, kb = win->kv_base, kn = win->kv_rows;
     cl_int H = (cl_int)job->heads, grouped = job->offsets == LNET_PLUGIN_OFFSETS_GROUPED;
     cl_int causal = job->causal, init = job->init;
@@ -167,7 +171,7 @@ int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window
 
     /* The rows kernel: one work-item a group (it has no barrier; a CPU
      * runtime schedules groups across its cores). */
-    return ocl_launch_segments(dev, kern, a_grid, s_first, s_last, n_bh,
+    return ocl_launch_segments(dev, kern, a_grid, plan.s_first, plan.s_last, plan.n_bh,
                                (size_t)q_tiles * (rows_kernel ? 1 : (size_t)tile_q),
                                rows_kernel ? 1 : (size_t)tile_q,
                                rows_kernel ? "lnet_dilated_fwd_rows" : "lnet_dilated_fwd",
