@@ -6,7 +6,9 @@
  * tiled one (work-groups sharing key tiles in local memory, for GPUs) and
  * the rows one (a work-item a block of query rows as vector lanes, no
  * barrier, for CPU devices, where the work-items of a group run in a loop
- * and a barrier would split it). Both honour the row windows. */
+ * and a barrier would split it). Both honour the row windows. The plan
+ * (program, form, grid) and the launch are shared with the backward pass
+ * (ocl_backward.c). */
 #include <stdio.h>
 #include <string.h>
 

@@ -6,7 +6,8 @@
  * (its row windows included: both kernels honour them, and the devices say
  * so with LNET_PLUGIN_CAP_WINDOWS), and the choice between the "fused"
  * kernel (ocl_fused.c, the default) and the CLBlast "gemm" path
- * (ocl_gemm.c). Devices: ocl_device.c. */
+ * (ocl_gemm.c); the backward pass (run_segment_backward) is the fused
+ * one (ocl_backward.c) for both. Devices: ocl_device.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
