@@ -619,6 +619,7 @@ int main(void)
 {
     golden_load_required(&golden);
     setenv("LONGNET_PICKY_REFUSE_DIM", "0", 1);
+    setenv("POCL_DEVICES", "basic pthread", 0); /* two PoCL devices, unless told otherwise */
     Suite *s = suite_create("backward");
     TCase *tc = tcase_create("backward");
     tcase_set_timeout(tc, 600);
