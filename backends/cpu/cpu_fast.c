@@ -286,13 +286,7 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
     R->lse = lse;
     cpu_job_window(job, &R->win);
 
-    /* Strides are only ever applied between two selected rows that one
-     * buffer holds, so a dilation >= the larger window's rows never is (the
-     * buffers hold one selected row per segment); capping it keeps
-     * r * H * D (<= rows * H * D of a buffer, checked by run_segment to fit
-     * in size_t) from overflowing. Without windows the cap is N. */
-    const int64_t buf_rows = R->win.q_rows > R->win.kv_rows ? R->win.q_rows : R->win.kv_rows;
-    const int64_t r_eff = r < buf_rows ? r : buf_rows;
+    const int64_t r_eff = cpu_stride_dilation(job, &R->win);
     R->tj.dim = D;
     R->tj.sel_stride = (size_t)r_eff * (size_t)H * (size_t)D;
     R->tj.dilation = r_eff;
