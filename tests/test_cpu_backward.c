@@ -469,7 +469,8 @@ static void make_random(uint64_t seed, prob *p)
     free(O);
     free(L);
     compute_delta(p);
-    int used = snprintf(p->label, sizeof p->label, "seed %llu: B%lld N%lld H%lld D%lld %s %s levels",
+    int used = snprintf(p->label, sizeof p->label,
+                        "seed %llu: B%lld N%lld H%lld D%lld %s %s levels",
                         (unsigned long long)seed, (long long)p->B, (long long)p->N, (long long)p->H,
                         (long long)p->D, p->causal ? "causal" : "full",
                         p->offsets ? "grouped" : "interleaved");

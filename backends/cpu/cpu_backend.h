@@ -32,6 +32,16 @@ static inline void cpu_job_window(const lnet_segment_job *job, cpu_window *w)
     lnet_plugin_job_window(job, w);
 }
 
+/* Index of element (b, n, h, 0) of a [B, rows, H, D] tensor: rows is the
+ * buffer's (a window's) row count and n counted from its first row. The
+ * job checks have seen that the buffer's B*rows*H*D fits in size_t, so no
+ * partial product overflows. */
+static inline size_t cpu_bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H,
+                                   int64_t D)
+{
+    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
+}
+
 /* The dilation as a stride between selected rows. Strides are only ever
  * applied between two selected rows that one buffer holds, so a dilation
  * >= the larger window's rows never is (the buffers hold one selected row

@@ -18,11 +18,6 @@
 #include "cpu_backend.h"
 #include "cpu_backward.h"
 
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 static double dot(const float *a, const float *b, int64_t D)
 {
     double s = 0.0;
@@ -58,8 +53,8 @@ int cpu_backward_reference(const lnet_segment_job *job, const cpu_backward_buffe
                 cpu_seg_rows g;
                 if (!cpu_segment_rows(job, &win, s, o, &g))
                     continue;
-#define QAT(jq) bnh_index(b, g.first + (jq) * r - qb, h, qn, H, D)
-#define KAT(jk) bnh_index(b, g.first + (jk) * r - kb, h, kn, H, D)
+#define QAT(jq) cpu_bnh_index(b, g.first + (jq) * r - qb, h, qn, H, D)
+#define KAT(jk) cpu_bnh_index(b, g.first + (jk) * r - kb, h, kn, H, D)
 #define LAT(jq) (lse_row + (size_t)(g.first + (jq) * r - qb))
                 /* Pass 1: dq, one query row at a time. */
                 for (int64_t jq = g.j_lo; jq < g.j_hi; jq++) {

@@ -54,11 +54,6 @@ static const cpu_bwd_kernel *bwd_kernel_for(const cpu_tile_kernel *tile)
     return &cpu_bwd_generic;
 }
 
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 /* The whole run `run` (batch, segment, head): its selected queries in the
  * row range and keys in the K/V window, and the addresses of their first
  * rows. Returns 0 when the run has nothing to compute. */
@@ -90,8 +85,8 @@ static int run_item(const bwd_run *R, int64_t run, cpu_bwd_item *it)
     if (it->j_lo >= it->j_hi || it->k_lo >= it->k_hi)
         return 0;
 
-    const size_t qat = bnh_index(b, first + it->j_lo * r - win->q_base, h, win->q_rows, H, D);
-    const size_t kat = bnh_index(b, first + it->k_lo * r - kb, h, win->kv_rows, H, D);
+    const size_t qat = cpu_bnh_index(b, first + it->j_lo * r - win->q_base, h, win->q_rows, H, D);
+    const size_t kat = cpu_bnh_index(b, first + it->k_lo * r - kb, h, win->kv_rows, H, D);
     const size_t lat = ((size_t)b * (size_t)H + (size_t)h) * (size_t)win->q_rows +
                        (size_t)(first + it->j_lo * r - win->q_base);
     const cpu_backward_buffers *B = R->buf;
