@@ -162,6 +162,15 @@ static int bytes_option(const char *v, uint64_t *out)
     return 0;
 }
 
+/* The entry of a comma list that starts at p, into name; where the next
+ * one starts. */
+static const char *next_entry(const char *p, char *name, size_t len)
+{
+    size_t n = strcspn(p, ",");
+    snprintf(name, len, "%.*s", (int)n, p);
+    return p[n] ? p + n + 1 : p + n;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -197,11 +206,10 @@ static int check_values(const raw *r, bench_options *o)
     const char *configs = r->configs ? r->configs : r->segments ? "custom" : "paper,dense";
     o->nconfigs = 0;
     for (const char *p = configs; *p;) {
-        size_t len = strcspn(p, ",");
         char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p = next_entry(p, name, sizeof name);
         bench_config_kind k;
-        if (len == 0 || bench_config_parse(name, &k) != 0) {
+        if (!name[0] || bench_config_parse(name, &k) != 0) {
             cli_error("--config '%s': unknown configuration '%s' (known: paper, figure5, "
                       "scaling, dense, custom)", configs, name);
             return CLI_EXIT_FAIL;
@@ -213,7 +221,6 @@ static int check_values(const raw *r, bench_options *o)
             dup |= o->configs[i] == k;
         if (!dup)
             o->configs[o->nconfigs++] = k;
-        p = p[len] ? p + len + 1 : p + len;
     }
     if (r->lengths) {
         if (cli_parse_i64_list(r->lengths, "--lengths", 1, MAX_LENGTH, o->lengths,
@@ -248,21 +255,18 @@ static int check_values(const raw *r, bench_options *o)
     }
     o->npasses = 0;
     const char *passes = r->passes ? r->passes : "forward";
+    unsigned seen = 0; /* bit 0 forward, bit 1 backward */
     for (const char *p = passes; *p || o->npasses == 0;) {
-        size_t len = strcspn(p, ",");
         char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p = next_entry(p, name, sizeof name);
         int backward = strcmp(name, "backward") == 0;
         if (!backward && strcmp(name, "forward") != 0) {
             cli_error("--pass '%s': unknown pass '%s' (known: forward, backward)", passes, name);
             return CLI_EXIT_FAIL;
         }
-        int dup = 0;
-        for (int i = 0; i < o->npasses; i++)
-            dup |= o->passes[i] == backward;
-        if (!dup)
+        if (!(seen & (1u << backward)))
             o->passes[o->npasses++] = backward;
-        p = p[len] ? p + len + 1 : p + len;
+        seen |= 1u << backward;
     }
     if (r->offsets && lnet_offsets_parse(r->offsets, &o->offsets) != LNET_OK)
         return cli_lib_error("--offsets");

@@ -100,8 +100,11 @@ extern const char *const cli_attn_input_name[3];
 void cli_attn_usage(FILE *out);
 /* Clears `a` (device "cpu"). */
 void cli_attn_args_init(cli_attn_args *a);
-/* Takes a shared option into `a`: 1 if `id` was one, else 0. */
-int cli_attn_option(cli_attn_args *a, int id, const char *value);
+/* Reads options, taking the shared ones into `a`: returns the id of the
+ * next one of the command's own (its value in p->value), or CLI_OPT_END
+ * at the end, with *rc -1; or CLI_OPT_END with *rc an exit code when the
+ * command is done (--help printed with `usage`: 0; a usage error: 2). */
+int cli_attn_next_option(cli_parser *p, cli_attn_args *a, void (*usage)(FILE *out), int *rc);
 /* The usage error for a missing --q, --k, --v, --segments or --dilations;
  * -1 when all are there. */
 int cli_attn_require(const cli_attn_args *a);

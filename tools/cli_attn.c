@@ -59,7 +59,8 @@ void cli_attn_args_init(cli_attn_args *a)
     a->device = "cpu";
 }
 
-int cli_attn_option(cli_attn_args *a, int id, const char *value)
+/* Takes a shared option into `a`: 1 if `id` was one, else 0. */
+static int take_option(cli_attn_args *a, int id, const char *value)
 {
     switch (id) {
     case CLI_ATTN_OPT_Q: a->path[0] = value; return 1;
@@ -78,6 +79,23 @@ int cli_attn_option(cli_attn_args *a, int id, const char *value)
     case CLI_ATTN_OPT_QUIET: a->quiet = 1; return 1;
     default: return 0;
     }
+}
+
+int cli_attn_next_option(cli_parser *p, cli_attn_args *a, void (*usage)(FILE *out), int *rc)
+{
+    *rc = -1;
+    for (int id; (id = cli_next_option(p)) != CLI_OPT_END;) {
+        if (take_option(a, id, p->value))
+            continue;
+        if (id == CLI_OPT_HELP || id == CLI_OPT_ERROR) {
+            if (id == CLI_OPT_HELP)
+                usage(stdout);
+            *rc = id == CLI_OPT_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+            return CLI_OPT_END;
+        }
+        return id;
+    }
+    return CLI_OPT_END;
 }
 
 int cli_attn_require(const cli_attn_args *a)

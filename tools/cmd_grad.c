@@ -63,22 +63,14 @@ static int parse_args(int argc, char **argv, grad_args *a)
 
     cli_parser p;
     cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = cli_next_option(&p)) != CLI_OPT_END;) {
-        if (cli_attn_option(&a->c, id, p.value))
-            continue;
-        if (id == CLI_OPT_HELP) {
-            cmd_grad_usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        if (id == CLI_OPT_ERROR)
-            return CLI_EXIT_USAGE;
+    int rc;
+    for (int id; (id = cli_attn_next_option(&p, &a->c, cmd_grad_usage, &rc)) != CLI_OPT_END;) {
         if (id >= OPT_DOUT && id <= OPT_LSE)
             a->extra[id - OPT_DOUT] = p.value;
         else if (id >= OPT_DQ && id <= OPT_DV)
             a->grad[id - OPT_DQ] = p.value;
     }
-    int rc = cli_attn_require(&a->c);
-    if (rc >= 0)
+    if (rc >= 0 || (rc = cli_attn_require(&a->c)) >= 0)
         return rc;
     if (!a->extra[IN_DOUT])
         return cli_usage_error("missing required option --dout");

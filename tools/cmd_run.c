@@ -51,18 +51,14 @@ static int parse_args(int argc, char **argv, run_args *a)
 
     cli_parser p;
     cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = cli_next_option(&p)) != CLI_OPT_END;) {
-        if (cli_attn_option(&a->c, id, p.value))
-            continue;
-        switch (id) {
-        case CLI_OPT_HELP: cmd_run_usage(stdout); return CLI_EXIT_OK;
-        case CLI_OPT_ERROR: return CLI_EXIT_USAGE;
-        case OPT_OUT: a->out = p.value; break;
-        case OPT_LSE: a->lse = p.value; break;
-        }
+    int rc;
+    for (int id; (id = cli_attn_next_option(&p, &a->c, cmd_run_usage, &rc)) != CLI_OPT_END;) {
+        if (id == OPT_OUT)
+            a->out = p.value;
+        else if (id == OPT_LSE)
+            a->lse = p.value;
     }
-    int rc = cli_attn_require(&a->c);
-    if (rc >= 0)
+    if (rc >= 0 || (rc = cli_attn_require(&a->c)) >= 0)
         return rc;
     if (!a->out)
         return cli_usage_error("missing required option --out");
