@@ -30,10 +30,19 @@
  * count against the kernel; --all-plugins loads everything, as a user's
  * program would.
  *
+ * With --backward, (b) is the backward pass instead (and (c), (d) are not
+ * run): one level's run_segment_backward on the cpu plugin's table (the
+ * module of the build tree, called directly: the library's backward is
+ * not needed for it), kernel "fast", with FLOPs counted as 10*D per pair
+ * (five products of 2*D each: S, dP, dV, dK, dQ, FlashAttention's count;
+ * the recomputed S is counted once).
+ *
  * Usage: cpu_kernel_bench [--max-n N] [--heads H] [--runs R] [--causal]
  *                         [--skip-sgemm] [--skip-scan] [--all-plugins] [--one-n N]
+ *                         [--backward]
  * The thread count is the cpu device's default (all online cores) unless
  * LONGNET_CPU_THREADS says otherwise; OpenBLAS uses its own default. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -45,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "longnet-plugin.h"
 #include "longnet.h"
 #include "sgemm_roofline.h"
 
@@ -227,6 +237,100 @@ static void bench_level(lnet_context *ctx, int64_t N, int64_t H, int runs, doubl
         printf("    SUSPECT: %s\n", sgemm_suspect_reason(2.0));
 }
 
+
+/* ------------------------------------------- (b) backward, one level */
+
+/* The cpu plugin of the build tree, opened directly. */
+static const lnet_plugin *open_cpu_table(void **dev)
+{
+    static const char *const names[] = {"/.libs/longnet-cpu.so", "/longnet-cpu.so"};
+    void *module = NULL;
+#ifdef CPU_PLUGIN_DIR
+    for (size_t i = 0; !module && i < sizeof names / sizeof names[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s", CPU_PLUGIN_DIR, names[i]);
+        module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+#endif
+    if (!module) {
+        fprintf(stderr, "cpu_kernel_bench: cannot dlopen the cpu plugin: %s\n", dlerror());
+        exit(1);
+    }
+    lnet_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(module, LNET_PLUGIN_ENTRY_SYMBOL);
+    const lnet_plugin *cpu = entry ? entry() : NULL;
+    int n = 0;
+    if (!cpu || cpu->size < offsetof(lnet_plugin, run_segment_backward) + sizeof(void *) ||
+        !cpu->run_segment_backward || cpu->probe(&n) != 0 || n < 1 || cpu->open(0, NULL, dev) != 0) {
+        fprintf(stderr, "cpu_kernel_bench: the cpu plugin has no backward device%s%s\n",
+                cpu ? ": " : "", cpu ? cpu->last_error() : "");
+        exit(1);
+    }
+    return cpu;
+}
+
+static void bench_backward(int64_t N, int64_t H, int runs, double sgemm)
+{
+    const int64_t D = 64, w = 2048;
+    printf("\n(b) fast kernel, backward of one level (run_segment_backward): segment 2048, "
+           "dilation 1, N = %lld, H = %lld, D = 64\n", (long long)N, (long long)H);
+    printf("    GFLOP/s count 10*D per (query, key) pair (causal: key <= query only)\n");
+    printf("    %-10s %12s %12s %12s %12s %12s\n", "mode", "ms (median)", "GFLOP/s",
+           "of SGEMM", "ms (best)", "best GFLOP/s");
+    void *dev = NULL;
+    const lnet_plugin *cpu = open_cpu_table(&dev);
+    const size_t n4 = (size_t)(N * H * D), n3 = (size_t)(N * H);
+    /* q k v dout dq dk dv, lse delta */
+    float *x[9];
+    void *b[9];
+    for (int i = 0; i < 9; i++) {
+        const size_t n = i < 7 ? n4 : n3;
+        x[i] = malloc(n * sizeof(float));
+        if (!x[i] || cpu->buffer_wrap_host(dev, x[i], n * sizeof(float), &b[i]) != 0) {
+            fprintf(stderr, "cpu_kernel_bench: out of memory\n");
+            exit(1);
+        }
+        fill(x[i], n, 21 + (uint64_t)i);
+    }
+    /* A plausible LSE: the log of a row's w keys at score ~0, so that P ~ 1/w. */
+    for (size_t i = 0; i < n3; i++)
+        x[7][i] = (float)log((double)w);
+    for (int causal = 0; causal <= 1; causal++) {
+        lnet_segment_backward_job job = {
+            .size = sizeof job,
+            .level = {.size = sizeof job.level, .batch = 1, .rows = N, .heads = H, .dim = D,
+                      .row_begin = 0, .row_end = N, .segment = w, .dilation = 1,
+                      .causal = causal, .scale = 0.125f, .kernel = "fast", .q = b[0], .k = b[1],
+                      .v = b[2], .lse = b[7]},
+            .dout = b[3], .delta = b[8], .dq = b[4], .dk = b[5], .dv = b[6],
+        };
+        double *t = malloc((size_t)runs * sizeof *t);
+        for (int r = -1; r < runs; r++) { /* r = -1: warm-up */
+            double t0 = now();
+            if (cpu->run_segment_backward(dev, &job) != 0) {
+                fprintf(stderr, "cpu_kernel_bench: run_segment_backward: %s\n", cpu->last_error());
+                exit(1);
+            }
+            if (r >= 0)
+                t[r] = now() - t0;
+        }
+        double sec = median(t, runs), best = t[0];
+        double flops = 10.0 * (double)D * level_pairs(N, H, w, 1, causal);
+        double gf = flops / sec * 1e-9, gb = flops / best * 1e-9;
+        const char *why = sgemm > 0 ? sgemm_suspect_reason(gf / sgemm) : NULL;
+        printf("    %-10s %12.2f %12.1f %11.1f%% %12.2f %12.1f%s\n",
+               causal ? "causal" : "non-causal", sec * 1e3, gf,
+               sgemm > 0 ? 100.0 * gf / sgemm : 0.0, best * 1e3, gb, why ? "  SUSPECT" : "");
+        fflush(stdout);
+        free(t);
+    }
+    for (int i = 0; i < 9; i++) {
+        cpu->buffer_free(dev, b[i]);
+        free(x[i]);
+    }
+    cpu->close(dev);
+}
+
 /* --------------------------------------------- (c)/(d) one N, in a child */
 
 /* The high-water mark of this address space in bytes (VmHWM), or
@@ -362,7 +466,7 @@ int main(int argc, char **argv)
     if (child_rc >= 0)
         return child_rc;
     int64_t max_n = 4194304, one = 0, heads = 1, runs = 5;
-    int causal = 0, skip_sgemm = 0, skip_scan = 0;
+    int causal = 0, skip_sgemm = 0, skip_scan = 0, backward = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--max-n") == 0)
             max_n = arg_int(argv[i], argv[i + 1]), i++;
@@ -380,10 +484,12 @@ int main(int argc, char **argv)
             skip_scan = 1;
         else if (strcmp(argv[i], "--all-plugins") == 0)
             all_plugins = 1;
+        else if (strcmp(argv[i], "--backward") == 0)
+            backward = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--max-n N] [--heads H] [--runs R] [--causal] [--skip-sgemm] "
-                    "[--skip-scan] [--all-plugins] [--one-n N]\n",
+                    "[--skip-scan] [--all-plugins] [--one-n N] [--backward]\n",
                     argv[0]);
             return 2;
         }
@@ -405,6 +511,11 @@ int main(int argc, char **argv)
     double sgemm = 0.0;
     if (!skip_sgemm) {
         sgemm = bench_sgemm((int)runs);
+    }
+    if (backward) {
+        lnet_context_free(ctx);
+        bench_backward(65536, heads, (int)runs, sgemm);
+        return 0;
     }
     bench_level(ctx, 65536, heads, (int)runs, sgemm);
     lnet_context_free(ctx);

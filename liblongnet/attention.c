@@ -224,6 +224,9 @@ lnet_status lnet_attention_backward(lnet_context *ctx, const lnet_config *cfg,
     if (!ctx || !cfg)
         return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL", !ctx ? "context" : "config");
     lnet_status st = read_options(opts, &o);
+    if (!st && (!dout || !dq || !dk || !dv))
+        st = lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL",
+                       !dout ? "dout" : !dq ? "dq" : !dk ? "dk" : "dv");
     if (!st)
         st = check_inputs(q, k, v, out ? out : dout, lse);
     if (!st)

@@ -76,6 +76,7 @@ typedef struct exec_run {
     int poison;
     lnet_chunk *chunks;  /* per worker */
     lnet_hbuf **sent;    /* backward: per worker, per transfer, the dK/dV it sent back */
+    int *peer_failed;    /* per worker: it failed waiting on a transfer its sender gave up */
 } exec_run;
 
 /* Worker `self`'s steps on its device (worker_run.c; the backward's in

@@ -38,6 +38,7 @@ typedef struct worker_thread {
     const exec_run *run;
     int index;
     lnet_status status;
+    int peer_failed; /* it failed only because a sender of its did */
     char error[1024];
 } worker_thread;
 
@@ -98,6 +99,8 @@ static lnet_status post_sends(const exec_run *r, const host_tensors *t, sends *o
         return lnet_fail(LNET_ERR_NOMEM, "out of memory posting %d transfers", p->n_x);
     for (int i = 0; i < p->n_x; i++) {
         const lnet_transfer *x = &p->x[i];
+        if (x->tensor != LNET_TENSOR_K && x->tensor != LNET_TENSOR_V)
+            continue; /* backward's dK, dV: sent by their worker once computed */
         const int k = x->tensor == LNET_TENSOR_K;
         const float *src;
         int64_t base, n;
@@ -143,13 +146,14 @@ static void sends_free(const exec_run *r, sends *s)
 static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *kernel,
                             const host_tensors *t, worker_thread *threads)
 {
-    exec_run r = {ctx, p, kernel, NULL, 0, NULL, NULL};
+    exec_run r = {ctx, p, kernel, NULL, 0, NULL, NULL, NULL};
     const int bwd = p->g->backward;
     int drop;
     isolation_mode(&r.poison, &drop);
     sends s = {0};
     lnet_status st = lnet_transport_local_create(p->n_x, drop, &r.tp);
-    if (!st && !(r.chunks = calloc((size_t)p->n, sizeof *r.chunks)))
+    if (!st && (!(r.chunks = calloc((size_t)p->n, sizeof *r.chunks)) ||
+                !(r.peer_failed = calloc((size_t)p->n, sizeof *r.peer_failed))))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d chunks", p->n);
     if (!st && bwd && !(r.sent = calloc((size_t)p->n, sizeof *r.sent)))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d workers", p->n);
@@ -164,7 +168,7 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
         pthread_t tid[LNET_MAX_WORKERS];
         int started[LNET_MAX_WORKERS] = {0}, first = -1;
         for (int i = 0; i < p->n; i++) {
-            threads[i] = (worker_thread){&r, i, LNET_OK, ""};
+            threads[i] = (worker_thread){&r, i, LNET_OK, 0, ""};
             /* No rows, or (forward) K/V rows only: its sends are posted.
              * Backward: a worker of K/V rows only still adds what the
              * others send back for them. */
@@ -184,9 +188,11 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
         for (int i = 0; i < p->n; i++)
             if (started[i])
                 pthread_join(tid[i], NULL);
-        for (int i = 0; i < p->n; i++)
+        for (int i = 0; i < p->n; i++) {
             if (threads[i].status == LNET_OK && p->w[i].begin < p->w[i].end)
                 lnet_chunk_gather(&r.chunks[i], p->g, t);
+            threads[i].peer_failed = r.peer_failed[i];
+        }
     }
     if (r.tp)
         sends_free(&r, &s);
@@ -199,6 +205,7 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
     }
     free(r.sent);
     free(r.chunks);
+    free(r.peer_failed);
     if (r.tp)
         r.tp->ops->destroy(r.tp);
     return st;
@@ -252,7 +259,8 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
     for (int i = 0; i < n; i++) {
         int bad = 0;
         for (int j = 0; j < n; j++)
-            bad |= runs[j].status != LNET_OK && p.w[j].device == specs[i].device;
+            bad |= runs[j].status != LNET_OK && !runs[j].peer_failed &&
+                   p.w[j].device == specs[i].device;
         if (!bad)
             alive[n_alive++] = specs[i];
     }
@@ -261,8 +269,8 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
          * queries, and those sent to a failed worker are lost with it: the
          * survivors run the whole pass again, still exact. */
         int bad = 0;
-        while (runs[bad].status == LNET_OK)
-            bad++;
+        while (runs[bad].status == LNET_OK || (runs[bad].peer_failed && bad + 1 < n))
+            bad++; /* the first device at fault, for the message */
         char name[64];
         device_name(ctx, p.w[bad].device, name, sizeof name);
         if (n_alive == 0)

@@ -109,11 +109,16 @@ static void add_reduced(const lnet_graph *g, const lnet_chunk *c, const lnet_tra
         lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
         const int64_t first = x->segment_index * nd->segment +
                               lnet_plugin_head_offset(g->offsets, h, g->heads, nd->dilation);
-        const int64_t count = j_hi - j_lo;
-        /* The packed rows of head h are a compact [B, count, D] problem
-         * whose row 0 is index j_lo. */
-        lnet_take_rows(g, (float *)data + (size_t)before * B * D - (size_t)j_lo * D, count,
-                       dst, c->begin, (int64_t)n, h, first, nd->dilation, j_lo, j_hi, 1);
+        const size_t count = (size_t)(j_hi - j_lo);
+        /* The packed rows of head h: [B][count][D], row 0 is index j_lo. */
+        const float *from = data + (size_t)before * B * D;
+        for (size_t b = 0; b < B; b++)
+            for (int64_t j = j_lo; j < j_hi; j++) {
+                const float *s = from + (b * count + (size_t)(j - j_lo)) * D;
+                float *to = dst + ((b * n + (size_t)(first + j * nd->dilation - c->begin)) * H + (size_t)h) * D;
+                for (size_t e = 0; e < D; e++)
+                    to[e] += s[e];
+            }
     }
 }
 
@@ -402,15 +407,17 @@ lnet_status lnet_worker_run_backward(const exec_run *r, int self)
             if (p->x[id].src == self && is_reduce(&p->x[id]) && !rd.posted[id])
                 r->tp->ops->abandon(r->tp, id, lnet_last_error());
     }
-    if (!st)
-        st = take_reduced(r, self, &keep);
     if (dev) {
         if (st)
             (void)dev->plugin->synchronize(dev->handle);
         for (int i = 0; i < NB; i++)
             lnet_dbuf_free(dev, &bufs[i]);
+        /* Released before waiting on the others: one device may serve
+         * two workers of a list ("cpu=1,cpu=2"), one after the other. */
         lnet_device_release(dev);
     }
+    if (!st)
+        st = take_reduced(r, self, &keep);
     lnet_received_free(&keep);
     free(rd.posted);
     return st;

@@ -105,6 +105,8 @@ lnet_status lnet_receive(const exec_run *r, received *keep, int id, const float 
     const void *got = NULL;
     st = r->tp->ops->wait(r->tp, req, &got);
     r->tp->ops->release(r->tp, req);
+    if (st && r->peer_failed)
+        r->peer_failed[x->dst] = 1; /* its sender failed: no fault of this device */
     *data = got;
     return st;
 }

@@ -134,6 +134,17 @@ static int ensure_scratch(cpu_fast *f, size_t floats)
     return LNET_PLUGIN_OK;
 }
 
+const cpu_tile_kernel *cpu_fast_tile(const cpu_fast *f) { return f->kern; }
+cpu_pool *cpu_fast_pool(const cpu_fast *f) { return f->pool; }
+int cpu_fast_threads(const cpu_fast *f) { return f->threads; }
+
+int cpu_fast_scratch(cpu_fast *f, size_t floats, float *const **scratch)
+{
+    int st = ensure_scratch(f, floats);
+    *scratch = f->scratch;
+    return st;
+}
+
 /* ------------------------------------------------------------- one job */
 
 typedef struct fast_run {

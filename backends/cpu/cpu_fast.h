@@ -6,6 +6,8 @@
 #define LNET_CPU_FAST_H
 
 #include "longnet-plugin.h"
+#include "cpu_pool.h"
+#include "cpu_tile.h"
 
 typedef struct cpu_fast cpu_fast;
 
@@ -25,5 +27,14 @@ void cpu_fast_free(cpu_fast *fast);
  * tensors are host pointers. LNET_PLUGIN_OK or a failure from cpu_fail. */
 int cpu_fast_segment(cpu_fast *fast, const lnet_segment_job *job, const float *q,
                      const float *k, const float *v, float *out, float *lse);
+
+/* For the backward kernel (cpu_backward_fast.c), which shares the device's
+ * SIMD path, thread pool and per-thread scratch: the tile kernel, the
+ * pool, its thread count, and the scratch grown to `floats` per thread
+ * (aligned for the tile kernel; LNET_PLUGIN_OK or NOMEM from cpu_fail). */
+const cpu_tile_kernel *cpu_fast_tile(const cpu_fast *fast);
+cpu_pool *cpu_fast_pool(const cpu_fast *fast);
+int cpu_fast_threads(const cpu_fast *fast);
+int cpu_fast_scratch(cpu_fast *fast, size_t floats, float *const **scratch);
 
 #endif /* LNET_CPU_FAST_H */

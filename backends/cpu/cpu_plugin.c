@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cpu_backend.h"
+#include "cpu_backward.h"
 #include "cpu_fast.h"
 #include "cpu_simd.h"
 
@@ -46,13 +47,28 @@ static int cpu_run_reference(cpu_device *dev, const lnet_segment_job *job, const
     return cpu_reference_segment(job, q, k, v, out, lse);
 }
 
-/* The kernels a job may name; the first is the default. */
+static int cpu_run_fast_backward(cpu_device *dev, const lnet_segment_job *job,
+                                 const cpu_backward_buffers *buf)
+{
+    return cpu_backward_fast(dev->fast, job, buf);
+}
+
+static int cpu_run_reference_backward(cpu_device *dev, const lnet_segment_job *job,
+                                      const cpu_backward_buffers *buf)
+{
+    (void)dev;
+    return cpu_backward_reference(job, buf);
+}
+
+/* The kernels a job may name, forward and backward; the first is the
+ * default. */
 static const struct {
     const char *name;
     cpu_device_kernel_fn run;
+    int (*backward)(cpu_device *dev, const lnet_segment_job *job, const cpu_backward_buffers *buf);
 } cpu_kernels[] = {
-    {"fast", cpu_run_fast},
-    {"reference", cpu_run_reference},
+    {"fast", cpu_run_fast, cpu_run_fast_backward},
+    {"reference", cpu_run_reference, cpu_run_reference_backward},
 };
 #define CPU_N_KERNELS (sizeof cpu_kernels / sizeof cpu_kernels[0])
 
@@ -420,36 +436,67 @@ static int cpu_synchronize(void *device)
 
 /* --------------------------------------------------------- run_segment */
 
-static int cpu_check_buffer(const char *name, const void *buffer, size_t need)
+/* `slot` names the call in the message: "run_segment", "run_segment_backward". */
+static int cpu_check_buffer(const char *slot, const char *name, const void *buffer, size_t need)
 {
     const cpu_buffer *buf = buffer;
     if (!buf)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: buffer %s is NULL", name);
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu %s: buffer %s is NULL", slot, name);
     if (buf->bytes < need)
         return cpu_fail(LNET_PLUGIN_ERR_INVALID,
-                        "cpu run_segment: buffer %s holds %zu bytes but the job's shape needs %zu",
+                        "cpu %s: buffer %s holds %zu bytes but the job's shape needs %zu", slot,
                         name, buf->bytes, need);
     if (!buf->data)
-        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu run_segment: buffer %s has no memory", name);
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu %s: buffer %s has no memory", slot, name);
+    return LNET_PLUGIN_OK;
+}
+
+/* The SDK's checks of the job's fields and windows, the buffer sizes they
+ * imply in q_bytes, kv_bytes, lse_bytes, and q, k, v, lse. The SDK's
+ * message starts "cpu run_segment: "; for another slot that is renamed. */
+static int cpu_check_level(const char *slot, const lnet_segment_job *job, size_t *q_bytes,
+                           size_t *kv_bytes, size_t *lse_bytes)
+{
+    lnet_plugin_window win;
+    char msg[512];
+    int st = lnet_plugin_job_check(job, "cpu", &win, q_bytes, kv_bytes, lse_bytes, msg,
+                                   sizeof msg);
+    if (st) {
+        const char *prefix = "cpu run_segment: ";
+        const char *rest = strncmp(msg, prefix, strlen(prefix)) == 0 ? msg + strlen(prefix) : msg;
+        return cpu_fail(st, "cpu %s: %s", slot, rest);
+    }
+    if ((st = cpu_check_buffer(slot, "q", job->q, *q_bytes)) ||
+        (st = cpu_check_buffer(slot, "k", job->k, *kv_bytes)) ||
+        (st = cpu_check_buffer(slot, "v", job->v, *kv_bytes)) ||
+        (st = cpu_check_buffer(slot, "lse", job->lse, *lse_bytes)))
+        return st;
     return LNET_PLUGIN_OK;
 }
 
 static int cpu_check_job(const lnet_segment_job *job)
 {
-    lnet_plugin_window win;
     size_t q_bytes, kv_bytes, lse_bytes;
-    char msg[512];
-    int st = lnet_plugin_job_check(job, "cpu", &win, &q_bytes, &kv_bytes, &lse_bytes, msg,
-                                   sizeof msg);
-    if (st)
-        return cpu_fail(st, "%s", msg);
-    if ((st = cpu_check_buffer("q", job->q, q_bytes)) ||
-        (st = cpu_check_buffer("k", job->k, kv_bytes)) ||
-        (st = cpu_check_buffer("v", job->v, kv_bytes)) ||
-        (st = cpu_check_buffer("out", job->out, q_bytes)) ||
-        (st = cpu_check_buffer("lse", job->lse, lse_bytes)))
-        return st;
-    return LNET_PLUGIN_OK;
+    int st = cpu_check_level("run_segment", job, &q_bytes, &kv_bytes, &lse_bytes);
+    if (!st)
+        st = cpu_check_buffer("run_segment", "out", job->out, q_bytes);
+    return st;
+}
+
+/* The kernel a job names (NULL or "": the default), or -1 with the
+ * message. */
+static int cpu_kernel_index(const char *slot, const char *kernel)
+{
+    if (!kernel || !kernel[0])
+        return 0;
+    for (size_t i = 0; i < CPU_N_KERNELS; i++)
+        if (strcmp(kernel, cpu_kernels[i].name) == 0)
+            return (int)i;
+    char list[128];
+    cpu_kernel_list(list, sizeof list);
+    cpu_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "cpu %s: unknown kernel '%.200s' (available: %s)", slot,
+             kernel, list);
+    return -1;
 }
 
 static int cpu_run_segment(void *device, const lnet_segment_job *job)
@@ -462,25 +509,51 @@ static int cpu_run_segment(void *device, const lnet_segment_job *job)
     if (st)
         return st;
 
-    cpu_device_kernel_fn run = NULL;
-    if (!job->kernel || !job->kernel[0]) {
-        run = cpu_kernels[0].run;
-    } else {
-        for (size_t i = 0; i < CPU_N_KERNELS; i++)
-            if (strcmp(job->kernel, cpu_kernels[i].name) == 0)
-                run = cpu_kernels[i].run;
-    }
-    if (!run) {
-        char list[128];
-        cpu_kernel_list(list, sizeof list);
-        return cpu_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
-                        "cpu run_segment: unknown kernel '%.200s' (available: %s)", job->kernel,
-                        list);
-    }
-
-    return run(device, job, ((const cpu_buffer *)job->q)->data,
+    const int kernel = cpu_kernel_index("run_segment", job->kernel);
+    if (kernel < 0)
+        return LNET_PLUGIN_ERR_UNSUPPORTED;
+    return cpu_kernels[kernel].run(device, job, ((const cpu_buffer *)job->q)->data,
                ((const cpu_buffer *)job->k)->data, ((const cpu_buffer *)job->v)->data,
                ((cpu_buffer *)job->out)->data, ((cpu_buffer *)job->lse)->data);
+}
+
+/* One level of the backward pass (lnet_segment_backward_job): the level's
+ * job checked as run_segment checks it (but `init`, which the backward
+ * does not use, and `out`, which it does not read), then dout, delta, dq,
+ * dk, dv. */
+static int cpu_run_segment_backward(void *device, const lnet_segment_backward_job *job)
+{
+    static const char slot[] = "run_segment_backward";
+    if (!device)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu %s: device is NULL", slot);
+    if (!job)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID, "cpu %s: job is NULL", slot);
+    const size_t min_size = offsetof(lnet_segment_backward_job, dv) + sizeof(void *);
+    if (job->size < min_size)
+        return cpu_fail(LNET_PLUGIN_ERR_INVALID,
+                        "cpu %s: job size %zu is smaller than the %zu bytes of ABI %u", slot,
+                        job->size, min_size, LNET_PLUGIN_ABI_VERSION);
+    lnet_segment_job level = job->level;
+    level.init = 0;
+    size_t q_bytes, kv_bytes, lse_bytes;
+    int st = cpu_check_level(slot, &level, &q_bytes, &kv_bytes, &lse_bytes);
+    if (st || (st = cpu_check_buffer(slot, "dout", job->dout, q_bytes)) ||
+        (st = cpu_check_buffer(slot, "delta", job->delta, lse_bytes)) ||
+        (st = cpu_check_buffer(slot, "dq", job->dq, q_bytes)) ||
+        (st = cpu_check_buffer(slot, "dk", job->dk, kv_bytes)) ||
+        (st = cpu_check_buffer(slot, "dv", job->dv, kv_bytes)))
+        return st;
+    const int kernel = cpu_kernel_index(slot, level.kernel);
+    if (kernel < 0)
+        return LNET_PLUGIN_ERR_UNSUPPORTED;
+#define CPU_DATA(p) ((cpu_buffer *)(p))->data
+    const cpu_backward_buffers buf = {
+        .q = CPU_DATA(level.q), .k = CPU_DATA(level.k), .v = CPU_DATA(level.v),
+        .lse = CPU_DATA(level.lse), .dout = CPU_DATA(job->dout), .delta = CPU_DATA(job->delta),
+        .dq = CPU_DATA(job->dq), .dk = CPU_DATA(job->dk), .dv = CPU_DATA(job->dv),
+    };
+#undef CPU_DATA
+    return cpu_kernels[kernel].backward(device, &level, &buf);
 }
 
 /* Whether a job could run here: float32 and a kernel this backend has
@@ -530,6 +603,7 @@ static const lnet_plugin cpu_plugin = {
     .last_error = cpu_last_error,
     .probe_warning = cpu_probe_warning,
     .supports = cpu_supports,
+    .run_segment_backward = cpu_run_segment_backward,
 };
 
 LNET_PLUGIN_EXPORT const lnet_plugin *lnet_plugin_entry(void);

@@ -63,3 +63,7 @@ static inline vf vf_exp2(vf x)
 #define TILE_KERNEL cpu_tile_avx2
 #define TILE_NAME "avx2"
 #include "cpu_tile_template.h"
+
+/* The backward item (cpu_bwd.h) over the same vocabulary. */
+#define BWD_KERNEL cpu_bwd_avx2
+#include "cpu_bwd_template.h"

@@ -51,3 +51,7 @@ static inline int vf_any_gt(vf a, vf b)
 #define TILE_KERNEL cpu_tile_generic
 #define TILE_NAME "generic"
 #include "cpu_tile_template.h"
+
+/* The backward item (cpu_bwd.h) over the same vocabulary. */
+#define BWD_KERNEL cpu_bwd_generic
+#include "cpu_bwd_template.h"

@@ -224,6 +224,7 @@ static int run(void *d, const lnet_segment_job *j)
     return inner->run_segment(f->inner, j);
 }
 
+#ifndef FAULTY_PICKY
 /* Injects on backward jobs as on forward ones: the same count of calls. */
 static int run_backward(void *d, const lnet_segment_backward_job *j)
 {
@@ -239,6 +240,7 @@ static int run_backward(void *d, const lnet_segment_backward_job *j)
         return fail(LNET_PLUGIN_ERR_UNSUPPORTED, "faulty: the inner plugin has no backward");
     return inner->run_segment_backward(f->inner, j);
 }
+#endif
 
 static const lnet_plugin table = {
     .abi_version = LNET_PLUGIN_ABI_VERSION,
@@ -270,7 +272,9 @@ static const lnet_plugin table = {
     .buffer_write = put,
     .buffer_read = get,
     .run_segment = run,
-    .run_segment_backward = run_backward,
+#ifndef FAULTY_PICKY
+    .run_segment_backward = run_backward, /* picky has none: grad must refuse it */
+#endif
     .synchronize = sync_dev,
     .last_error = last_error,
 };

@@ -1,0 +1,262 @@
+/* cpu_bwd_template.h — the fast backward kernel's item (cpu_bwd.h), written
+ * once over the vector vocabulary of cpu_tile_template.h and compiled once
+ * per instruction set: cpu_tile_avx512.c, cpu_tile_avx2.c and
+ * cpu_tile_generic.c include it after cpu_tile_template.h (whose VW, MV,
+ * NR, TQ, BW, vf_* and ALWAYS_INLINE it uses), with BWD_KERNEL defined.
+ *
+ * FlashAttention-2's backward, with every product one small GEMM of a
+ * single shape, C[n][lanes] (+)= sum_k A[k][lanes] B[n][k] (lanes in
+ * vectors, B broadcast), so that no step needs a horizontal reduction:
+ *   S[i][j]  = Q_i . K_j        lanes: keys  (A = K^T, B = Q)
+ *   dP[i][j] = dO_i . V_j       lanes: keys  (A = V^T, B = dO)
+ *   P = exp2(qscale S - LSE log2 e), dS = P (dP - delta_i), both 0 past
+ *   the keys a row sees (tile end, causal diagonal)
+ *   dV[j][d] += sum_i P[i][j] dO[i][d]   lanes: head dim (A = dO, B = P^T)
+ *   dK[j][d] += sum_i dS[i][j] Q[i][d]   lanes: head dim (A = Q, B = dS^T)
+ *   dQ[i][d] += sum_j dS[i][j] K[j][d]   lanes: head dim (A = K, B = dS)
+ * The head dim is padded to Dp, a multiple of BW, in the packed copies; the
+ * padding lanes are computed and never written back.
+ *
+ * An item runs its queries in chunks of QC rows (packed once per chunk:
+ * Q, dO, LSE, delta and the chunk's dQ accumulator), and for each chunk
+ * every key tile (packed: K^T, V^T, K), accumulating the tile's dK and dV
+ * over the chunk's query tiles, then adding them to dk and dv. Scratch,
+ * in floats: K^T[D][TQ], V^T[D][TQ], K[TQ][Dp], dK[TQ][Dp], dV[TQ][Dp],
+ * S[TQ][TQ], dS[TQ][TQ], Q[QC][Dp], dO[QC][Dp], dQ[QC][Dp], L[QC], delta[QC].
+ */
+#include "cpu_bwd.h"
+
+#ifndef BW
+#error "include cpu_tile_template.h first"
+#endif
+
+#define QC (4 * TQ) /* query rows packed at a time */
+#define BWD_LOG2E 1.442695040888963407359924681001892137
+
+static size_t bwd_scratch_floats(int64_t dim)
+{
+    if (dim < 1 || (uint64_t)dim > SIZE_MAX / sizeof(float) / (8 * (size_t)QC))
+        return 0;
+    const size_t dp = ((size_t)dim + BW - 1) / BW * BW;
+    return 2 * (size_t)dim * TQ + 3 * (size_t)TQ * dp + 2 * (size_t)TQ * TQ +
+           3 * (size_t)QC * dp + 2 * (size_t)QC;
+}
+
+/* C[n][lanes] (+)= sum_k A[k * lda + lanes] B[n * bn + k * bk] for nr rows
+ * and one register block of lanes: the whole block lives in registers. */
+static ALWAYS_INLINE void bwd_micro(const int nr, const int acc_in, const int64_t kk,
+                                    const float *restrict a, const int64_t lda,
+                                    const float *restrict b, const int64_t bn, const int64_t bk,
+                                    float *restrict c, const int64_t ldc)
+{
+    vf acc[NR][MV];
+#pragma GCC unroll 32
+    for (int n = 0; n < nr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            acc[n][m] = acc_in ? vf_load(c + n * ldc + m * VW) : vf_zero();
+    for (int64_t k = 0; k < kk; k++) {
+        vf x[MV];
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            x[m] = vf_load(a + k * lda + m * VW);
+#pragma GCC unroll 32
+        for (int n = 0; n < nr; n++) {
+            const vf y = vf_bcast(b + n * bn + k * bk);
+#pragma GCC unroll 8
+            for (int m = 0; m < MV; m++)
+                acc[n][m] = vf_fma(x[m], y, acc[n][m]);
+        }
+    }
+#pragma GCC unroll 32
+    for (int n = 0; n < nr; n++)
+#pragma GCC unroll 8
+        for (int m = 0; m < MV; m++)
+            vf_store(c + n * ldc + m * VW, acc[n][m]);
+}
+
+/* The product over `rows` rows and `lanes` lanes (a multiple of BW): full
+ * NR blocks, then one remainder whose size the switch makes a constant. */
+static ALWAYS_INLINE void bwd_gemm(const int acc_in, int64_t rows, int64_t lanes, int64_t kk,
+                                   const float *a, int64_t lda, const float *b, int64_t bn,
+                                   int64_t bk, float *c, int64_t ldc)
+{
+    for (int64_t lb = 0; lb < lanes; lb += BW) {
+        int64_t n = 0;
+        for (; n + NR <= rows; n += NR)
+            bwd_micro(NR, acc_in, kk, a + lb, lda, b + n * bn, bn, bk, c + n * ldc + lb, ldc);
+        switch (rows - n) {
+#define BWD_REM(r)                                                                                 \
+    case r:                                                                                        \
+        if (r < NR)                                                                                \
+            bwd_micro(r < NR ? r : 1, acc_in, kk, a + lb, lda, b + n * bn, bn, bk,                 \
+                      c + n * ldc + lb, ldc);                                                      \
+        break;
+            BWD_REM(1) BWD_REM(2) BWD_REM(3) BWD_REM(4) BWD_REM(5) BWD_REM(6) BWD_REM(7)
+            BWD_REM(8) BWD_REM(9) BWD_REM(10) BWD_REM(11) BWD_REM(12) BWD_REM(13) BWD_REM(14)
+            BWD_REM(15)
+#undef BWD_REM
+        default:
+            break;
+        }
+    }
+}
+
+/* S (scores) becomes P and dP becomes dS, row by row, for nq rows over nkp
+ * lanes; lanes from lim(i) on (past the tile's nk keys, or after the
+ * query under causal masking: key index kt + j > query index q0 + i) are 0. */
+static ALWAYS_INLINE void bwd_probs(const cpu_bwd_job *job, int64_t nq, int64_t nk, int64_t nkp,
+                                    int64_t q0, int64_t kt, const float *l2, const float *dl,
+                                    float *s, float *ds)
+{
+    const vf qs = vf_set1(job->qscale);
+    for (int64_t i = 0; i < nq; i++) {
+        int64_t lim = nk;
+        if (job->causal && q0 + i - kt + 1 < lim)
+            lim = q0 + i - kt + 1 < 0 ? 0 : q0 + i - kt + 1;
+        float *srow = s + i * TQ, *drow = ds + i * TQ;
+        const vf nl = vf_set1(-l2[i]), dv = vf_set1(dl[i]);
+        for (int64_t jb = 0; jb < nkp; jb += VW) {
+            if (jb >= lim) {
+                vf_store(srow + jb, vf_zero());
+                vf_store(drow + jb, vf_zero());
+                continue;
+            }
+            const vf p = vf_exp2(vf_fma(vf_load(srow + jb), qs, nl));
+            vf_store(drow + jb, vf_mul(p, vf_sub(vf_load(drow + jb), dv)));
+            vf_store(srow + jb, p);
+            for (int64_t x = lim - jb; x < VW; x++)
+                srow[jb + x] = drow[jb + x] = 0.0f;
+        }
+    }
+}
+
+/* Copies n rows (`ss` floats apart) of D floats into rows of dp floats,
+ * zero-padded. */
+static ALWAYS_INLINE void bwd_pack_rows(int64_t D, int64_t dp, int64_t n, const float *src,
+                                        size_t ss, float *dst)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = src + (size_t)i * ss;
+        for (int64_t d = 0; d < D; d++)
+            dst[i * dp + d] = row[d];
+        for (int64_t d = D; d < dp; d++)
+            dst[i * dp + d] = 0.0f;
+    }
+}
+
+/* rows[i][d] += f * acc[i * dp + d] for n rows. */
+static ALWAYS_INLINE void bwd_flush(int64_t D, int64_t dp, int64_t n, const float *acc, float f,
+                                    float *dst, size_t ss)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *row = dst + (size_t)i * ss;
+        for (int64_t d = 0; d < D; d++)
+            row[d] += f * acc[i * dp + d];
+    }
+}
+
+static ALWAYS_INLINE void bwd_body(const int64_t D, const cpu_bwd_job *job,
+                                   const cpu_bwd_item *it, float *scratch)
+{
+    const int64_t Dp = (D + BW - 1) / BW * BW;
+    float *kt_ = scratch, *vt = kt_ + D * TQ, *kp = vt + D * TQ;
+    float *dka = kp + TQ * Dp, *dva = dka + TQ * Dp;
+    float *s = dva + TQ * Dp, *ds = s + TQ * TQ;
+    float *qp = ds + TQ * TQ, *dop = qp + QC * Dp, *dqa = dop + QC * Dp;
+    float *l2 = dqa + QC * Dp, *dl = l2 + QC;
+    const size_t ss = job->sel_stride;
+    const int dq_on = (it->flags & CPU_BWD_DQ) != 0, dkv_on = (it->flags & CPU_BWD_DKV) != 0;
+
+    for (int64_t c0 = it->j_lo; c0 < it->j_hi; c0 += QC) {
+        const int64_t cn = it->j_hi - c0 < QC ? it->j_hi - c0 : QC;
+        int64_t kend = it->k_hi;
+        if (job->causal && kend > c0 + cn)
+            kend = c0 + cn; /* no key after the chunk's last query */
+        if (kend <= it->k_lo)
+            continue;
+        const size_t qat = (size_t)(c0 - it->j_lo) * ss;
+        bwd_pack_rows(D, Dp, cn, it->q0 + qat, ss, qp);
+        bwd_pack_rows(D, Dp, cn, it->do0 + qat, ss, dop);
+        for (int64_t i = 0; i < cn; i++) {
+            const size_t at = (size_t)(c0 - it->j_lo + i) * (size_t)job->dilation;
+            l2[i] = (float)((double)it->lse0[at] * BWD_LOG2E);
+            dl[i] = it->delta0[at];
+        }
+        if (dq_on)
+            memset(dqa, 0, (size_t)(cn * Dp) * sizeof(float));
+
+        for (int64_t kt = it->k_lo; kt < kend; kt += TQ) {
+            const int64_t nk = kend - kt < TQ ? kend - kt : TQ;
+            const int64_t nkp = (nk + BW - 1) / BW * BW;
+            const size_t kat = (size_t)(kt - it->k_lo) * ss;
+            bwd_pack_rows(D, Dp, nk, it->k0 + kat, ss, kp);
+            for (int64_t d = 0; d < D; d++) {
+                for (int64_t j = 0; j < nk; j++) {
+                    kt_[d * TQ + j] = kp[j * Dp + d];
+                    vt[d * TQ + j] = it->v0[kat + (size_t)j * ss + (size_t)d];
+                }
+                for (int64_t j = nk; j < nkp; j++)
+                    kt_[d * TQ + j] = vt[d * TQ + j] = 0.0f;
+            }
+            if (dkv_on) {
+                memset(dka, 0, (size_t)(nk * Dp) * sizeof(float));
+                memset(dva, 0, (size_t)(nk * Dp) * sizeof(float));
+            }
+            for (int64_t qt = 0; qt < cn; qt += TQ) {
+                const int64_t nq = cn - qt < TQ ? cn - qt : TQ;
+                if (job->causal && c0 + qt + nq - 1 < kt)
+                    continue; /* every query of the tile before every key */
+                bwd_gemm(0, nq, nkp, D, kt_, TQ, qp + qt * Dp, Dp, 1, s, TQ);
+                bwd_gemm(0, nq, nkp, D, vt, TQ, dop + qt * Dp, Dp, 1, ds, TQ);
+                bwd_probs(job, nq, nk, nkp, c0 + qt, kt, l2 + qt, dl + qt, s, ds);
+                if (dkv_on) {
+                    bwd_gemm(1, nk, Dp, nq, dop + qt * Dp, Dp, s, 1, TQ, dva, Dp);
+                    bwd_gemm(1, nk, Dp, nq, qp + qt * Dp, Dp, ds, 1, TQ, dka, Dp);
+                }
+                if (dq_on)
+                    bwd_gemm(1, nq, Dp, nk, kp, Dp, ds, TQ, 1, dqa + qt * Dp, Dp);
+            }
+            if (dkv_on) {
+                bwd_flush(D, Dp, nk, dka, job->scale, it->dk0 + kat, ss);
+                bwd_flush(D, Dp, nk, dva, 1.0f, it->dv0 + kat, ss);
+            }
+        }
+        if (dq_on)
+            bwd_flush(D, Dp, cn, dqa, job->scale, it->dq0 + qat, ss);
+    }
+}
+
+/* Head dims with their own copy, where the constant D turns every offset
+ * into an immediate; others take the general copy. */
+static void bwd_d64(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
+{
+    bwd_body(64, job, it, scratch);
+}
+
+static void bwd_d128(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
+{
+    bwd_body(128, job, it, scratch);
+}
+
+static void bwd_any(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
+{
+    bwd_body(job->dim, job, it, scratch);
+}
+
+static void bwd_run(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
+{
+    if (job->dim == 64)
+        bwd_d64(job, it, scratch);
+    else if (job->dim == 128)
+        bwd_d128(job, it, scratch);
+    else
+        bwd_any(job, it, scratch);
+}
+
+const cpu_bwd_kernel BWD_KERNEL = {
+    .name = TILE_NAME,
+    .tq = TQ,
+    .scratch_floats = bwd_scratch_floats,
+    .run = bwd_run,
+};
