@@ -17,12 +17,7 @@
  * head dim LONGNET_PICKY_REFUSE_DIM, and whose run_segment, given such a
  * job anyway, returns success without computing: a scheduler that placed
  * work on it regardless would give a silently wrong answer, which the
- * placement test (test_scheduler) would catch.
- *
- * Built a third time with FAULTY_FORWARD_ONLY as longnet-forwardonly
- * (backend "forwardonly", in a folder of its own): a table that ends
- * before the backward slot, as a plugin written before the backward
- * existed; the backward must refuse its devices by name (cli_grad.sh). */
+ * placement test (test_scheduler) would catch. */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -249,10 +244,6 @@ static const lnet_plugin table = {
     .name = "picky",
     .description = "pass-through to the CPU backend that refuses some jobs (tests only)",
     .supports = supports,
-#elif defined(FAULTY_FORWARD_ONLY)
-    .size = offsetof(lnet_plugin, run_segment_backward),
-    .name = "forwardonly",
-    .description = "pass-through to the CPU backend without a backward pass (tests only)",
 #else
     /* A table shorter than this SDK's, ending at the backward slot (no
      * get_proc_address, no take_warning): such a plugin must still load,
