@@ -288,9 +288,9 @@ done:
     return st;
 }
 
-lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
-                                        int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
-                                        const lnet_run_options *opts, char **text)
+static lnet_status explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch, int64_t q_rows,
+                           int64_t kv_rows, int64_t heads, int64_t dim, const lnet_run_options *opts,
+                           int backward, char **text)
 {
     lnet_run_options o;
     if (!ctx || !cfg || !text)
@@ -313,12 +313,16 @@ lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cf
         return st;
     g.q_rows = q_rows;
     g.q_first = kv_rows - q_rows;
+    lnet_graph gb = g;
+    if (backward)
+        lnet_graph_backward(&gb);
     lnet_devlist list;
-    st = devices_for(ctx, &g, &o, &list);
-    if (st)
+    if ((st = lnet_devlist_parse(ctx, o.device, &list)) ||
+        (st = lnet_devlist_place(ctx, &gb, o.kernel, &list)) ||
+        (st = lnet_calibrate(ctx, &g, o.kernel, &list)))
         return st;
     lnet_plan p;
-    st = lnet_plan_build(&p, ctx, &g, o.algorithm, list.items, list.n, 0, kv_rows);
+    st = lnet_plan_build(&p, ctx, &gb, o.algorithm, list.items, list.n, 0, kv_rows);
     if (st)
         return st;
     st = lnet_plan_describe(&p, ctx, text);
@@ -326,11 +330,26 @@ lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cf
     return st;
 }
 
+lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
+                                        int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
+                                        const lnet_run_options *opts, char **text)
+{
+    return explain(ctx, cfg, batch, q_rows, kv_rows, heads, dim, opts, 0, text);
+}
+
+lnet_status lnet_attention_explain_backward(lnet_context *ctx, const lnet_config *cfg,
+                                            int64_t batch, int64_t q_rows, int64_t kv_rows,
+                                            int64_t heads, int64_t dim,
+                                            const lnet_run_options *opts, char **text)
+{
+    return explain(ctx, cfg, batch, q_rows, kv_rows, heads, dim, opts, 1, text);
+}
+
 lnet_status lnet_attention_explain(lnet_context *ctx, const lnet_config *cfg, int64_t batch,
                                    int64_t rows, int64_t heads, int64_t dim,
                                    const lnet_run_options *opts, char **text)
 {
-    return lnet_attention_explain_rows(ctx, cfg, batch, rows, rows, heads, dim, opts, text);
+    return explain(ctx, cfg, batch, rows, rows, heads, dim, opts, 0, text);
 }
 
 void lnet_free(void *p)

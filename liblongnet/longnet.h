@@ -323,6 +323,14 @@ lnet_status lnet_attention_explain_rows(lnet_context *ctx, const lnet_config *cf
                                         int64_t q_rows, int64_t kv_rows, int64_t heads, int64_t dim,
                                         const lnet_run_options *opts, char **text);
 
+/* The plan of the backward call (lnet_attention_backward): its graph
+ * (DELTA, then per level EXCHANGE, SEGMENT_ATTENTION_BACKWARD, REDUCE)
+ * and its transfers, the dK/dV sent back to their owners among them. */
+lnet_status lnet_attention_explain_backward(lnet_context *ctx, const lnet_config *cfg,
+                                            int64_t batch, int64_t q_rows, int64_t kv_rows,
+                                            int64_t heads, int64_t dim,
+                                            const lnet_run_options *opts, char **text);
+
 /* Frees memory the library returned (explain texts). */
 void lnet_free(void *p);
 

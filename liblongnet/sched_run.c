@@ -82,8 +82,8 @@ static void isolation_mode(int *poison, int *drop)
 /* The sends of every transfer, posted before any worker starts: a send
  * needs only its sender's inputs (its scattered chunk, or the caller's
  * tensors for the host's), so no worker can wait on one that a thread not
- * yet started would have posted. A send that cannot be packed is
- * abandoned: its receiver fails with the reason and is failed over. */
+ * yet started would have posted. A send that cannot be packed fails the
+ * call (host memory, not a device, is short) before any worker starts. */
 typedef struct sends {
     lnet_request **req;
     lnet_hbuf *mem;
@@ -124,7 +124,7 @@ static lnet_status post_sends(const exec_run *r, const host_tensors *t, sends *o
         if (!st)
             st = r->tp->ops->isend(r->tp, i, x->src, x->dst, data, floats * sizeof(float), &out->req[i]);
         if (st)
-            r->tp->ops->abandon(r->tp, i, lnet_last_error());
+            return st; /* the host is out of memory: no device is at fault, the call fails */
     }
     return LNET_OK;
 }
