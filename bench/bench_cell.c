@@ -6,7 +6,8 @@
  * lnet_attention_backward with the forward's saved O and LSE, computed once
  * untimed), its error check against the CPU reference kernel on a small
  * instance of the same configuration and pass (a backward compares dQ, dK
- * and dV), and its plan (--explain: lnet_attention_explain, nothing run).
+ * and dV), and its plan (--explain: lnet_attention_explain, or
+ * lnet_attention_explain_backward for a backward cell; nothing run).
  *
  * All three run in forked children (bench_child.c). The reference output of each
  * small instance is computed once per bench run and kept in a temporary
@@ -375,8 +376,11 @@ static int explain_child(void *arg, int fd)
     char *text = NULL;
     lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = c->kernel };
     int failed = lnet_context_create(NULL, &ctx) || cell_config(c, &c->levels, &cfg) ||
-                 lnet_attention_explain(ctx, cfg, c->batch, c->length, c->heads, c->dim,
-                                        &ro, &text);
+                 (c->backward ? lnet_attention_explain_backward(ctx, cfg, c->batch, c->length,
+                                                                c->length, c->heads, c->dim,
+                                                                &ro, &text)
+                              : lnet_attention_explain(ctx, cfg, c->batch, c->length, c->heads,
+                                                       c->dim, &ro, &text));
     const char *say = failed ? lnet_last_error() : text;
     bench_write_all(fd, failed ? "E" : "P", 1);
     bench_write_all(fd, say, strlen(say));

@@ -142,6 +142,7 @@ check "the backward has tokens/s and GFLOP/s" \
 expect_ok "$LONGNET_BENCH" --explain --matrix $tiny --causal no --pass backward
 check "explain names a backward cell" \
     grep -q '^== matrix cpu:0 fast custom non-causal backward N=256' "$out"
+check "a backward cell's plan is the backward's" grep -q 'SEGMENT_ATTENTION_BACKWARD' "$out"
 
 # ------------------------------------------------------------ a tiny matrix
 # shellcheck disable=SC2086

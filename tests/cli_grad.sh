@@ -255,6 +255,7 @@ check "the same backward twice gives the same dQ" cmp dq.npy probe_dq.npy
 expect_ok "$LONGNET" grad $IN $LEVELS --causal --offsets grouped --scale 0.3 \
     --device cpu=1,cpu=1 --segments 16 --dilations 1 --explain --dq dqc.npy --dk dkc.npy --dv dvc.npy
 check "--explain prints the chunks" grep -q "rows \\[0, " "$out"
+check "--explain prints the backward's graph" grep -q "SEGMENT_ATTENTION_BACKWARD" "$out"
 # shellcheck disable=SC2086
 expect_ok "$LONGNET" grad $IN $LEVELS --causal --dq dqc.npy --dk dkc.npy --dv dvc.npy --quiet
 check "--causal changes dK" sh -c '! cmp -s dk.npy dkc.npy'

@@ -148,8 +148,9 @@ int cli_attn_open(cli_attn *s);
  * devices with buffers in host memory, a copy of each, exceed the memory
  * available; unless --force or LONGNET_FORCE=1. */
 int cli_attn_check_memory(const cli_attn *s, int tensors, int with_lse, const char *names);
-/* --explain: prints the plan of the forward on these shapes. */
-int cli_attn_explain(cli_attn *s);
+/* --explain: prints the plan of the forward (or the backward) on these
+ * shapes. */
+int cli_attn_explain(cli_attn *s, int backward);
 /* The summary's first lines: the input shape, levels, mask, device, and
  * `ms` as its time. */
 void cli_attn_print_setup(const cli_attn *s, const lnet_tensor *q, double ms);

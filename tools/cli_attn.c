@@ -391,14 +391,15 @@ int cli_attn_check_memory(const cli_attn *s, int tensors, int with_lse, const ch
     return CLI_EXIT_FAIL;
 }
 
-int cli_attn_explain(cli_attn *s)
+int cli_attn_explain(cli_attn *s, int backward)
 {
     if (!s->args->explain)
         return -1;
     char *plan = NULL;
-    if (lnet_attention_explain_rows(s->ctx, s->cfg, s->shape[0], s->shape[1],
-                                    s->info[1].shape[1], s->shape[2], s->shape[3], &s->ropts,
-                                    &plan) != LNET_OK)
+    lnet_status st = (backward ? lnet_attention_explain_backward : lnet_attention_explain_rows)(
+        s->ctx, s->cfg, s->shape[0], s->shape[1], s->info[1].shape[1], s->shape[2], s->shape[3],
+        &s->ropts, &plan);
+    if (st != LNET_OK)
         return cli_lib_error(NULL);
     fputs(plan, stdout);
     lnet_free(plan);

@@ -35,7 +35,9 @@ void cmd_grad_usage(FILE *out)
           "                       neither: without them the forward runs first\n"
           "  --dq, --dk, --dv FILE\n"
           "                       the outputs, committed together or not at all\n"
-          "                       (each replaced atomically, as run's --out)\n", out);
+          "                       (each replaced atomically, as run's --out)\n"
+          "(--explain prints the backward's plan: dK and dV sent back to their rows'\n"
+          "owners among its transfers.)\n", out);
     cli_attn_usage(out);
 }
 
@@ -147,7 +149,7 @@ int cmd_grad_main(int argc, char **argv)
             rc = cli_lib_error(NULL);
             goto done;
         }
-    if ((rc = cli_attn_explain(&s)) >= 0)
+    if ((rc = cli_attn_explain(&s, 1)) >= 0)
         goto done;
     double t0 = cli_now_ms();
     if (lnet_attention_backward(s.ctx, s.cfg, in[0], in[1], in[2], ex[IN_OUT], ex[IN_LSE],

@@ -91,7 +91,7 @@ int cmd_run_main(int argc, char **argv)
         rc = cli_lib_error(NULL);
         goto done;
     }
-    if ((rc = cli_attn_explain(&s)) >= 0)
+    if ((rc = cli_attn_explain(&s, 0)) >= 0)
         goto done;
     double t0 = cli_now_ms();
     if (lnet_attention_forward(s.ctx, s.cfg, in[0], in[1], in[2], out, lse, &s.ropts) != LNET_OK) {
