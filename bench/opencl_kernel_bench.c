@@ -17,8 +17,12 @@
  * builds the programs). The plugin is driven through its table, as the
  * core drives it. Usage: bench/opencl_kernel_bench [--device I] [--rows N]
  * [--dim D] [--segment W] [--reps R] [--peak-gflops G] [--kernel K]
- * [--options S] (--kernel: only that kernel; --options: the device options,
- * e.g. fused=tiled,tile_q=32). */
+ * [--options S] [--backward] (--kernel: only that kernel; --options: the
+ * device options, e.g. fused=tiled,tile_q=32; --backward: time the backward
+ * pass, run_segment_backward, instead, from the forward's O and LSE; its
+ * FLOPs count 10*D per pair: S = QK^T and dP = dO V^T (2*D each), dV, dQ
+ * and dK (2*D each), the usual count; the fused kernels recompute S and dP
+ * in each of their two kernels, which is not counted). */
 #include <clblast_c.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -127,6 +131,7 @@ typedef struct attn {
     void *dev;
     int64_t N, D, W;
     void *q, *k, *v, *out, *lse;
+    void *dout, *delta, *dq, *dk, *dv; /* --backward only */
 } attn;
 
 /* GFLOP/s of one level (segment W, dilation 1) with `kernel`; 0 on failure. */
@@ -138,10 +143,19 @@ static double bench_attention(attn *a, const char *kernel, int causal, int reps)
                             .causal = causal, .init = 1, .scale = 1.0f / sqrtf((float)a->D),
                             .kernel = kernel, .q = a->q, .k = a->k, .v = a->v, .out = a->out,
                             .lse = a->lse};
+    lnet_segment_backward_job bwd = {.size = sizeof bwd, .level = job, .dout = a->dout,
+                                     .delta = a->delta, .dq = a->dq, .dk = a->dk, .dv = a->dv};
+    /* The backward from the forward's own O and LSE (so that P is a
+     * softmax), computed once, untimed. */
+    if (a->dq && (a->pl->run_segment(a->dev, &job) || a->pl->synchronize(a->dev))) {
+        fprintf(stderr, "%s: %s\n", kernel, a->pl->last_error());
+        return 0;
+    }
     double best = 1e30;
     for (int i = 0; i <= reps; i++) {
         double t = now();
-        if (a->pl->run_segment(a->dev, &job) || a->pl->synchronize(a->dev)) {
+        if ((a->dq ? a->pl->run_segment_backward(a->dev, &bwd) : a->pl->run_segment(a->dev, &job)) ||
+            a->pl->synchronize(a->dev)) {
             fprintf(stderr, "%s: %s\n", kernel, a->pl->last_error());
             return 0;
         }
@@ -154,7 +168,7 @@ static double bench_attention(attn *a, const char *kernel, int causal, int reps)
         double n = (double)(a->N - s < a->W ? a->N - s : a->W);
         pairs += causal ? n * (n + 1) / 2 : n * n;
     }
-    return 4.0 * (double)a->D * pairs / best * 1e-9;
+    return (a->dq ? 10.0 : 4.0) * (double)a->D * pairs / best * 1e-9;
 }
 
 int main(int argc, char **argv)
@@ -163,7 +177,7 @@ int main(int argc, char **argv)
     int child_rc = sgemm_child_main(argc, argv);
     if (child_rc >= 0)
         return child_rc;
-    int device = 0, reps = 3;
+    int device = 0, reps = 3, backward = 0;
     const char *only = NULL, *options = NULL;
     int64_t N = 32768, D = 64, W = 2048;
     double peak = 0;
@@ -172,9 +186,13 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0) {
             printf("usage: %s [--device I] [--rows N] [--dim D] [--segment W] [--reps R] "
-                   "[--peak-gflops G] [--kernel fused|gemm] [--options DEVICE_OPTIONS]\n",
+                   "[--peak-gflops G] [--kernel fused|gemm] [--options DEVICE_OPTIONS] "
+                   "[--backward]\n",
                    argv[0]);
             return 0;
+        } else if (strcmp(argv[i], "--backward") == 0) {
+            backward = 1; /* a flag: no value */
+            i--;
         } else if (v && strcmp(argv[i], "--device") == 0)
             device = atoi(v);
         else if (v && strcmp(argv[i], "--rows") == 0)
@@ -225,9 +243,11 @@ int main(int argc, char **argv)
     size_t n4 = (size_t)N * (size_t)D;
     float *h = malloc(n4 * sizeof(float));
     fill(h, n4, 4);
-    void **bufs[5] = {&a.q, &a.k, &a.v, &a.out, &a.lse};
-    for (int i = 0; i < 5; i++) {
-        size_t bytes = (i < 4 ? n4 : (size_t)N) * sizeof(float);
+    /* q, k, v, out, dout, dq, dk, dv hold N x D floats; lse, delta N. */
+    void **bufs[10] = {&a.q, &a.k, &a.v, &a.out, &a.lse, &a.delta, &a.dout, &a.dq, &a.dk, &a.dv};
+    const int n_bufs = backward ? 10 : 5;
+    for (int i = 0; i < n_bufs; i++) {
+        size_t bytes = (i == 4 || i == 5 ? (size_t)N : n4) * sizeof(float);
         if (a.pl->buffer_alloc(a.dev, bytes, bufs[i]) ||
             a.pl->buffer_write(a.dev, *bufs[i], 0, h, bytes)) {
             fprintf(stderr, "buffers: %s\n", a.pl->last_error());
@@ -241,8 +261,9 @@ int main(int argc, char **argv)
     char clname[256] = "";
     double clb = bench_clblast(device, 1024, reps, clname, sizeof clname);
     printf("CLBlast SGEMM n=1024 (%s): %8.1f GFLOP/s\n", clname, clb);
-    printf("attention: N=%lld, D=%lld, segment %lld, dilation 1, H=1, B=1\n", (long long)N,
-           (long long)D, (long long)W);
+    printf("attention%s: N=%lld, D=%lld, segment %lld, dilation 1, H=1, B=1\n",
+           backward ? " backward (10*D FLOPs a pair)" : "", (long long)N, (long long)D,
+           (long long)W);
     const char *kernels[2] = {"fused", strstr(desc.kernels, "gemm") ? "gemm" : NULL};
     int suspects = 0;
     for (int k = 0; k < 2; k++) {
@@ -264,7 +285,7 @@ int main(int argc, char **argv)
         printf("SUSPECT: %s\n", sgemm_suspect_reason(2.0));
     if (strcmp(desc.kind, "gpu") == 0 && peak <= 0)
         printf("(a GPU: give --peak-gflops for the fraction of its FP32 peak)\n");
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < n_bufs; i++)
         a.pl->buffer_free(a.dev, *bufs[i]);
     a.pl->close(a.dev);
     free(h);

@@ -201,6 +201,38 @@ inline void lnet_fold_row(__global float *orow, __global float *lrow, const lnet
 
 /* ------------------------------------------------------------- tiled */
 
+/* The end of the keys any query row of a tiled group (selected rows
+ * [tile_j0, tile_j0 + TILE_Q) of the range) needs: the window's, and
+ * (causal) none after the group's last query row. */
+inline long lnet_group_key_end(const lnet_seg *g, long tile_j0, int causal)
+{
+    long k_end = g->k_hi;
+    if (causal) {
+        const long last_q = tile_j0 + TILE_Q < g->j_hi ? tile_j0 + TILE_Q : g->j_hi;
+        if (k_end > last_q)
+            k_end = last_q;
+    }
+    return k_end;
+}
+
+/* The rows [t0, t0 + TILE_K) of two tensors read alike (selected index j at
+ * base + j * stride) staged by the TILE_Q work-items of a group into local
+ * tiles; rows at or past `end` read as zeros. The tiled kernels of both
+ * passes (forward: K, V; backward: also Q, dO) stage this way. */
+inline void lnet_stage_tile(__local float *xs, __local float *ys, __global const float *x,
+                            __global const float *y, long base, long stride, long t0, long end,
+                            int lid)
+{
+    for (int idx = lid; idx < TILE_K * HEAD_DIM; idx += TILE_Q) {
+        const int kk = idx / HEAD_DIM, d = idx - kk * HEAD_DIM;
+        const long j = t0 + kk;
+        const long at = base + j * stride + d;
+        xs[idx] = j < end ? x[at] : 0.0f;
+        ys[idx] = j < end ? y[at] : 0.0f;
+    }
+}
+
+
 /* Global size: (q_tiles * TILE_Q, segments, batch * heads); local (TILE_Q, 1, 1).
  * Group (t, s, i) takes the selected query rows [j_lo + t*TILE_Q, ...+TILE_Q)
  * of segment s_first + s of batch bh / H, head bh % H, where bh = bh0 + i
@@ -248,23 +280,10 @@ void lnet_dilated_fwd(__global const float *restrict q, __global const float *re
     }
     float m = -INFINITY, l = 0.0f;
 
-    /* The keys any row of the group needs: the window's, and (causal) none
-     * after the group's last query row. */
-    long k_end = g.k_hi;
-    if (causal) {
-        const long last_q = tile_j0 + TILE_Q < g.j_hi ? tile_j0 + TILE_Q : g.j_hi;
-        if (k_end > last_q)
-            k_end = last_q;
-    }
+    const long k_end = lnet_group_key_end(&g, tile_j0, causal);
 
     for (long kt = g.k_lo; kt < k_end; kt += TILE_K) {
-        for (int idx = lid; idx < TILE_K * HEAD_DIM; idx += TILE_Q) {
-            const int kk = idx / HEAD_DIM, d = idx - kk * HEAD_DIM;
-            const long jk = kt + kk;
-            const long at = kbase + jk * sel_stride + d;
-            ks[idx] = jk < k_end ? k[at] : 0.0f;
-            vs[idx] = jk < k_end ? v[at] : 0.0f;
-        }
+        lnet_stage_tile(ks, vs, k, v, kbase, sel_stride, kt, k_end, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
 
         /* Keys kt + kk valid for this row: below k_end and (causal) not

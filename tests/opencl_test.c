@@ -3,6 +3,7 @@
 #include <config.h>
 #endif
 
+#include <check.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,4 +62,38 @@ int opencl_devices(lnet_context *ctx, int max, int *have_gemm)
             *have_gemm = strstr(info.kernels, "gemm") != NULL;
     }
     return n;
+}
+
+int opencl_test_start(const char *name, const char *what, char *cache_dir, size_t len,
+                      lnet_context **ctx, int *n_devices, int *have_gemm)
+{
+    if (scratch_dir_make(name, cache_dir, len))
+        return 1;
+    setenv("LONGNET_CACHE_DIR", cache_dir, 1);
+    *ctx = NULL;
+    if (lnet_context_create(NULL, ctx) != LNET_OK) {
+        printf("FAIL: lnet_context_create: %s\n", lnet_last_error());
+        scratch_dir_remove(cache_dir);
+        return 1;
+    }
+    *n_devices = opencl_devices(*ctx, 16, have_gemm);
+    if (*n_devices == 0) {
+        lnet_context_free(*ctx);
+        *ctx = NULL;
+        scratch_dir_remove(cache_dir);
+        printf("SKIP: no OpenCL device: %s cannot run\n", what);
+        return 77;
+    }
+    fflush(stdout);
+    return 0;
+}
+
+int opencl_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
 }

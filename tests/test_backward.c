@@ -498,6 +498,51 @@ START_TEST(devices_without_backward)
 }
 END_TEST
 
+/* PoCL's two devices beside the CPU (POCL_DEVICES="basic pthread"):
+ * every algorithm, within 1e-5 of one CPU device. */
+START_TEST(opencl_devices_equal_one)
+{
+    lnet_context *ctx = faulty_context(1, NULL, NULL, NULL);
+    int idx;
+    if (lnet_context_find_device(ctx, "opencl:1", &idx) != LNET_OK) {
+        fprintf(stderr, "test_backward: no two OpenCL devices here (%s); CI has PoCL's two\n",
+                lnet_last_error());
+        lnet_context_free(ctx);
+        return;
+    }
+    const char *lists[] = {"cpu=1,opencl:0=1", "opencl:0=1,opencl:1=2", "opencl:1=1,cpu=1,opencl:0=1"};
+    uint64_t r = 0x0c1u;
+    for (int c = 0; c < 2; c++) {
+        problem pr;
+        make_problem(&pr, &r, 1 + c, 200, 2, c ? 16 : 64);
+        ck_assert_int_eq(lnet_config_parse_levels(pr.cfg, c ? "200" : "32,64,256", c ? "1" : "1,2,4"),
+                         LNET_OK);
+        lnet_tensor *dout = random_like(pr.q, &r);
+        for (int causal = 0; causal <= 1; causal++) {
+            lnet_config_set_causal(pr.cfg, causal);
+            grads g1;
+            ck_assert_int_eq(backward(ctx, pr.cfg, pr.q, pr.k, pr.v, NULL, NULL, dout, "cpu", NULL,
+                                      LNET_ALGORITHM_AUTO, &g1), LNET_OK);
+            for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+                for (int a = 0; a <= 2; a++) {
+                    grads g;
+                    ck_assert_msg(backward(ctx, pr.cfg, pr.q, pr.k, pr.v, NULL, NULL, dout, lists[l],
+                                           NULL, (lnet_algorithm)a, &g) == LNET_OK,
+                                  "%s: %s", lists[l], lnet_last_error());
+                    const double d = grads_diff(&g, &g1);
+                    ck_assert_msg(d <= 1e-5, "%s (algorithm %d, causal %d): %g from one CPU device",
+                                  lists[l], a, causal, d);
+                    grads_free(&g);
+                }
+            grads_free(&g1);
+        }
+        lnet_tensor_free(dout);
+        free_problem(&pr);
+    }
+    lnet_context_free(ctx);
+}
+END_TEST
+
 /* The backward plan: REDUCE transfers send dK, dV back, and the bytes per
  * device do not grow with N (the plan alone, nothing runs). */
 static char *backward_plan(lnet_context *ctx, lnet_config *cfg, int64_t N, const char *devices)
@@ -574,6 +619,7 @@ int main(void)
 {
     golden_load_required(&golden);
     setenv("LONGNET_PICKY_REFUSE_DIM", "0", 1);
+    setenv("POCL_DEVICES", "basic pthread", 0); /* two PoCL devices, unless told otherwise */
     Suite *s = suite_create("backward");
     TCase *tc = tcase_create("backward");
     tcase_set_timeout(tc, 600);
@@ -584,6 +630,7 @@ int main(void)
     tcase_add_test(tc, devices_without_backward);
     tcase_add_test(tc, bad_calls_refused);
     tcase_add_test(tc, backward_plan_bytes);
+    tcase_add_test(tc, opencl_devices_equal_one);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -30,7 +30,6 @@
 #include "seeded_rng.h"
 
 #define TOL 1e-4
-#define MAX_DEVICES 16
 
 static int n_devices;
 static int have_gemm;
@@ -374,22 +373,12 @@ int main(void)
 {
     /* The context stays for the whole run: it keeps the OpenCL module
      * loaded with the devices of its probe, which the direct tests open. */
-    if (scratch_dir_make("longnet-test-nonfinite", cache_dir, sizeof cache_dir))
-        return 1;
-    setenv("LONGNET_CACHE_DIR", cache_dir, 1);
     lnet_context *ctx = NULL;
-    if (lnet_context_create(NULL, &ctx) != LNET_OK) {
-        printf("FAIL: lnet_context_create: %s\n", lnet_last_error());
-        return 1;
-    }
-    n_devices = opencl_devices(ctx, MAX_DEVICES, &have_gemm);
-    if (n_devices == 0) {
-        lnet_context_free(ctx);
-        remove_cache();
-        printf("SKIP: no OpenCL device: the OpenCL backend's non-finite cases cannot run\n");
-        return 77;
-    }
-    fflush(stdout);
+    int rc = opencl_test_start("longnet-test-nonfinite",
+                               "the OpenCL backend's non-finite cases", cache_dir,
+                               sizeof cache_dir, &ctx, &n_devices, &have_gemm);
+    if (rc)
+        return rc;
 
     Suite *s = suite_create("opencl-nonfinite");
     TCase *tc = tcase_create("nonfinite");
@@ -397,12 +386,7 @@ int main(void)
     tcase_add_loop_test(tc, public_api, 0, n_devices * N_SHAPES * NF_KINDS * 2);
     tcase_add_loop_test(tc, plugin_direct, 0, n_devices * N_SHAPES * NF_KINDS * 2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    /* One process: an OpenCL runtime does not survive fork(). */
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = opencl_run_suite(s);
     lnet_context_free(ctx);
     remove_cache();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -63,6 +63,10 @@ typedef struct ocl_program {
     cl_kernel causal_fix; /* the gemm path's causal rows with non-finite values */
     cl_kernel fused_rows; /* the rows kernel; NULL where D is too large for it */
     size_t fused_wg; /* CL_KERNEL_WORK_GROUP_SIZE of the (tiled) fused kernel */
+    /* The backward pass (kernels/dilated_attention_backward.cl): dQ, and
+     * dK with dV, tiled and (up to OCL_ROWS_MAX_DIM) rows. */
+    cl_kernel bwd_dq, bwd_dkv, bwd_dq_rows, bwd_dkv_rows;
+    size_t bwd_wg; /* the smaller CL_KERNEL_WORK_GROUP_SIZE of the tiled two */
 } ocl_program;
 
 /* Which form of the fused kernel a device runs (device option fused=...). */
@@ -134,6 +138,45 @@ typedef lnet_plugin_window ocl_window;
 
 /* The kernels, on a job validated by run_segment. */
 int ocl_run_fused(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win);
+/* The fused backward pass (ocl_backward.c), on a job validated by
+ * run_segment_backward; the gemm kernel runs it too. */
+int ocl_run_backward(ocl_device *dev, const lnet_segment_backward_job *job,
+                     const ocl_window *win);
+
+/* What a fused job (forward, or with `backward` the backward's) runs
+ * with: its program, the form (rows) and tile_q, the tiled form's
+ * work-group (shrunk to what the compiled kernels allow) or OCL_ROWS_RV
+ * for the rows form; and its grid: segments [s_first, s_last], n_bh
+ * (batch, head) pairs, and the rows a segment can hold, min(w, N) (seg)
+ * and of those in the job's row range (q_span). */
+typedef struct ocl_fused_plan {
+    ocl_program *prog;
+    int rows, tile_q;
+    int64_t s_first, s_last, n_bh, seg, q_span;
+} ocl_fused_plan;
+
+/* Fills the plan of a job with rows in its range (row_begin < row_end). */
+int ocl_fused_prepare(ocl_device *dev, const lnet_segment_job *job, int backward,
+                      ocl_fused_plan *plan);
+
+/* Launches `kern`, whose arguments before a_grid are set, over the
+ * segments [s_first, s_last] of n_bh (batch, head) pairs, global0 x local0
+ * work-items in the first dimension: several launches where a driver's
+ * 65535-group limit on the other two dimensions requires (the last two
+ * arguments, s0 and bh0, say where each starts). */
+int ocl_launch_segments(ocl_device *dev, cl_kernel kern, cl_uint a_grid, int64_t s_first,
+                        int64_t s_last, int64_t n_bh, size_t global0, size_t local0,
+                        const char *name, int64_t dim);
+
+/* Sets argument `a` of `kern` to x and moves on; on failure, returns from
+ * the caller (which declares cl_int err and cl_uint a). */
+#define OCL_SET_ARG(who, kern, x)                                                            \
+    do {                                                                                   \
+        if ((err = clSetKernelArg(kern, a, sizeof(x), &(x))) != CL_SUCCESS)                \
+            return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl " who ": clSetKernelArg(%u, %s): %s", \
+                            a, #x, ocl_error_name(err));                                   \
+        a++;                                                                               \
+    } while (0)
 int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window *win);
 /* The rows kernel's query rows per work-item (LNET_RV) and largest D
  * (LNET_ROWS_MAX_DIM), as kernels/dilated_attention.cl defines them. */
@@ -153,5 +196,6 @@ void ocl_gemm_close(ocl_device *dev);
 /* Sources embedded at build time (scripts/embed-cl, ocl_kernels.c). */
 extern const char ocl_src_dilated_attention[];
 extern const char ocl_src_gemm_softmax[];
+extern const char ocl_src_dilated_attention_backward[];
 
 #endif /* LNET_OCL_BACKEND_H */

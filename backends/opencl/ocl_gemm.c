@@ -141,13 +141,7 @@ static int ocl_scratch(ocl_device *dev, cl_mem *mem, size_t *have, size_t bytes,
     return LNET_PLUGIN_OK;
 }
 
-#define OCL_ARG(kern, x)                                                                   \
-    do {                                                                                   \
-        if ((err = clSetKernelArg(kern, a, sizeof(x), &(x))) != CL_SUCCESS)                \
-            return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl gemm: clSetKernelArg(%u, %s): %s", \
-                            a, #x, ocl_error_name(err));                                   \
-        a++;                                                                               \
-    } while (0)
+#define OCL_ARG(kern, x) OCL_SET_ARG("gemm", kern, x)
 
 /* Consecutive segments s0 .. s0 + count - 1 of one (batch, head) whose
  * queries are the selected indices [j_lo, j_lo + nq) and whose keys are

@@ -6,7 +6,8 @@
  * (its row windows included: both kernels honour them, and the devices say
  * so with LNET_PLUGIN_CAP_WINDOWS), and the choice between the "fused"
  * kernel (ocl_fused.c, the default) and the CLBlast "gemm" path
- * (ocl_gemm.c). Devices: ocl_device.c. */
+ * (ocl_gemm.c); the backward pass (run_segment_backward) is the fused
+ * one (ocl_backward.c) for both. Devices: ocl_device.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,14 +171,14 @@ static int ocl_buffer_write_async(void *device, void *buffer, size_t offset, con
     return LNET_PLUGIN_OK;
 }
 
-/* A job waits for the asynchronous writes of the buffers it uses: one
- * barrier on the job queue, so that the kernels need not know. */
-static int ocl_wait_pending(ocl_device *dev, const lnet_segment_job *job)
+/* A job waits for the asynchronous writes of the buffers it uses (n of
+ * them, at most 16): one barrier on the job queue, so that the kernels
+ * need not know. */
+static int ocl_wait_pending(ocl_device *dev, ocl_buffer *const *bufs, int n_bufs)
 {
-    ocl_buffer *bufs[5] = {job->q, job->k, job->v, job->out, job->lse};
-    cl_event events[5];
+    cl_event events[16];
     cl_uint n = 0;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < n_bufs; i++) {
         if (bufs[i]->pending) {
             events[n++] = bufs[i]->pending;
             bufs[i]->pending = NULL;
@@ -208,30 +209,38 @@ static int ocl_synchronize(void *device)
 
 /* --------------------------------------------------------- run_segment */
 
-/* `rows`: the rows of the buffer's window (all rows without windows). */
-static int ocl_check_buffer(const char *name, const void *buffer, size_t need, int64_t rows)
+/* `rows`: the rows of the buffer's window (all rows without windows);
+ * `slot`: "run_segment" or "run_segment_backward". */
+static int ocl_check_buffer(const char *slot, const char *name, const void *buffer, size_t need,
+                            int64_t rows)
 {
     const ocl_buffer *buf = buffer;
     if (!buf)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: buffer %s is NULL", name);
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl %s: buffer %s is NULL", slot, name);
     if (buf->bytes < need)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl run_segment: buffer %s holds %zu bytes but the job's shape (with "
+                        "opencl %s: buffer %s holds %zu bytes but the job's shape (with "
                         "%lld rows in its window) needs %zu",
-                        name, buf->bytes, (long long)rows, need);
+                        slot, name, buf->bytes, (long long)rows, need);
     return LNET_PLUGIN_OK;
 }
 
 /* The SDK's shared checks (fields, windows, sizes), then this backend's
- * own limits and the buffers. Fills the window. */
-static int ocl_check_job(const lnet_segment_job *job, ocl_window *win)
+ * own limits and the buffers. Fills the window and the bytes of the
+ * query-side, key-side and lse-like buffers (for the backward's own). */
+static int ocl_check_job(const lnet_segment_job *job, ocl_window *win, size_t sizes[3])
 {
     size_t q_bytes, kv_bytes, lse_bytes;
     char msg[512];
     int st = lnet_plugin_job_check(job, "opencl", win, &q_bytes, &kv_bytes, &lse_bytes, msg,
                                    sizeof msg);
+    /* The SDK's words start "opencl run_segment: "; a backward job's
+     * messages name their own slot. */
+    static const char fwd[] = "opencl run_segment: ";
     if (st)
-        return ocl_fail(st, "%s", msg);
+        return sizes && strncmp(msg, fwd, sizeof fwd - 1) == 0
+                   ? ocl_fail(st, "opencl run_segment_backward: %s", msg + sizeof fwd - 1)
+                   : ocl_fail(st, "%s", msg);
     /* The kernels index heads and batch x heads with 32-bit ints. */
     if (job->heads > INT32_MAX || job->batch > INT32_MAX / job->heads)
         return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
@@ -243,13 +252,36 @@ static int ocl_check_job(const lnet_segment_job *job, ocl_window *win)
                         "opencl run_segment: dim = %lld; the kernels keep a row in private "
                         "memory and take D <= 4096",
                         (long long)job->dim);
-    if ((st = ocl_check_buffer("q", job->q, q_bytes, win->q_rows)) ||
-        (st = ocl_check_buffer("k", job->k, kv_bytes, win->kv_rows)) ||
-        (st = ocl_check_buffer("v", job->v, kv_bytes, win->kv_rows)) ||
-        (st = ocl_check_buffer("out", job->out, q_bytes, win->q_rows)) ||
-        (st = ocl_check_buffer("lse", job->lse, lse_bytes, win->q_rows)))
+    const char *slot = sizes ? "run_segment_backward" : "run_segment";
+    if ((st = ocl_check_buffer(slot, "q", job->q, q_bytes, win->q_rows)) ||
+        (st = ocl_check_buffer(slot, "k", job->k, kv_bytes, win->kv_rows)) ||
+        (st = ocl_check_buffer(slot, "v", job->v, kv_bytes, win->kv_rows)) ||
+        (st = ocl_check_buffer(slot, "out", job->out, q_bytes, win->q_rows)) ||
+        (st = ocl_check_buffer(slot, "lse", job->lse, lse_bytes, win->q_rows)))
         return st;
+    if (sizes) {
+        sizes[0] = q_bytes;
+        sizes[1] = kv_bytes;
+        sizes[2] = lse_bytes;
+    }
     return LNET_PLUGIN_OK;
+}
+
+/* The kernels of this build, for messages. */
+static const char *ocl_kernel_list(void)
+{
+    return ocl_have_gemm() ? "fused,gemm" : "fused";
+}
+
+/* 0 when `kernel` is one this build runs; else the failure of `slot`. */
+static int ocl_check_kernel(const char *slot, const char *kernel)
+{
+    if (strcmp(kernel, "fused") == 0 || (strcmp(kernel, "gemm") == 0 && ocl_have_gemm()))
+        return LNET_PLUGIN_OK;
+    return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
+                    "opencl %s: unknown kernel '%.200s' (available: %s)%s", slot, kernel,
+                    ocl_kernel_list(),
+                    strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
 }
 
 static int ocl_run_segment(void *device, const lnet_segment_job *job)
@@ -259,20 +291,59 @@ static int ocl_run_segment(void *device, const lnet_segment_job *job)
     if (!job)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment: job is NULL");
     ocl_window win;
-    int st = ocl_check_job(job, &win);
+    int st = ocl_check_job(job, &win, NULL);
     if (st)
         return st;
-    if ((st = ocl_wait_pending(device, job)))
+    ocl_buffer *const bufs[5] = {job->q, job->k, job->v, job->out, job->lse};
+    if ((st = ocl_wait_pending(device, bufs, 5)))
         return st;
     const char *kernel = job->kernel && job->kernel[0] ? job->kernel : "fused";
-    if (strcmp(kernel, "fused") == 0)
-        return ocl_run_fused(device, job, &win);
-    if (strcmp(kernel, "gemm") == 0 && ocl_have_gemm())
-        return ocl_run_gemm(device, job, &win);
-    return ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED,
-                    "opencl run_segment: unknown kernel '%.200s' (available: %s)%s", kernel,
-                    ocl_have_gemm() ? "fused,gemm" : "fused",
-                    strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
+    if ((st = ocl_check_kernel("run_segment", kernel)))
+        return st;
+    return strcmp(kernel, "fused") == 0 ? ocl_run_fused(device, job, &win)
+                                        : ocl_run_gemm(device, job, &win);
+}
+
+/* One level of the backward pass (ABI 2): the level's checks as a forward
+ * job's (init, unused here, taken as 0), then the backward's own buffers.
+ * Both kernels run the fused backward (ocl_backward.c): gemm has no
+ * backward of its own. */
+static int ocl_run_segment_backward(void *device, const lnet_segment_backward_job *job)
+{
+    if (!device)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment_backward: device is NULL");
+    if (!job)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl run_segment_backward: job is NULL");
+    const size_t min_size = offsetof(lnet_segment_backward_job, dv) + sizeof(void *);
+    if (job->size < min_size)
+        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
+                        "opencl run_segment_backward: job size %zu is smaller than the %zu "
+                        "bytes of ABI %u",
+                        job->size, min_size, LNET_PLUGIN_ABI_VERSION);
+    lnet_segment_backward_job bj = *job;
+    if (bj.level.size >= offsetof(lnet_segment_job, init) + sizeof(int))
+        bj.level.init = 0;
+    ocl_window win;
+    size_t sz[3];
+    int st = ocl_check_job(&bj.level, &win, sz);
+    if (st)
+        return st;
+    const char *slot = "run_segment_backward";
+    if ((st = ocl_check_buffer(slot, "dout", job->dout, sz[0], win.q_rows)) ||
+        (st = ocl_check_buffer(slot, "delta", job->delta, sz[2], win.q_rows)) ||
+        (st = ocl_check_buffer(slot, "dq", job->dq, sz[0], win.q_rows)) ||
+        (st = ocl_check_buffer(slot, "dk", job->dk, sz[1], win.kv_rows)) ||
+        (st = ocl_check_buffer(slot, "dv", job->dv, sz[1], win.kv_rows)))
+        return st;
+    const char *kernel = bj.level.kernel && bj.level.kernel[0] ? bj.level.kernel : "fused";
+    if ((st = ocl_check_kernel(slot, kernel)))
+        return st;
+    ocl_buffer *const bufs[10] = {bj.level.q, bj.level.k, bj.level.v, bj.level.out,
+                                  bj.level.lse, job->dout, job->delta, job->dq,
+                                  job->dk, job->dv};
+    if ((st = ocl_wait_pending(device, bufs, 10)))
+        return st;
+    return ocl_run_backward(device, &bj, &win);
 }
 
 /* Whether a job could run here (ABI 2): float32, and a kernel this build
@@ -293,7 +364,7 @@ static int ocl_supports(void *device, const lnet_segment_job *job)
     if (strcmp(kernel, "fused") == 0 || (strcmp(kernel, "gemm") == 0 && ocl_have_gemm()))
         return 1;
     ocl_fail(LNET_PLUGIN_ERR_UNSUPPORTED, "no kernel '%.200s' (it has: %s)%s", kernel,
-             ocl_have_gemm() ? "fused,gemm" : "fused",
+             ocl_kernel_list(),
              strcmp(kernel, "gemm") == 0 ? "; this build has no CLBlast" : "");
     return 0;
 }
@@ -304,7 +375,8 @@ static const lnet_plugin ocl_plugin = {
     .abi_version = LNET_PLUGIN_ABI_VERSION,
     .size = sizeof(lnet_plugin),
     .name = "opencl",
-    .description = "OpenCL devices through the ICD loader (fused kernel; CLBlast gemm path)",
+    .description = "OpenCL devices through the ICD loader (fused kernel; CLBlast gemm path; "
+                   "backward pass: the fused kernel, for both)",
     .probe = ocl_probe,
     .shutdown = ocl_shutdown,
     .describe = ocl_describe,
@@ -320,6 +392,7 @@ static const lnet_plugin ocl_plugin = {
     .last_error = ocl_last_error,
     .buffer_write_async = ocl_buffer_write_async,
     .supports = ocl_supports,
+    .run_segment_backward = ocl_run_segment_backward,
     .take_warning = ocl_take_warning,
 };
 

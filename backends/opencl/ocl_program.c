@@ -109,12 +109,13 @@ static int ocl_build_failure(const ocl_device *dev, cl_program prog, const char 
     return st;
 }
 
-/* The sources of one program: the fused kernel and the gemm path's helper
- * kernels, built together so that a (device, D, tiles) needs one build. */
+/* The sources of one program: the fused kernel, the gemm path's helper
+ * kernels and the backward pass, built together so that a (device, D, tiles) needs one build. */
 static const char *const *ocl_sources(cl_uint *count)
 {
-    static const char *const src[] = {ocl_src_dilated_attention, ocl_src_gemm_softmax};
-    *count = 2;
+    static const char *const src[] = {ocl_src_dilated_attention, ocl_src_gemm_softmax,
+                                      ocl_src_dilated_attention_backward};
+    *count = 3;
     return src;
 }
 
@@ -230,8 +231,10 @@ static void ocl_program_free(ocl_program *p)
         clReleaseKernel(p->fold);
     if (p->causal_fix)
         clReleaseKernel(p->causal_fix);
-    if (p->fused_rows)
-        clReleaseKernel(p->fused_rows);
+    cl_kernel more[] = {p->fused_rows, p->bwd_dq, p->bwd_dkv, p->bwd_dq_rows, p->bwd_dkv_rows};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+        if (more[i])
+            clReleaseKernel(more[i]);
     if (p->program)
         clReleaseProgram(p->program);
     free(p);
@@ -269,8 +272,17 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
     } kernels[] = {{"lnet_dilated_fwd", &p->fused},
                    {"lnet_gemm_softmax", &p->softmax},
                    {"lnet_gemm_fold", &p->fold},
-                   {"lnet_gemm_causal_fix", &p->causal_fix}};
-    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+                   {"lnet_gemm_causal_fix", &p->causal_fix},
+                   {"lnet_dilated_bwd_dq", &p->bwd_dq},
+                   {"lnet_dilated_bwd_dkv", &p->bwd_dkv},
+                   /* The rows kernels exist only up to their largest D
+                    * (the forward's private arrays grow with D), as
+                    * kernels/dilated_attention.cl defines it. */
+                   {"lnet_dilated_fwd_rows", &p->fused_rows},
+                   {"lnet_dilated_bwd_dq_rows", &p->bwd_dq_rows},
+                   {"lnet_dilated_bwd_dkv_rows", &p->bwd_dkv_rows}};
+    const size_t n_kernels = sizeof kernels / sizeof kernels[0] - (dim <= OCL_ROWS_MAX_DIM ? 0 : 3);
+    for (size_t i = 0; i < n_kernels; i++) {
         cl_int err;
         *kernels[i].k = clCreateKernel(p->program, kernels[i].name, &err);
         if (err != CL_SUCCESS) {
@@ -279,19 +291,16 @@ int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_pr
                             kernels[i].name, ocl_error_name(err));
         }
     }
-    /* The rows kernel exists only up to its largest D (its private arrays
-     * grow with D), as kernels/dilated_attention.cl defines it. */
-    if (dim <= OCL_ROWS_MAX_DIM) {
-        cl_int err;
-        p->fused_rows = clCreateKernel(p->program, "lnet_dilated_fwd_rows", &err);
-        if (err != CL_SUCCESS) {
-            ocl_program_free(p);
-            return ocl_fail(LNET_PLUGIN_ERR_DEVICE, "opencl: clCreateKernel(%s): %s",
-                            "lnet_dilated_fwd_rows", ocl_error_name(err));
-        }
-    }
+    size_t wg_dq = 0, wg_dkv = 0;
     cl_int err = clGetKernelWorkGroupInfo(p->fused, dev->info.id, CL_KERNEL_WORK_GROUP_SIZE,
                                           sizeof p->fused_wg, &p->fused_wg, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(p->bwd_dq, dev->info.id, CL_KERNEL_WORK_GROUP_SIZE,
+                                       sizeof wg_dq, &wg_dq, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(p->bwd_dkv, dev->info.id, CL_KERNEL_WORK_GROUP_SIZE,
+                                       sizeof wg_dkv, &wg_dkv, NULL);
+    p->bwd_wg = wg_dq < wg_dkv ? wg_dq : wg_dkv;
     if (err != CL_SUCCESS) {
         ocl_program_free(p);
         return ocl_fail_cl("program", "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)", err);
