@@ -261,7 +261,8 @@ static const lnet_plugin *open_cpu_table(void **dev)
     const lnet_plugin *cpu = entry ? entry() : NULL;
     int n = 0;
     if (!cpu || cpu->size < offsetof(lnet_plugin, run_segment_backward) + sizeof(void *) ||
-        !cpu->run_segment_backward || cpu->probe(&n) != 0 || n < 1 || cpu->open(0, NULL, dev) != 0) {
+        !cpu->run_segment_backward || cpu->probe(&n) != 0 || n < 1 ||
+        cpu->open(0, NULL, dev) != 0) {
         fprintf(stderr, "cpu_kernel_bench: the cpu plugin has no backward device%s%s\n",
                 cpu ? ": " : "", cpu ? cpu->last_error() : "");
         exit(1);

@@ -18,48 +18,12 @@
 #include "cpu_backend.h"
 #include "cpu_backward.h"
 
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 static double dot(const float *a, const float *b, int64_t D)
 {
     double s = 0.0;
     for (int64_t d = 0; d < D; d++)
         s += (double)a[d] * (double)b[d];
     return s;
-}
-
-/* Where one (batch, head, segment) lives: the selected queries [j_lo, j_hi)
- * of the row range and keys [k_lo, k_hi) of the K/V window, and the
- * addresses of selected row 0 relative to each buffer (as offsets, which
- * may be negative for rows before a window; only rows inside are used). */
-typedef struct bwd_seg {
-    int64_t first, r, j_lo, j_hi, k_lo, k_hi;
-} bwd_seg;
-
-static int seg_range(const lnet_segment_job *job, const cpu_window *win, int64_t s, int64_t o,
-                     bwd_seg *g)
-{
-    const int64_t N = job->rows, w = job->segment, r = job->dilation;
-    const int64_t start = s * w;
-    const int64_t end = (w > N - start) ? N : start + w;
-    if (start + o >= end)
-        return 0;
-    g->first = start + o;
-    g->r = r;
-    const int64_t n_sel = lnet_plugin_ceil_div(end - g->first, r);
-    g->j_lo = job->row_begin > g->first ? lnet_plugin_ceil_div(job->row_begin - g->first, r) : 0;
-    g->j_hi = job->row_end > g->first ? lnet_plugin_ceil_div(job->row_end - g->first, r) : 0;
-    if (g->j_hi > n_sel)
-        g->j_hi = n_sel;
-    const int64_t kb = win->kv_base, ke = win->kv_base + win->kv_rows;
-    g->k_lo = kb > g->first ? lnet_plugin_ceil_div(kb - g->first, r) : 0;
-    g->k_hi = ke > g->first ? lnet_plugin_ceil_div(ke - g->first, r) : 0;
-    if (g->k_hi > n_sel)
-        g->k_hi = n_sel;
-    return g->j_lo < g->j_hi && g->k_lo < g->k_hi;
 }
 
 int cpu_backward_reference(const lnet_segment_job *job, const cpu_backward_buffers *buf)
@@ -86,11 +50,11 @@ int cpu_backward_reference(const lnet_segment_job *job, const cpu_backward_buffe
             const int64_t o = lnet_plugin_head_offset(job->offsets, h, H, r);
             const size_t lse_row = ((size_t)b * (size_t)H + (size_t)h) * (size_t)qn;
             for (int64_t s = s_first; s <= s_last; s++) {
-                bwd_seg g;
-                if (!seg_range(job, &win, s, o, &g))
+                cpu_seg_rows g;
+                if (!cpu_segment_rows(job, &win, s, o, &g))
                     continue;
-#define QAT(jq) bnh_index(b, g.first + (jq) * r - qb, h, qn, H, D)
-#define KAT(jk) bnh_index(b, g.first + (jk) * r - kb, h, kn, H, D)
+#define QAT(jq) cpu_bnh_index(b, g.first + (jq) * r - qb, h, qn, H, D)
+#define KAT(jk) cpu_bnh_index(b, g.first + (jk) * r - kb, h, kn, H, D)
 #define LAT(jq) (lse_row + (size_t)(g.first + (jq) * r - qb))
                 /* Pass 1: dq, one query row at a time. */
                 for (int64_t jq = g.j_lo; jq < g.j_hi; jq++) {

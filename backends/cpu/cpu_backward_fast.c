@@ -54,11 +54,6 @@ static const cpu_bwd_kernel *bwd_kernel_for(const cpu_tile_kernel *tile)
     return &cpu_bwd_generic;
 }
 
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 /* The whole run `run` (batch, segment, head): its selected queries in the
  * row range and keys in the K/V window, and the addresses of their first
  * rows. Returns 0 when the run has nothing to compute. */
@@ -66,28 +61,19 @@ static int run_item(const bwd_run *R, int64_t run, cpu_bwd_item *it)
 {
     const lnet_segment_job *job = R->job;
     const cpu_window *win = &R->win;
-    const int64_t N = job->rows, H = job->heads, D = job->dim;
-    const int64_t w = job->segment, r = job->dilation;
+    const int64_t H = job->heads, D = job->dim, r = job->dilation;
     const int64_t h = run % H, bs = run / H;
     const int64_t s = R->s_first + bs % R->n_segs, b = bs / R->n_segs;
 
     const int64_t o = lnet_plugin_head_offset(job->offsets, h, H, r);
-    const int64_t start = s * w;
-    const int64_t end = (w > N - start) ? N : start + w;
-    if (start + o >= end)
+    cpu_seg_rows g;
+    if (!cpu_segment_rows(job, win, s, o, &g))
         return 0;
-    const int64_t first = start + o;
-    const int64_t n_sel = lnet_plugin_ceil_div(end - first, r);
-
-    const int64_t kb = win->kv_base, ke = win->kv_base + win->kv_rows;
-    it->k_lo = kb > first ? lnet_plugin_ceil_div(kb - first, r) : 0;
-    it->k_hi = ke > first ? lnet_plugin_ceil_div(ke - first, r) : 0;
-    if (it->k_hi > n_sel)
-        it->k_hi = n_sel;
-    it->j_lo = job->row_begin > first ? lnet_plugin_ceil_div(job->row_begin - first, r) : 0;
-    it->j_hi = job->row_end > first ? lnet_plugin_ceil_div(job->row_end - first, r) : 0;
-    if (it->j_hi > n_sel)
-        it->j_hi = n_sel;
+    const int64_t first = g.first, kb = win->kv_base;
+    it->j_lo = g.j_lo;
+    it->j_hi = g.j_hi;
+    it->k_lo = g.k_lo;
+    it->k_hi = g.k_hi;
     if (job->causal) {
         /* Queries before the first key see none; keys after the last
          * query are seen by none. */
@@ -99,8 +85,8 @@ static int run_item(const bwd_run *R, int64_t run, cpu_bwd_item *it)
     if (it->j_lo >= it->j_hi || it->k_lo >= it->k_hi)
         return 0;
 
-    const size_t qat = bnh_index(b, first + it->j_lo * r - win->q_base, h, win->q_rows, H, D);
-    const size_t kat = bnh_index(b, first + it->k_lo * r - kb, h, win->kv_rows, H, D);
+    const size_t qat = cpu_bnh_index(b, first + it->j_lo * r - win->q_base, h, win->q_rows, H, D);
+    const size_t kat = cpu_bnh_index(b, first + it->k_lo * r - kb, h, win->kv_rows, H, D);
     const size_t lat = ((size_t)b * (size_t)H + (size_t)h) * (size_t)win->q_rows +
                        (size_t)(first + it->j_lo * r - win->q_base);
     const cpu_backward_buffers *B = R->buf;
@@ -117,6 +103,27 @@ static int run_item(const bwd_run *R, int64_t run, cpu_bwd_item *it)
     return 1;
 }
 
+/* Moves an item's first query (shift_queries) or key (shift_keys) on by
+ * d selected rows. */
+static void shift_queries(cpu_bwd_item *it, int64_t d, size_t ss, size_t ls)
+{
+    it->q0 += (size_t)d * ss;
+    it->do0 += (size_t)d * ss;
+    it->dq0 += (size_t)d * ss;
+    it->lse0 += (size_t)d * ls;
+    it->delta0 += (size_t)d * ls;
+    it->j_lo += d;
+}
+
+static void shift_keys(cpu_bwd_item *it, int64_t d, size_t ss)
+{
+    it->k0 += (size_t)d * ss;
+    it->v0 += (size_t)d * ss;
+    it->dk0 += (size_t)d * ss;
+    it->dv0 += (size_t)d * ss;
+    it->k_lo += d;
+}
+
 /* Narrows a run to its tile t of query rows (CPU_BWD_DQ) or key rows
  * (CPU_BWD_DKV); 0 when the run has no such tile. Under causal masking a
  * query tile sees no key after its last query, a key tile no query
@@ -126,41 +133,21 @@ static int narrow_item(const bwd_run *R, int64_t t, cpu_bwd_item *it)
     const int64_t tq = R->kern->tq;
     const size_t ss = R->bj.sel_stride, ls = (size_t)R->bj.dilation;
     if (R->flags == CPU_BWD_DQ) {
-        const int64_t lo = it->j_lo + t * tq;
-        if (lo >= it->j_hi)
+        if (t * tq >= it->j_hi - it->j_lo)
             return 0;
-        const size_t d = (size_t)(lo - it->j_lo);
-        it->q0 += d * ss;
-        it->do0 += d * ss;
-        it->dq0 += d * ss;
-        it->lse0 += d * ls;
-        it->delta0 += d * ls;
-        it->j_lo = lo;
-        if (it->j_hi > lo + tq)
-            it->j_hi = lo + tq;
+        shift_queries(it, t * tq, ss, ls);
+        if (it->j_hi > it->j_lo + tq)
+            it->j_hi = it->j_lo + tq;
         if (R->job->causal && it->k_hi > it->j_hi)
             it->k_hi = it->j_hi;
     } else {
-        const int64_t lo = it->k_lo + t * tq;
-        if (lo >= it->k_hi)
+        if (t * tq >= it->k_hi - it->k_lo)
             return 0;
-        const size_t d = (size_t)(lo - it->k_lo);
-        it->k0 += d * ss;
-        it->v0 += d * ss;
-        it->dk0 += d * ss;
-        it->dv0 += d * ss;
-        it->k_lo = lo;
-        if (it->k_hi > lo + tq)
-            it->k_hi = lo + tq;
-        if (R->job->causal && it->j_lo < lo) {
-            const size_t dq = (size_t)(lo - it->j_lo);
-            it->q0 += dq * ss;
-            it->do0 += dq * ss;
-            it->dq0 += dq * ss;
-            it->lse0 += dq * ls;
-            it->delta0 += dq * ls;
-            it->j_lo = lo;
-        }
+        shift_keys(it, t * tq, ss);
+        if (it->k_hi > it->k_lo + tq)
+            it->k_hi = it->k_lo + tq;
+        if (R->job->causal && it->j_lo < it->k_lo)
+            shift_queries(it, it->k_lo - it->j_lo, ss, ls);
     }
     return 1;
 }
@@ -217,11 +204,7 @@ int cpu_backward_fast(cpu_fast *f, const lnet_segment_job *job, const cpu_backwa
     R->buf = buf;
     cpu_job_window(job, &R->win);
 
-    /* As in cpu_fast.c: a stride is only applied between two selected rows
-     * one buffer holds, so capping r at the larger window keeps r * H * D
-     * within a checked buffer size. */
-    const int64_t buf_rows = R->win.q_rows > R->win.kv_rows ? R->win.q_rows : R->win.kv_rows;
-    const int64_t r_eff = r < buf_rows ? r : buf_rows;
+    const int64_t r_eff = cpu_stride_dilation(job, &R->win);
     R->bj.dim = D;
     R->bj.sel_stride = (size_t)r_eff * (size_t)H * (size_t)D;
     R->bj.dilation = r_eff;

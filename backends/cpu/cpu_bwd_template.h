@@ -4,9 +4,9 @@
  * cpu_tile_generic.c include it after cpu_tile_template.h (whose VW, MV,
  * NR, TQ, BW, vf_* and ALWAYS_INLINE it uses), with BWD_KERNEL defined.
  *
- * FlashAttention-2's backward, with every product one small GEMM of a
- * single shape, C[n][lanes] (+)= sum_k A[k][lanes] B[n][k] (lanes in
- * vectors, B broadcast), so that no step needs a horizontal reduction:
+ * FlashAttention-2's backward, with every product the forward's tile_gemm,
+ * C[n][lanes] (+)= sum_k A[k][lanes] B[n][k] (lanes in vectors, B
+ * broadcast), so that no step needs a horizontal reduction:
  *   S[i][j]  = Q_i . K_j        lanes: keys  (A = K^T, B = Q)
  *   dP[i][j] = dO_i . V_j       lanes: keys  (A = V^T, B = dO)
  *   P = exp2(qscale S - LSE log2 e), dS = P (dP - delta_i), both 0 past
@@ -40,66 +40,6 @@ static size_t bwd_scratch_floats(int64_t dim)
     const size_t dp = ((size_t)dim + BW - 1) / BW * BW;
     return 2 * (size_t)dim * TQ + 3 * (size_t)TQ * dp + 2 * (size_t)TQ * TQ +
            3 * (size_t)QC * dp + 2 * (size_t)QC;
-}
-
-/* C[n][lanes] (+)= sum_k A[k * lda + lanes] B[n * bn + k * bk] for nr rows
- * and one register block of lanes: the whole block lives in registers. */
-static ALWAYS_INLINE void bwd_micro(const int nr, const int acc_in, const int64_t kk,
-                                    const float *restrict a, const int64_t lda,
-                                    const float *restrict b, const int64_t bn, const int64_t bk,
-                                    float *restrict c, const int64_t ldc)
-{
-    vf acc[NR][MV];
-#pragma GCC unroll 32
-    for (int n = 0; n < nr; n++)
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            acc[n][m] = acc_in ? vf_load(c + n * ldc + m * VW) : vf_zero();
-    for (int64_t k = 0; k < kk; k++) {
-        vf x[MV];
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            x[m] = vf_load(a + k * lda + m * VW);
-#pragma GCC unroll 32
-        for (int n = 0; n < nr; n++) {
-            const vf y = vf_bcast(b + n * bn + k * bk);
-#pragma GCC unroll 8
-            for (int m = 0; m < MV; m++)
-                acc[n][m] = vf_fma(x[m], y, acc[n][m]);
-        }
-    }
-#pragma GCC unroll 32
-    for (int n = 0; n < nr; n++)
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            vf_store(c + n * ldc + m * VW, acc[n][m]);
-}
-
-/* The product over `rows` rows and `lanes` lanes (a multiple of BW): full
- * NR blocks, then one remainder whose size the switch makes a constant. */
-static ALWAYS_INLINE void bwd_gemm(const int acc_in, int64_t rows, int64_t lanes, int64_t kk,
-                                   const float *a, int64_t lda, const float *b, int64_t bn,
-                                   int64_t bk, float *c, int64_t ldc)
-{
-    for (int64_t lb = 0; lb < lanes; lb += BW) {
-        int64_t n = 0;
-        for (; n + NR <= rows; n += NR)
-            bwd_micro(NR, acc_in, kk, a + lb, lda, b + n * bn, bn, bk, c + n * ldc + lb, ldc);
-        switch (rows - n) {
-#define BWD_REM(r)                                                                                 \
-    case r:                                                                                        \
-        if (r < NR)                                                                                \
-            bwd_micro(r < NR ? r : 1, acc_in, kk, a + lb, lda, b + n * bn, bn, bk,                 \
-                      c + n * ldc + lb, ldc);                                                      \
-        break;
-            BWD_REM(1) BWD_REM(2) BWD_REM(3) BWD_REM(4) BWD_REM(5) BWD_REM(6) BWD_REM(7)
-            BWD_REM(8) BWD_REM(9) BWD_REM(10) BWD_REM(11) BWD_REM(12) BWD_REM(13) BWD_REM(14)
-            BWD_REM(15)
-#undef BWD_REM
-        default:
-            break;
-        }
-    }
 }
 
 /* S (scores) becomes P and dP becomes dS, row by row, for nq rows over nkp
@@ -207,15 +147,15 @@ static ALWAYS_INLINE void bwd_body(const int64_t D, const cpu_bwd_job *job,
                 const int64_t nq = cn - qt < TQ ? cn - qt : TQ;
                 if (job->causal && c0 + qt + nq - 1 < kt)
                     continue; /* every query of the tile before every key */
-                bwd_gemm(0, nq, nkp, D, kt_, TQ, qp + qt * Dp, Dp, 1, s, TQ);
-                bwd_gemm(0, nq, nkp, D, vt, TQ, dop + qt * Dp, Dp, 1, ds, TQ);
+                tile_gemm(NR, 0, nq, nkp, D, kt_, TQ, qp + qt * Dp, Dp, 1, s, TQ);
+                tile_gemm(NR, 0, nq, nkp, D, vt, TQ, dop + qt * Dp, Dp, 1, ds, TQ);
                 bwd_probs(job, nq, nk, nkp, c0 + qt, kt, l2 + qt, dl + qt, s, ds);
                 if (dkv_on) {
-                    bwd_gemm(1, nk, Dp, nq, dop + qt * Dp, Dp, s, 1, TQ, dva, Dp);
-                    bwd_gemm(1, nk, Dp, nq, qp + qt * Dp, Dp, ds, 1, TQ, dka, Dp);
+                    tile_gemm(NR, 1, nk, Dp, nq, dop + qt * Dp, Dp, s, 1, TQ, dva, Dp);
+                    tile_gemm(NR, 1, nk, Dp, nq, qp + qt * Dp, Dp, ds, 1, TQ, dka, Dp);
                 }
                 if (dq_on)
-                    bwd_gemm(1, nq, Dp, nk, kp, Dp, ds, TQ, 1, dqa + qt * Dp, Dp);
+                    tile_gemm(NR, 1, nq, Dp, nk, kp, Dp, ds, TQ, 1, dqa + qt * Dp, Dp);
             }
             if (dkv_on) {
                 bwd_flush(D, Dp, nk, dka, job->scale, it->dk0 + kat, ss);
@@ -227,32 +167,8 @@ static ALWAYS_INLINE void bwd_body(const int64_t D, const cpu_bwd_job *job,
     }
 }
 
-/* Head dims with their own copy, where the constant D turns every offset
- * into an immediate; others take the general copy. */
-static void bwd_d64(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
-{
-    bwd_body(64, job, it, scratch);
-}
-
-static void bwd_d128(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
-{
-    bwd_body(128, job, it, scratch);
-}
-
-static void bwd_any(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
-{
-    bwd_body(job->dim, job, it, scratch);
-}
-
-static void bwd_run(const cpu_bwd_job *job, const cpu_bwd_item *it, float *scratch)
-{
-    if (job->dim == 64)
-        bwd_d64(job, it, scratch);
-    else if (job->dim == 128)
-        bwd_d128(job, it, scratch);
-    else
-        bwd_any(job, it, scratch);
-}
+/* Head dims 64 and 128 with their own copy (cpu_tile.h). */
+CPU_DIM_SPECIALISED(bwd_run, bwd_body, cpu_bwd_job, cpu_bwd_item)
 
 const cpu_bwd_kernel BWD_KERNEL = {
     .name = TILE_NAME,

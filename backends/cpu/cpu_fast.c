@@ -160,14 +160,6 @@ typedef struct fast_run {
     atomic_llong next;
 } fast_run;
 
-/* Index of element (b, n, h, 0) of a [B, rows, H, D] tensor: rows is the
- * buffer's (a window's) row count and n counted from its first row.
- * run_segment has checked that the buffer's B*rows*H*D fits in size_t. */
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t rows, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)rows + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 /* Fills tile t of item k; returns 0 when the item has nothing to write (a
  * short last segment, a head whose offset leaves fewer rows, the edges of
  * the row range, no key of the segment in the K/V window). Rows are
@@ -225,8 +217,8 @@ static int item_tile(const fast_run *R, int64_t item, cpu_tile *t)
     const int64_t q_begin = jq0 > j_lo ? jq0 : j_lo;
 
     const int64_t qrow = first + q_begin * r; /* absolute; inside the query window */
-    const size_t qat = bnh_index(b, qrow - win->q_base, h, win->q_rows, H, D);
-    const size_t kat = bnh_index(b, first + k_lo * r - kb, h, win->kv_rows, H, D);
+    const size_t qat = cpu_bnh_index(b, qrow - win->q_base, h, win->q_rows, H, D);
+    const size_t kat = cpu_bnh_index(b, first + k_lo * r - kb, h, win->kv_rows, H, D);
     t->q0 = R->q + qat;
     t->out0 = R->out + qat;
     t->lse0 = R->lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)win->q_rows +
@@ -286,13 +278,7 @@ int cpu_fast_segment(cpu_fast *f, const lnet_segment_job *job, const float *q,
     R->lse = lse;
     cpu_job_window(job, &R->win);
 
-    /* Strides are only ever applied between two selected rows that one
-     * buffer holds, so a dilation >= the larger window's rows never is (the
-     * buffers hold one selected row per segment); capping it keeps
-     * r * H * D (<= rows * H * D of a buffer, checked by run_segment to fit
-     * in size_t) from overflowing. Without windows the cap is N. */
-    const int64_t buf_rows = R->win.q_rows > R->win.kv_rows ? R->win.q_rows : R->win.kv_rows;
-    const int64_t r_eff = r < buf_rows ? r : buf_rows;
+    const int64_t r_eff = cpu_stride_dilation(job, &R->win);
     R->tj.dim = D;
     R->tj.sel_stride = (size_t)r_eff * (size_t)H * (size_t)D;
     R->tj.dilation = r_eff;

@@ -22,13 +22,6 @@
 #include "cpu_backend.h"
 #include "cpu_tile.h"
 
-/* Index of element (b, n, h, 0) of a [B, N, H, D] tensor. run_segment has
- * checked that B*N*H*D fits in size_t, so no partial product overflows. */
-static size_t bnh_index(int64_t b, int64_t n, int64_t h, int64_t N, int64_t H, int64_t D)
-{
-    return (((size_t)b * (size_t)N + (size_t)n) * (size_t)H + (size_t)h) * (size_t)D;
-}
-
 /* One query row against nk keys (k and v rows `stride` floats apart):
  * scores in double, the stable softmax (subtract the row maximum before
  * exp), acc[d] = sum_j p_j v_j[d] and *l = sum_j p_j; returns lse_i. NaN and
@@ -165,7 +158,7 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
 
                 for (int64_t jq = j_lo; jq < j_hi; jq++) {
                     const int64_t qrow = first + jq * r;
-                    const float *qv = q + bnh_index(b, qrow - qb, h, qn, H, D);
+                    const float *qv = q + cpu_bnh_index(b, qrow - qb, h, qn, H, D);
                     /* Causal: keys up to and including the query row. Without
                      * a window the row itself is selected, so every row sees
                      * >= 1 key; a window may leave a row none (untouched). */
@@ -178,12 +171,12 @@ int cpu_reference_segment(const lnet_segment_job *job, const float *q, const flo
                      * key, so capping r there keeps r * H * D within the
                      * buffer's checked size without changing an address. */
                     const size_t kstride = (size_t)(r < kn ? r : kn) * (size_t)H * (size_t)D;
-                    const float *k0 = k + bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
-                    const float *v0 = v + bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
+                    const float *k0 = k + cpu_bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
+                    const float *v0 = v + cpu_bnh_index(b, first + k_lo * r - kb, h, kn, H, D);
                     double l;
                     const double lse_i = cpu_exact_branch(qv, k0, v0, kstride, nk - k_lo, D,
                                                           scale, scores, acc, &l);
-                    float *orow = out + bnh_index(b, qrow - qb, h, qn, H, D);
+                    float *orow = out + cpu_bnh_index(b, qrow - qb, h, qn, H, D);
                     float *lrow = lse + ((size_t)b * (size_t)H + (size_t)h) * (size_t)qn +
                                   (size_t)(qrow - qb);
                     cpu_exact_fold(orow, lrow, acc, l, lse_i, D, job->init);

@@ -65,6 +65,33 @@ double cpu_exact_branch(const float *q, const float *k, const float *v, size_t s
 void cpu_exact_fold(float *orow, float *lrow, const double *acc, double l, double lse_i,
                     int64_t D, int init);
 
+/* For the per-ISA templates: `run`, which calls body(D, job, item,
+ * scratch) through a copy of its own for D = 64 and D = 128, where the
+ * constant D lets the compiler turn every offset into an immediate, and a
+ * general copy for other head dims. */
+#define CPU_DIM_SPECIALISED(run, body, job_t, item_t)                                              \
+    static void run##_d64(const job_t *job, const item_t *it, float *scratch)                      \
+    {                                                                                              \
+        body(64, job, it, scratch);                                                                \
+    }                                                                                              \
+    static void run##_d128(const job_t *job, const item_t *it, float *scratch)                     \
+    {                                                                                              \
+        body(128, job, it, scratch);                                                               \
+    }                                                                                              \
+    static void run##_any(const job_t *job, const item_t *it, float *scratch)                      \
+    {                                                                                              \
+        body(job->dim, job, it, scratch);                                                          \
+    }                                                                                              \
+    static void run(const job_t *job, const item_t *it, float *scratch)                            \
+    {                                                                                              \
+        if (job->dim == 64)                                                                        \
+            run##_d64(job, it, scratch);                                                           \
+        else if (job->dim == 128)                                                                  \
+            run##_d128(job, it, scratch);                                                          \
+        else                                                                                       \
+            run##_any(job, it, scratch);                                                           \
+    }
+
 extern const cpu_tile_kernel cpu_tile_generic;
 #if defined(__x86_64__) || defined(__i386__)
 extern const cpu_tile_kernel cpu_tile_avx2;

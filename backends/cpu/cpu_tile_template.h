@@ -41,6 +41,9 @@
 
 #include "cpu_tile.h"
 
+#if DR > NR
+#error "tile_gemm keeps NR rows of accumulators: DR must be <= NR"
+#endif
 #if TQ % (MV * VW) != 0
 #error "TQ must be a multiple of MV * VW"
 #endif
@@ -60,109 +63,69 @@ static size_t tile_scratch_floats(int64_t dim)
     return (4 * (size_t)TQ + 2) * (size_t)dim + fixed;
 }
 
-/* St[n][*] = sum_d Kp[n][d] * Qt[d][*] for nr keys and one register block of
- * queries; with D a constant (the dispatch below) the K offsets are
- * immediates and the whole block lives in registers. */
-static ALWAYS_INLINE void qk_micro(const int nr, const int64_t D, const float *restrict qt,
-                                   const float *restrict kp, float *restrict st)
+/* The kernels' one product, C[n][lanes] (+)= sum_k A[k * lda + lanes]
+ * B[n * bn + k * bk] (lanes in vectors, B broadcast), for nr <= NR rows
+ * and one register block of lanes: with the strides constants (D is one
+ * in the dispatch below) the offsets are immediates and the whole block
+ * lives in registers. The forward's Q.K^T is A = Qt, B = Kp (rows: keys);
+ * its P.V is A = St, B = Vp^T (rows: head dims); the backward's products
+ * (cpu_bwd_template.h) are the same shape. */
+static ALWAYS_INLINE void tile_micro(const int nr, const int acc_in, const int64_t kk,
+                                     const float *restrict a, const int64_t lda,
+                                     const float *restrict b, const int64_t bn, const int64_t bk,
+                                     float *restrict c, const int64_t ldc)
 {
     vf acc[NR][MV];
 #pragma GCC unroll 32
     for (int n = 0; n < nr; n++)
 #pragma GCC unroll 8
         for (int m = 0; m < MV; m++)
-            acc[n][m] = vf_zero();
-    for (int64_t d = 0; d < D; d++) {
-        vf a[MV];
+            acc[n][m] = acc_in ? vf_load(c + n * ldc + m * VW) : vf_zero();
+    for (int64_t k = 0; k < kk; k++) {
+        vf x[MV];
 #pragma GCC unroll 8
         for (int m = 0; m < MV; m++)
-            a[m] = vf_load(qt + d * TQ + m * VW);
+            x[m] = vf_load(a + k * lda + m * VW);
 #pragma GCC unroll 32
         for (int n = 0; n < nr; n++) {
-            const vf b = vf_bcast(kp + n * D + d);
+            const vf y = vf_bcast(b + n * bn + k * bk);
 #pragma GCC unroll 8
             for (int m = 0; m < MV; m++)
-                acc[n][m] = vf_fma(a[m], b, acc[n][m]);
+                acc[n][m] = vf_fma(x[m], y, acc[n][m]);
         }
     }
 #pragma GCC unroll 32
     for (int n = 0; n < nr; n++)
 #pragma GCC unroll 8
         for (int m = 0; m < MV; m++)
-            vf_store(st + n * TQ + m * VW, acc[n][m]);
+            vf_store(c + n * ldc + m * VW, acc[n][m]);
 }
 
-/* Ot[d0 + n][*] += sum_j Vp[j][d0 + n] * St[j][*] for dr entries of the
- * head dim and one register block of queries, over nk keys. */
-static ALWAYS_INLINE void pv_micro(const int dr, const int64_t D, int64_t nk,
-                                   const float *restrict st, const float *restrict vp,
-                                   float *restrict ot)
+/* The product over `rows` rows in blocks of rb (NR or DR) and `lanes`
+ * lanes (a multiple of BW): full blocks, then one remainder whose size the
+ * switch makes a constant. */
+static ALWAYS_INLINE void tile_gemm(const int rb, const int acc_in, int64_t rows, int64_t lanes,
+                                    int64_t kk, const float *a, int64_t lda, const float *b,
+                                    int64_t bn, int64_t bk, float *c, int64_t ldc)
 {
-    vf acc[DR][MV];
-#pragma GCC unroll 32
-    for (int n = 0; n < dr; n++)
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            acc[n][m] = vf_load(ot + n * TQ + m * VW);
-    for (int64_t j = 0; j < nk; j++) {
-        vf p[MV];
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            p[m] = vf_load(st + j * TQ + m * VW);
-#pragma GCC unroll 32
-        for (int n = 0; n < dr; n++) {
-            const vf b = vf_bcast(vp + j * D + n);
-#pragma GCC unroll 8
-            for (int m = 0; m < MV; m++)
-                acc[n][m] = vf_fma(p[m], b, acc[n][m]);
+    for (int64_t lb = 0; lb < lanes; lb += BW) {
+        int64_t n = 0;
+        for (; n + rb <= rows; n += rb)
+            tile_micro(rb, acc_in, kk, a + lb, lda, b + n * bn, bn, bk, c + n * ldc + lb, ldc);
+        switch (rows - n) {
+#define TILE_REM(r)                                                                                \
+    case r:                                                                                        \
+        if (r < rb)                                                                                \
+            tile_micro(r < NR ? r : 1, acc_in, kk, a + lb, lda, b + n * bn, bn, bk,                \
+                       c + n * ldc + lb, ldc);                                                     \
+        break;
+            TILE_REM(1) TILE_REM(2) TILE_REM(3) TILE_REM(4) TILE_REM(5) TILE_REM(6) TILE_REM(7)
+            TILE_REM(8) TILE_REM(9) TILE_REM(10) TILE_REM(11) TILE_REM(12) TILE_REM(13)
+            TILE_REM(14) TILE_REM(15)
+#undef TILE_REM
+        default:
+            break;
         }
-    }
-#pragma GCC unroll 32
-    for (int n = 0; n < dr; n++)
-#pragma GCC unroll 8
-        for (int m = 0; m < MV; m++)
-            vf_store(ot + n * TQ + m * VW, acc[n][m]);
-}
-
-/* Scores of one query block against nk keys: full NR blocks, then one
- * remainder block whose size the switch turns into a constant. */
-static ALWAYS_INLINE void qk_block(const int64_t D, int64_t nk, const float *qt,
-                                   const float *kp, float *st)
-{
-    int64_t j = 0;
-    for (; j + NR <= nk; j += NR)
-        qk_micro(NR, D, qt, kp + j * D, st + j * TQ);
-    switch (nk - j) {
-#define QK_REM(r)                                                                                  \
-    case r:                                                                                        \
-        if (r < NR)                                                                                \
-            qk_micro(r < NR ? r : 1, D, qt, kp + j * D, st + j * TQ);                              \
-        break;
-        QK_REM(1) QK_REM(2) QK_REM(3) QK_REM(4) QK_REM(5) QK_REM(6) QK_REM(7)
-        QK_REM(8) QK_REM(9) QK_REM(10) QK_REM(11) QK_REM(12) QK_REM(13) QK_REM(14) QK_REM(15)
-#undef QK_REM
-    default:
-        break;
-    }
-}
-
-static ALWAYS_INLINE void pv_block(const int64_t D, int64_t nk, const float *st, const float *vp,
-                                   float *ot)
-{
-    int64_t d = 0;
-    for (; d + DR <= D; d += DR)
-        pv_micro(DR, D, nk, st, vp + d, ot + d * TQ);
-    switch (D - d) {
-#define PV_REM(r)                                                                                  \
-    case r:                                                                                        \
-        if (r < DR)                                                                                \
-            pv_micro(r < DR ? r : 1, D, nk, st, vp + d, ot + d * TQ);                              \
-        break;
-        PV_REM(1) PV_REM(2) PV_REM(3) PV_REM(4) PV_REM(5) PV_REM(6) PV_REM(7)
-        PV_REM(8) PV_REM(9) PV_REM(10) PV_REM(11) PV_REM(12) PV_REM(13) PV_REM(14) PV_REM(15)
-#undef PV_REM
-    default:
-        break;
     }
 }
 
@@ -379,43 +342,18 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
              * key index, counted from there, moves down by ka. Lanes left
              * with no key at all (causal, query < k_lo) are never written. */
             float *stb = st + b * BW + ka * TQ, *otb = ot + b * BW;
-            qk_block(D, nkb - ka, qt + b * BW, kp + ka * D, stb);
+            tile_gemm(NR, 0, nkb - ka, BW, D, qt + b * BW, TQ, kp + ka * D, D, 1, stb, TQ);
             for (int m = 0; m < MV; m++)
                 softmax_vec(D, nkb - ka, diag, b * BW + m * VW - ka, stb + m * VW, otb + m * VW,
                             mp + b * BW + m * VW, lp + b * BW + m * VW);
-            pv_block(D, nkb - ka, stb, vp + ka * D, otb);
+            tile_gemm(DR, 1, D, BW, nkb - ka, stb, TQ, vp + ka * D, 1, D, otb, TQ);
         }
     }
     tile_finish(job, t, ot, mp, lp, acc);
 }
 
-/* Head dims with their own copy of the tile, where the constant D lets the
- * compiler turn every K/V offset into an immediate; others take the
- * general copy. */
-static void tile_d64(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
-{
-    tile_body(64, job, t, scratch);
-}
-
-static void tile_d128(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
-{
-    tile_body(128, job, t, scratch);
-}
-
-static void tile_any(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
-{
-    tile_body(job->dim, job, t, scratch);
-}
-
-static void tile_run(const cpu_tile_job *job, const cpu_tile *t, float *scratch)
-{
-    if (job->dim == 64)
-        tile_d64(job, t, scratch);
-    else if (job->dim == 128)
-        tile_d128(job, t, scratch);
-    else
-        tile_any(job, t, scratch);
-}
+/* Head dims 64 and 128 with their own copy of the tile (cpu_tile.h). */
+CPU_DIM_SPECIALISED(tile_run, tile_body, cpu_tile_job, cpu_tile)
 
 const cpu_tile_kernel TILE_KERNEL = {
     .name = TILE_NAME,
