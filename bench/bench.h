@@ -57,8 +57,11 @@ void bench_levels_lists(const bench_levels *lv, char *w, char *r, size_t len);
  * <= query), counted exactly per level, head offset and segment (bench_flops.c). */
 double bench_pairs(const bench_levels *lv, int64_t batch, int64_t n, int64_t heads,
                    int causal, lnet_offsets offsets);
-/* FLOPs: 4*D per pair (2*D for the score q.k, 2*D for p*v). */
-double bench_flops(double pairs, int64_t dim);
+/* FLOPs: 4*D per pair (2*D for the score q.k, 2*D for p*v); a backward
+ * pass counts 2.5 times that (FlashAttention-2's convention: the scores
+ * recomputed, then dV, dP, dQ and dK, 10*D per pair). */
+double bench_flops(double pairs, int64_t dim, int backward);
+#define BENCH_BACKWARD_FLOPS 2.5
 
 /* ------------------------------------------------------------------ options */
 
@@ -75,6 +78,8 @@ typedef struct bench_options {
     int causal_modes[2];  /* the causal values to run, in order */
     int ncausal;
     int causal_given;     /* --causal was on the command line */
+    int passes[2];        /* the matrix's passes, in order: 0 forward, 1 backward */
+    int npasses;
     lnet_offsets offsets;
     int repeat, warmup;
     double max_seconds;   /* per sweep */
@@ -174,7 +179,8 @@ typedef struct bench_cell {
     int device;                  /* index into bench_machine.devices */
     char kernel[BENCH_NAME_LEN];
     bench_config_kind config;
-    char pass[16];               /* "forward" (later: "backward") */
+    char pass[16];               /* "forward" or "backward" */
+    int backward;                /* 1 for a backward cell */
     int causal;
     lnet_offsets offsets;
     int64_t batch, length, heads, dim;
@@ -185,8 +191,8 @@ typedef struct bench_cell {
     double tokens_per_s, gflops;
     double sgemm_fraction;       /* NAN when not a CPU device or no roofline */
     int sgemm_suspect;           /* the fraction is above 1.0: not believed */
-    uint64_t peak_rss_bytes, qkvo_bytes;
-    double max_abs_err;          /* NAN when not checked */
+    uint64_t peak_rss_bytes, qkvo_bytes; /* backward: also dO, dQ, dK, dV */
+    double max_abs_err;          /* NAN when not checked; backward: of dQ, dK, dV */
     int64_t check_length;
     double wall_s;               /* the child's whole life: setup, warm-up, runs */
     char status[16];             /* "ok" or "failed" */

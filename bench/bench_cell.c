@@ -2,9 +2,12 @@
 #include <config.h>
 #endif
 /* bench_cell.c — one cell of the matrix: its timing child (warm-up, then
- * --repeat timed runs of lnet_attention_forward), its error check against
- * the CPU reference kernel on a small instance of the same configuration,
- * and its plan (--explain: lnet_attention_explain, nothing run).
+ * --repeat timed runs of lnet_attention_forward, or for a backward cell of
+ * lnet_attention_backward with the forward's saved O and LSE, computed once
+ * untimed), its error check against the CPU reference kernel on a small
+ * instance of the same configuration and pass (a backward compares dQ, dK
+ * and dV), and its plan (--explain: lnet_attention_explain, or
+ * lnet_attention_explain_backward for a backward cell; nothing run).
  *
  * All three run in forked children (bench_child.c). The reference output of each
  * small instance is computed once per bench run and kept in a temporary
@@ -26,8 +29,8 @@ typedef struct cell_job {
     const bench_cell *cell;
     const char *device;   /* spec */
     const char *kernel;
-    const char *save_to;  /* error check: write O here (the reference) */
-    const char *compare_with; /* error check: max |O - this| */
+    const char *save_to;  /* error check: write O (dQ, dK, dV) here (the reference) */
+    const char *compare_with; /* error check: max |O - this| (of dQ, dK, dV) */
     int64_t length;       /* overrides cell->length (the small instance) */
     const bench_levels *levels;
     int64_t batch;
@@ -85,6 +88,7 @@ static int cell_child(void *arg, int fd)
     lnet_context *ctx = NULL;
     lnet_config *cfg = NULL;
     lnet_tensor *t[4] = { NULL, NULL, NULL, NULL };
+    lnet_tensor *lse = NULL, *dout = NULL, *grads = NULL, *d[3] = { NULL, NULL, NULL };
 
     if (lnet_context_create(NULL, &ctx) || cell_config(c, job->levels, &cfg))
         return answer_error(&a, fd, NULL);
@@ -95,22 +99,42 @@ static int cell_child(void *arg, int fd)
     for (int i = 0; i < 3; i++)
         fill(t[i], (uint64_t)i + 1);
     lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = job->kernel };
+    if (c->backward) {
+        /* dQ, dK, dV are thirds of one [3, B, N, H, D] tensor: one file
+         * for the error check's reference. */
+        int64_t lse_shape[3] = { job->batch, c->heads, job->length };
+        int64_t grads_shape[5] = { 3, job->batch, job->length, c->heads, c->dim };
+        if (lnet_tensor_create(3, lse_shape, &lse) || lnet_tensor_create(4, shape, &dout) ||
+            lnet_tensor_create(5, grads_shape, &grads))
+            return answer_error(&a, fd, "allocating LSE, dO, dQ, dK, dV");
+        fill(dout, 4);
+        for (int i = 0; i < 3; i++)
+            if (lnet_tensor_wrap(lnet_tensor_data(grads) + (size_t)i * lnet_tensor_numel(dout), 4,
+                                 shape, &d[i]))
+                return answer_error(&a, fd, "allocating dQ, dK, dV");
+        /* The forward's O and LSE, saved as training keeps them: untimed. */
+        if (lnet_attention_forward(ctx, cfg, t[0], t[1], t[2], t[3], lse, &ro))
+            return answer_error(&a, fd, "the forward before the backward");
+    }
 
     int runs = job->save_to || job->compare_with ? 1 : c->warmups + c->repeats;
     for (int i = 0; i < runs; i++) {
         double t0 = bench_now();
-        if (lnet_attention_forward(ctx, cfg, t[0], t[1], t[2], t[3], NULL, &ro))
+        if (c->backward ? lnet_attention_backward(ctx, cfg, t[0], t[1], t[2], t[3], lse, dout,
+                                                  d[0], d[1], d[2], &ro)
+                        : lnet_attention_forward(ctx, cfg, t[0], t[1], t[2], t[3], NULL, &ro))
             return answer_error(&a, fd, NULL);
         if (i >= runs - c->repeats)
             a.ms[a.n++] = (bench_now() - t0) * 1e3;
     }
-    if (job->save_to && lnet_npy_save(job->save_to, t[3]))
+    const lnet_tensor *result = c->backward ? grads : t[3];
+    if (job->save_to && lnet_npy_save(job->save_to, result))
         return answer_error(&a, fd, NULL);
     if (job->compare_with) {
         lnet_tensor *ref = NULL;
         if (lnet_npy_load(job->compare_with, &ref))
             return answer_error(&a, fd, NULL);
-        const float *x = lnet_tensor_cdata(t[3]), *y = lnet_tensor_cdata(ref);
+        const float *x = lnet_tensor_cdata(result), *y = lnet_tensor_cdata(ref);
         double worst = 0;
         for (size_t i = 0, n = lnet_tensor_numel(ref); i < n; i++) {
             double d = fabs((double)x[i] - (double)y[i]);
@@ -124,6 +148,11 @@ static int cell_child(void *arg, int fd)
     bench_write_all(fd, &a, sizeof a);
     for (int i = 0; i < 4; i++)
         lnet_tensor_free(t[i]);
+    for (int i = 0; i < 3; i++)
+        lnet_tensor_free(d[i]);
+    lnet_tensor_free(grads);
+    lnet_tensor_free(dout);
+    lnet_tensor_free(lse);
     lnet_config_free(cfg);
     lnet_context_free(ctx);
     return 0;
@@ -176,10 +205,11 @@ void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *
 
 /* ------------------------------------------------------- the error check */
 
-/* A small instance: its levels, mask and shape; its reference file. */
+/* A small instance: its levels, mask, shape and pass; its reference file. */
 typedef struct check_instance {
     bench_levels levels;
     int causal;
+    int backward;
     lnet_offsets offsets;
     int64_t length, heads, dim;
     char ref_path[4096];
@@ -233,7 +263,7 @@ static int find_instance(const bench_cell *c, int64_t small)
     bench_levels_cap(&c->levels, small, &lv);
     for (int i = 0; i < ninstances; i++) {
         check_instance *x = &instances[i];
-        if (same_levels(&x->levels, &lv) && x->causal == c->causal &&
+        if (same_levels(&x->levels, &lv) && x->causal == c->causal && x->backward == c->backward &&
             x->offsets == c->offsets && x->length == small && x->heads == c->heads &&
             x->dim == c->dim)
             return i;
@@ -246,6 +276,7 @@ static int find_instance(const bench_cell *c, int64_t small)
     memset(x, 0, sizeof *x);
     x->levels = lv;
     x->causal = c->causal;
+    x->backward = c->backward;
     x->offsets = c->offsets;
     x->length = small;
     x->heads = c->heads;
@@ -345,8 +376,11 @@ static int explain_child(void *arg, int fd)
     char *text = NULL;
     lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = c->kernel };
     int failed = lnet_context_create(NULL, &ctx) || cell_config(c, &c->levels, &cfg) ||
-                 lnet_attention_explain(ctx, cfg, c->batch, c->length, c->heads, c->dim,
-                                        &ro, &text);
+                 (c->backward ? lnet_attention_explain_backward(ctx, cfg, c->batch, c->length,
+                                                                c->length, c->heads, c->dim,
+                                                                &ro, &text)
+                              : lnet_attention_explain(ctx, cfg, c->batch, c->length, c->heads,
+                                                       c->dim, &ro, &text));
     const char *say = failed ? lnet_last_error() : text;
     bench_write_all(fd, failed ? "E" : "P", 1);
     bench_write_all(fd, say, strlen(say));

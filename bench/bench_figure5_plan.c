@@ -31,14 +31,14 @@ static double seconds_per_pair(const bench_options *o, const bench_roofline *rl,
     double best = 0;
     for (int i = 0; i < res->ncells; i++) {
         const bench_cell *c = &res->cells[i];
-        if (strcmp(c->sweep, "matrix") != 0 || c->config != BENCH_CFG_DENSE ||
+        if (strcmp(c->sweep, "matrix") != 0 || c->config != BENCH_CFG_DENSE || c->backward ||
             strcmp(c->status, "ok") != 0 || c->pairs <= 0 || c->dim != dim)
             continue;
         double sum = 0;
         int n = 0;
         for (int j = 0; j < res->ncells; j++) {
             const bench_cell *d = &res->cells[j];
-            if (strcmp(d->sweep, "matrix") == 0 && d->config == BENCH_CFG_DENSE &&
+            if (strcmp(d->sweep, "matrix") == 0 && d->config == BENCH_CFG_DENSE && !d->backward &&
                 strcmp(d->status, "ok") == 0 && d->pairs > 0 && d->dim == dim &&
                 d->device == c->device && strcmp(d->kernel, c->kernel) == 0) {
                 sum += d->median_ms * 1e-3 / d->pairs;

@@ -49,7 +49,7 @@ double bench_pairs(const bench_levels *lv, int64_t batch, int64_t n, int64_t hea
     return total * (double)batch;
 }
 
-double bench_flops(double pairs, int64_t dim)
+double bench_flops(double pairs, int64_t dim, int backward)
 {
-    return 4.0 * (double)dim * pairs;
+    return 4.0 * (double)dim * pairs * (backward ? BENCH_BACKWARD_FLOPS : 1.0);
 }

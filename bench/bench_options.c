@@ -27,6 +27,7 @@ void bench_usage(FILE *out)
           "                     [--config LIST] [--segments LIST --dilations LIST]\n"
           "                     [--heads H] [--dim D] [--batch B] [--lengths LIST]\n"
           "                     [--causal yes|no|both] [--offsets interleaved|grouped]\n"
+          "                     [--pass forward,backward]\n"
           "                     [--repeat R] [--warmup W] [--max-seconds S]\n"
           "                     [--max-memory BYTES] [--check-length N]\n"
           "                     [--csv FILE] [--json FILE] [--outdir DIR]\n"
@@ -38,6 +39,10 @@ void bench_usage(FILE *out)
           "FLOPs per (query, key) pair actually scored; causal: key <= query),\n"
           "the fraction of OpenBLAS SGEMM for CPU devices, peak memory, and the\n"
           "max abs error against the CPU reference kernel on a small instance.\n"
+          "A backward cell (--pass backward) times lnet_attention_backward with\n"
+          "the forward's saved O and LSE (the forward runs once before, untimed)\n"
+          "and counts 2.5 times the forward's FLOPs for the same pairs\n"
+          "(FlashAttention-2's convention); its error is the max over dQ, dK, dV.\n"
           "Without arguments: the matrix, then Figure 5 (see bench/README.md for\n"
           "how long: each sweep keeps to --max-seconds).\n"
           "\n"
@@ -77,6 +82,9 @@ void bench_usage(FILE *out)
           "  --lengths LIST       sequence lengths of the matrix (default " DEFAULT_LENGTHS ")\n"
           "  --causal MODE        yes, no or both (default both; Figure 5: yes)\n"
           "  --offsets MODE       head offsets, interleaved (default) or grouped\n"
+          "  --pass LIST          the matrix's passes: forward, backward or both as\n"
+          "                       forward,backward (default forward; --figure5 and\n"
+          "                       --scaling are forward only)\n"
           "How:\n"
           "  --repeat R           timed runs per cell, the median is reported (default 3)\n"
           "  --warmup W           untimed runs before them (default 1)\n"
@@ -111,7 +119,7 @@ enum {
     OPT_BATCH, OPT_LENGTHS, OPT_CAUSAL, OPT_OFFSETS, OPT_REPEAT, OPT_WARMUP,
     OPT_MAX_SECONDS, OPT_MAX_MEMORY, OPT_CHECK_LENGTH, OPT_CSV, OPT_JSON, OPT_OUTDIR,
     OPT_MATRIX, OPT_FIGURE5, OPT_SCALING, OPT_TOKENS, OPT_SCALING_MAX, OPT_QUIET,
-    OPT_EXPLAIN, OPT_VERSION
+    OPT_EXPLAIN, OPT_VERSION, OPT_PASS
 };
 
 /* A positive integer option in [min, max]; prints the error itself. */
@@ -154,6 +162,15 @@ static int bytes_option(const char *v, uint64_t *out)
     return 0;
 }
 
+/* The entry of a comma list that starts at p, into name; where the next
+ * one starts. */
+static const char *next_entry(const char *p, char *name, size_t len)
+{
+    size_t n = strcspn(p, ",");
+    snprintf(name, len, "%.*s", (int)n, p);
+    return p[n] ? p + n + 1 : p + n;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -162,7 +179,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* The values of the options, checked; -1 to go on, else an exit code. */
 typedef struct raw {
-    const char *configs, *segments, *dilations, *lengths, *causal, *offsets;
+    const char *configs, *segments, *dilations, *lengths, *causal, *offsets, *passes;
 } raw;
 
 static int check_values(const raw *r, bench_options *o)
@@ -189,11 +206,10 @@ static int check_values(const raw *r, bench_options *o)
     const char *configs = r->configs ? r->configs : r->segments ? "custom" : "paper,dense";
     o->nconfigs = 0;
     for (const char *p = configs; *p;) {
-        size_t len = strcspn(p, ",");
         char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p = next_entry(p, name, sizeof name);
         bench_config_kind k;
-        if (len == 0 || bench_config_parse(name, &k) != 0) {
+        if (!name[0] || bench_config_parse(name, &k) != 0) {
             cli_error("--config '%s': unknown configuration '%s' (known: paper, figure5, "
                       "scaling, dense, custom)", configs, name);
             return CLI_EXIT_FAIL;
@@ -205,7 +221,6 @@ static int check_values(const raw *r, bench_options *o)
             dup |= o->configs[i] == k;
         if (!dup)
             o->configs[o->nconfigs++] = k;
-        p = p[len] ? p + len + 1 : p + len;
     }
     if (r->lengths) {
         if (cli_parse_i64_list(r->lengths, "--lengths", 1, MAX_LENGTH, o->lengths,
@@ -238,6 +253,21 @@ static int check_values(const raw *r, bench_options *o)
         cli_error("--causal '%s' must be yes, no or both", causal);
         return CLI_EXIT_FAIL;
     }
+    o->npasses = 0;
+    const char *passes = r->passes ? r->passes : "forward";
+    unsigned seen = 0; /* bit 0 forward, bit 1 backward */
+    for (const char *p = passes; *p || o->npasses == 0;) {
+        char name[64];
+        p = next_entry(p, name, sizeof name);
+        int backward = strcmp(name, "backward") == 0;
+        if (!backward && strcmp(name, "forward") != 0) {
+            cli_error("--pass '%s': unknown pass '%s' (known: forward, backward)", passes, name);
+            return CLI_EXIT_FAIL;
+        }
+        if (!(seen & (1u << backward)))
+            o->passes[o->npasses++] = backward;
+        seen |= 1u << backward;
+    }
     if (r->offsets && lnet_offsets_parse(r->offsets, &o->offsets) != LNET_OK)
         return cli_lib_error("--offsets");
     if (o->max_memory == 0) {
@@ -264,7 +294,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         { "matrix", 0, OPT_MATRIX }, { "figure5", 0, OPT_FIGURE5 },
         { "scaling", 0, OPT_SCALING }, { "tokens-per-batch", 1, OPT_TOKENS },
         { "scaling-max-length", 1, OPT_SCALING_MAX }, { "quiet", 0, OPT_QUIET },
-        { "explain", 0, OPT_EXPLAIN }, { "version", 0, OPT_VERSION },
+        { "explain", 0, OPT_EXPLAIN }, { "version", 0, OPT_VERSION }, { "pass", 1, OPT_PASS },
         { NULL, 0, 0 }
     };
     memset(o, 0, sizeof *o);
@@ -295,6 +325,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         case OPT_LENGTHS: r.lengths = p.value; break;
         case OPT_CAUSAL: r.causal = p.value; o->causal_given = 1; break;
         case OPT_OFFSETS: r.offsets = p.value; break;
+        case OPT_PASS: r.passes = p.value; break;
         case OPT_CSV: o->csv = p.value; break;
         case OPT_JSON: o->json = p.value; break;
         case OPT_OUTDIR: o->outdir = p.value; break;

@@ -32,14 +32,21 @@ void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline 
     fprintf(out, "counting GFLOP/s = 4*D FLOPs per (query, key) pair actually scored "
             "(causal: key <= query only), over the median of %d runs after %d warm-up%s\n",
             o->repeat, o->warmup, o->warmup == 1 ? "" : "s");
+    for (int i = 0; i < o->npasses; i++)
+        if (o->passes[i])
+            fprintf(out, "backward cells: lnet_attention_backward with the forward's saved O "
+                    "and LSE, counted as %.1f times the forward's FLOPs for the same pairs "
+                    "(FlashAttention-2's convention); max|err| over dQ, dK, dV\n",
+                    BENCH_BACKWARD_FLOPS);
 }
 
 /* ---------------------------------------------------------------- table */
 
-#define TABLE_COLS 14
+#define TABLE_COLS 15
+#define TABLE_WORDS 5 /* the first columns, left-aligned */
 
 static const char *const table_head[TABLE_COLS] = {
-    "device", "kernel", "config", "causal", "N", "H", "D", "median ms", "tokens/s",
+    "device", "kernel", "config", "causal", "pass", "N", "H", "D", "median ms", "tokens/s",
     "GFLOP/s", "%SGEMM", "peak MiB", "QKVO MiB", "max|err|"
 };
 
@@ -70,40 +77,41 @@ void bench_print_table(FILE *out, const bench_results *res, const bench_machine 
         snprintf(t[1], 64, "%.60s", c->kernel);
         snprintf(t[2], 64, "%s", bench_config_name(c->config));
         snprintf(t[3], 64, "%s", c->causal ? "yes" : "no");
-        snprintf(t[4], 64, "%lld", (long long)c->length);
-        snprintf(t[5], 64, "%lld", (long long)c->heads);
-        snprintf(t[6], 64, "%lld", (long long)c->dim);
+        snprintf(t[4], 64, "%s", c->pass);
+        snprintf(t[5], 64, "%lld", (long long)c->length);
+        snprintf(t[6], 64, "%lld", (long long)c->heads);
+        snprintf(t[7], 64, "%lld", (long long)c->dim);
         if (ok) {
-            snprintf(t[7], 64, "%.2f", c->median_ms);
-            snprintf(t[8], 64, "%.3g", c->tokens_per_s);
-            snprintf(t[9], 64, "%.1f", c->gflops);
+            snprintf(t[8], 64, "%.2f", c->median_ms);
+            snprintf(t[9], 64, "%.3g", c->tokens_per_s);
+            snprintf(t[10], 64, "%.1f", c->gflops);
         } else {
-            snprintf(t[7], 64, "failed");
-            snprintf(t[8], 64, "-");
+            snprintf(t[8], 64, "failed");
             snprintf(t[9], 64, "-");
+            snprintf(t[10], 64, "-");
         }
         if (isnan(c->sgemm_fraction))
-            snprintf(t[10], 64, "-");
+            snprintf(t[11], 64, "-");
         else
-            snprintf(t[10], 64, "%.0f%%%s", 100 * c->sgemm_fraction,
+            snprintf(t[11], 64, "%.0f%%%s", 100 * c->sgemm_fraction,
                      c->sgemm_suspect ? " suspect" : "");
-        snprintf(t[11], 64, "%.0f", (double)c->peak_rss_bytes / (1024.0 * 1024.0));
-        snprintf(t[12], 64, "%.0f", (double)c->qkvo_bytes / (1024.0 * 1024.0));
+        snprintf(t[12], 64, "%.0f", (double)c->peak_rss_bytes / (1024.0 * 1024.0));
+        snprintf(t[13], 64, "%.0f", (double)c->qkvo_bytes / (1024.0 * 1024.0));
         if (isnan(c->max_abs_err))
-            snprintf(t[13], 64, "-");
+            snprintf(t[14], 64, "-");
         else
-            snprintf(t[13], 64, "%.1e", c->max_abs_err);
+            snprintf(t[14], 64, "%.1e", c->max_abs_err);
         for (int j = 0; j < TABLE_COLS; j++)
             if ((int)strlen(t[j]) > width[j])
                 width[j] = (int)strlen(t[j]);
     }
     /* Words left-aligned, numbers right-aligned, as one reads them. */
     for (int j = 0; j < TABLE_COLS; j++)
-        fprintf(out, j < 4 ? "%-*s%s" : "%*s%s", width[j], table_head[j],
+        fprintf(out, j < TABLE_WORDS ? "%-*s%s" : "%*s%s", width[j], table_head[j],
                 j + 1 < TABLE_COLS ? "  " : "\n");
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < TABLE_COLS; j++)
-            fprintf(out, j < 4 ? "%-*s%s" : "%*s%s", width[j], cell[i][j],
+            fprintf(out, j < TABLE_WORDS ? "%-*s%s" : "%*s%s", width[j], cell[i][j],
                     j + 1 < TABLE_COLS ? "  " : "\n");
     free(cell);
     int suspects = 0;

@@ -126,7 +126,12 @@ int bench_build_series(const char *sweep, const bench_config_kind *configs, int 
             p = p[len] ? p + len + 1 : p + len;
         }
     }
-    int cap = nd * 16 * nconfigs * o->ncausal, n = 0;
+    /* The plots are forward only; the matrix runs every --pass. */
+    static const int forward_only[1] = { 0 };
+    const int matrix = strcmp(sweep, "matrix") == 0 && o->npasses > 0;
+    const int *passes = matrix ? o->passes : forward_only;
+    const int npasses = matrix ? o->npasses : 1;
+    int cap = nd * 16 * nconfigs * o->ncausal * npasses, n = 0;
     series *s = calloc((size_t)cap, sizeof *s);
     if (!s) {
         cli_error("out of memory");
@@ -137,13 +142,14 @@ int bench_build_series(const char *sweep, const bench_config_kind *configs, int 
         int nk = device_kernels(&m->devices[dev[i]], o->kernels, names, 16);
         for (int k = 0; k < nk; k++)
             for (int c = 0; c < nconfigs; c++)
-                for (int cm = 0; cm < o->ncausal; cm++) {
+                for (int cm = 0; cm < o->ncausal * npasses; cm++) {
                     series *x = &s[n++];
+                    x->backward = passes[cm % npasses];
                     x->device = dev[i];
                     x->members = bench_device_members(&m->devices[dev[i]]);
                     snprintf(x->kernel, sizeof x->kernel, "%s", names[k]);
                     x->config = configs[c];
-                    x->causal = o->causal_modes[cm];
+                    x->causal = o->causal_modes[cm / npasses];
                     config_shape(configs[c], sweep, o, &x->heads, &x->dim);
                 }
     }

@@ -10,6 +10,7 @@ typedef struct series {
     char kernel[BENCH_NAME_LEN];
     bench_config_kind config;
     int causal;
+    int backward; /* the pass: 0 forward, 1 backward */
     int64_t heads, dim;
     int dk;      /* its device-and-kernel, which owns a share of the budget */
     int members; /* devices of its group: 1 unless a group */
@@ -19,7 +20,8 @@ typedef struct series {
 } series;
 
 /* Builds the series of a sweep from --device, --kernel and the
- * configurations: devices x kernels x configurations x masks, each with its
+ * configurations: devices x kernels x configurations x masks (x passes in
+ * the matrix; the plots are forward only), each with its
  * device-and-kernel number (dk); the count, or -1 after printing an error. */
 int bench_build_series(const char *sweep, const bench_config_kind *configs, int nconfigs,
                        const bench_options *o, const bench_machine *m, series **out);

@@ -38,7 +38,8 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     c->device = s->device;
     snprintf(c->kernel, sizeof c->kernel, "%s", s->kernel);
     c->config = s->config;
-    snprintf(c->pass, sizeof c->pass, "forward");
+    c->backward = s->backward;
+    snprintf(c->pass, sizeof c->pass, "%s", s->backward ? "backward" : "forward");
     c->causal = s->causal;
     c->offsets = o->offsets;
     /* Figure 5 holds the tokens per batch: B = T / N. */
@@ -49,11 +50,12 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
     c->dim = s->dim;
     bench_config_levels(s->config, length, s->members, &o->custom, &c->levels);
     c->pairs = bench_pairs(&c->levels, c->batch, length, c->heads, c->causal, c->offsets);
-    c->flops = bench_flops(c->pairs, c->dim);
+    c->flops = bench_flops(c->pairs, c->dim, c->backward);
     c->repeats = o->repeat;
     c->warmups = o->warmup;
-    c->qkvo_bytes = 4ull * 4ull * (uint64_t)c->batch * (uint64_t)length *
-                    (uint64_t)c->heads * (uint64_t)c->dim;
+    /* Q, K, V, O; the backward also holds dO, dQ, dK, dV. */
+    c->qkvo_bytes = (c->backward ? 8ull : 4ull) * 4ull * (uint64_t)c->batch *
+                    (uint64_t)length * (uint64_t)c->heads * (uint64_t)c->dim;
     c->sgemm_fraction = NAN;
     c->max_abs_err = NAN;
 }
@@ -105,8 +107,9 @@ static double fmt_gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
-/* 1 with the reason in buf when the cell's Q, K, V and O exceed
- * --max-memory or its device's memory; else 0. */
+/* 1 with the reason in buf when the cell's Q, K, V and O (and for a
+ * backward dO, dQ, dK, dV) exceed --max-memory or its device's memory;
+ * else 0. */
 static int over_memory(const bench_cell *c, const bench_machine *m, const bench_options *o,
                        char *buf, size_t len)
 {
@@ -114,8 +117,8 @@ static int over_memory(const bench_cell *c, const bench_machine *m, const bench_
     int mine = c->qkvo_bytes > o->max_memory;
     if (!mine && !(dev > 0 && c->qkvo_bytes > dev))
         return 0;
-    snprintf(buf, len, "Q, K, V and O would take %.2f GiB, more than %s %.2f GiB",
-             fmt_gib(c->qkvo_bytes), mine ? "--max-memory" : "the device's",
+    snprintf(buf, len, "%s would take %.2f GiB, more than %s %.2f GiB",
+             c->backward ? "Q, K, V, O, dO, dQ, dK and dV" : "Q, K, V and O", fmt_gib(c->qkvo_bytes), mine ? "--max-memory" : "the device's",
              fmt_gib(mine ? o->max_memory : dev));
     return 1;
 }
@@ -148,8 +151,9 @@ static double reserve_for(const series *s, int ns, int si, int li, const int64_t
 static void series_name(char *buf, size_t len, const char *sweep, const series *x,
                         const bench_machine *m)
 {
-    snprintf(buf, len, "%s %s %s %s %s", sweep, m->devices[x->device].spec, x->kernel,
-             bench_config_name(x->config), x->causal ? "causal" : "non-causal");
+    snprintf(buf, len, "%s %s %s %s %s%s", sweep, m->devices[x->device].spec, x->kernel,
+             bench_config_name(x->config), x->causal ? "causal" : "non-causal",
+             x->backward ? " backward" : "");
 }
 
 /* The plan, said before the first cell, so that the totals never change. */

@@ -153,7 +153,9 @@ int main(int argc, char **argv)
     }
     bench_print_header(stdout, m, &rl, &o);
     if (o.run_matrix) {
-        printf("\nmatrix: forward, B=%lld\n", (long long)o.batch);
+        printf("\nmatrix: %s, B=%lld\n",
+               o.npasses == 2 ? "forward and backward" : o.passes[0] ? "backward" : "forward",
+               (long long)o.batch);
         bench_print_table(stdout, &res, m, &rl, "matrix");
     }
     if (o.run_figure5) {

@@ -42,9 +42,11 @@ expect_ok "$LONGNET_BENCH" --help
 for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
     --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
     --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length \
-    --explain; do
+    --explain --pass; do
     check "--help describes $opt" grep -q -e "$opt" "$out"
 done
+check "--help says how a backward's FLOPs are counted" \
+    sh -c "grep -q '2.5 times the forward' '$out' && grep -q 'FlashAttention-2' '$out'"
 expect_ok "$LONGNET_BENCH" --version
 check "--version names the version" grep -q '^longnet-bench [0-9]' "$out"
 
@@ -56,6 +58,7 @@ bench_fail "'0'" 1 "$LONGNET_BENCH" --lengths 256,0
 bench_fail "'x'" 1 "$LONGNET_BENCH" --repeat x
 bench_fail "'sometimes'" 1 "$LONGNET_BENCH" --causal sometimes
 bench_fail "'sparse'" 1 "$LONGNET_BENCH" --config paper,sparse
+bench_fail "unknown pass 'sideways'" 1 "$LONGNET_BENCH" --pass forward,sideways
 bench_fail "'12Q'" 1 "$LONGNET_BENCH" --max-memory 12Q
 bench_fail "dilation" 1 "$LONGNET_BENCH" --segments 64,128 --dilations 2,4
 bench_fail "'tpu'" 1 "$LONGNET_BENCH" --device cpu,tpu
@@ -105,6 +108,41 @@ check "a failed explain names the cell and the library's message" grep -q \
     '^longnet-bench: matrix cpu:0 fast dense non-causal N=1099511627776: explain failed: .*more elements than fit' \
     "$err"
 check "a failed explain is counted at the end" grep -q '^longnet-bench: 1 cell could not be explained' "$err"
+
+# ---------------------------------------------------------- a backward cell
+# One forward and one backward cell of the same series: the backward is
+# timed with the saved O and LSE, counts 2.5 times the forward's FLOPs for
+# the same pairs, holds twice the tensors, and is checked against the CPU
+# reference kernel's backward (dQ, dK, dV).
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --matrix $tiny --causal no --pass forward,backward --csv b.csv
+check "the table has a backward row" grep -q '^cpu:0 *fast *custom *no *backward ' "$out"
+check "the table has a forward row" grep -q '^cpu:0 *fast *custom *no *forward ' "$out"
+check "the header says how a backward is counted" grep -q '^backward cells: .*2.5 times' "$out"
+check "the table says both passes ran" grep -q '^matrix: forward and backward, B=1' "$out"
+# field NAME ROW-PATTERN — the CSV field NAME of the row matching ROW-PATTERN.
+field() {
+    grep -v '^#' b.csv | awk -F, -v name="$1" -v pat="$2" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) col = i; next }
+        $0 ~ pat { print $col; exit }'
+}
+fwd_flops=$(field flops ',forward,')
+bwd_flops=$(field flops ',backward,')
+check "the backward cell ran (status $(field status ',backward,'))" \
+    test "$(field status ',backward,')" = ok
+check "backward FLOPs are 2.5 x forward's ($bwd_flops, $fwd_flops)" \
+    test "$bwd_flops" -gt 0 -a $((bwd_flops * 2)) -eq $((fwd_flops * 5))
+check "the backward holds twice the tensors" \
+    test "$(field qkvo_bytes ',backward,')" -eq $(($(field qkvo_bytes ',forward,') * 2))
+check "the backward was checked against the reference ($(field max_abs_err ',backward,'))" \
+    awk -v e="$(field max_abs_err ',backward,')" 'BEGIN { exit !(e != "" && e + 0 < 1e-3) }'
+check "the backward has tokens/s and GFLOP/s" \
+    sh -c "test -n '$(field tokens_per_s ',backward,')' && test -n '$(field gflops ',backward,')'"
+# shellcheck disable=SC2086
+expect_ok "$LONGNET_BENCH" --explain --matrix $tiny --causal no --pass backward
+check "explain names a backward cell" \
+    grep -q '^== matrix cpu:0 fast custom non-causal backward N=256' "$out"
+check "a backward cell's plan is the backward's" grep -q 'SEGMENT_ATTENTION_BACKWARD' "$out"
 
 # ------------------------------------------------------------ a tiny matrix
 # shellcheck disable=SC2086

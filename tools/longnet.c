@@ -16,6 +16,8 @@ static const cli_command commands[] = {
       cmd_info_main, cmd_info_usage },
     { "run", "run dilated attention on Q, K, V .npy files",
       cmd_run_main, cmd_run_usage },
+    { "grad", "the gradients dQ, dK, dV of dilated attention for dO",
+      cmd_grad_main, cmd_grad_usage },
     { "gen", "write a .npy file of random float32 values",
       cmd_gen_main, cmd_gen_usage },
     { NULL, NULL, NULL, NULL }
