@@ -300,9 +300,10 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
  * weights. `out` and `lse` are the forward's saved outputs; pass NULL for
  * both and the forward is run first. Scores are recomputed tile by tile
  * from LSE (FlashAttention-2's way): nothing N x N and nothing per level is
- * kept; the extra memory is delta, [B, H, Nq] floats. Every listed device
- * must have a backward (plugin slot run_segment_backward), or the call is
- * refused naming the one that does not. `opts` as for the forward. */
+ * kept; the extra memory is delta, [B, H, Nq] floats. A listed device
+ * without a backward (plugin slot run_segment_backward) is left out with a
+ * warning and the others take its rows; alone, it is refused by name.
+ * `opts` as for the forward. */
 lnet_status lnet_attention_backward(lnet_context *ctx, const lnet_config *cfg,
                                     const lnet_tensor *q, const lnet_tensor *k,
                                     const lnet_tensor *v, const lnet_tensor *out,
