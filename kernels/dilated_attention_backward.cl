@@ -16,10 +16,10 @@
  *    dV_j += sum_i P_ij dO_i, dK_j += scale sum_i dS_ij Q_i.
  *
  * "tiled" (GPUs): work-groups of TILE_Q rows share the other side's rows
- * TILE_K at a time in local memory. "rows" (CPU devices): a work-item a
- * row reading the other side straight from global memory, no local memory
- * and no barrier (the host runs groups of LNET_RV such work-items, which a
- * CPU runtime may vectorise across).
+ * TILE_K at a time in local memory. "rows" (CPU devices): a work-item
+ * owns LNET_RV rows as vector lanes, as the forward's rows kernel does, and
+ * reads the other side straight from global memory: no local memory, no
+ * barrier.
  *
  * Both kernels take one argument list (LNET_BWD_ARGS), so that the host
  * sets it once for each. Rows are absolute; addresses subtract the
@@ -191,49 +191,128 @@ void lnet_dilated_bwd_dkv(LNET_BWD_ARGS)
 
 #if HEAD_DIM <= LNET_ROWS_MAX_DIM
 
-/* Global (ceil(selected rows / LNET_RV) * LNET_RV, segments, batch * heads),
- * local (LNET_RV, 1, 1): work-item x owns selected query j_lo + x. */
+/* As the forward's rows kernel: a work-item owns LNET_RV rows as the lanes
+ * of a vector, its own side transposed once into [D][LNET_RV], so that
+ * every score against a row of the other side is an outer product (the
+ * lanes' column times the other row's d-th value broadcast), and the
+ * softmax terms and accumulations are lane-wise: no horizontal sum.
+ * Private memory: three or four [D][LNET_RV] arrays. Global
+ * (ceil(selected rows / LNET_RV), segments, batch * heads), local 1. */
+
+/* Row i of a [D][LNET_RV] transposed block from `row` times mul (zeros for
+ * a lane past the range). */
+inline void lnet_bwd_lane_load(float *t, int i, __global const float *row, float mul, int live)
+{
+    for (int d = 0; d < HEAD_DIM; d++)
+        t[d * LNET_RV + i] = live ? row[d] * mul : 0.0f;
+}
+
+/* row += mul * lane i of a transposed block. */
+inline void lnet_bwd_lane_add(__global float *row, const float *t, int i, float mul)
+{
+    for (int d = 0; d < HEAD_DIM; d++)
+        row[d] = fma(mul, t[d * LNET_RV + i], row[d]);
+}
+
+/* Lane-wise x.p and y.o for the transposed blocks x, y and the rows p, o. */
+#define LNET_BWD_LANE_DOTS(x, p, y, o, sx, sy)                                               \
+    do {                                                                                   \
+        sx = (lnet_rvec)0.0f;                                                              \
+        sy = (lnet_rvec)0.0f;                                                              \
+        for (int d = 0; d < HEAD_DIM; d++) {                                               \
+            sx = fma(lnet_rload(d, x), (lnet_rvec)((p)[d]), sx);                             \
+            sy = fma(lnet_rload(d, y), (lnet_rvec)((o)[d]), sy);                             \
+        }                                                                                  \
+    } while (0)
+
+/* acc[d] += c * p[d] lane-wise; only in the lanes of `ok` unless `all`
+ * (a masked pair adds nothing, not 0 * a value that may be NaN). */
+#define LNET_BWD_LANE_AXPY(acc, c, p, all, ok)                                               \
+    do {                                                                                   \
+        for (int d = 0; d < HEAD_DIM; d++) {                                               \
+            const lnet_rvec a_ = lnet_rload(d, acc);                                       \
+            const lnet_rvec n_ = fma(c, (lnet_rvec)((p)[d]), a_);                            \
+            lnet_rstore((all) ? n_ : select(a_, n_, ok), d, acc);                          \
+        }                                                                                  \
+    } while (0)
+
+/* Work-item x owns the selected queries [j_lo + x*LNET_RV, +LNET_RV). */
 __kernel void lnet_dilated_bwd_dq_rows(LNET_BWD_ARGS)
 {
     LNET_BWD_SETUP(get_global_id(1), get_global_id(2));
-    const long jq = g.j_lo + (long)get_global_id(0);
-    if (jq >= g.j_hi)
+    const long j0 = g.j_lo + (long)get_global_id(0) * LNET_RV;
+    if (j0 >= g.j_hi)
         return;
-    lnet_vec qs[LNET_NV], dor[LNET_NV], acc[LNET_NV];
-    lnet_bwd_load(qs, q + qbase + jq * sel_stride, scale, 1);
-    lnet_bwd_load(dor, dout + qbase + jq * sel_stride, 1.0f, 1);
-    lnet_bwd_load(acc, q, 0.0f, 0);
-    const float lse_i = lse[lbase + jq * r], delta_i = delta[lbase + jq * r];
-    const long k_end = causal && jq + 1 < g.k_hi ? jq + 1 : g.k_hi;
+    const int nq = g.j_hi - j0 < LNET_RV ? (int)(g.j_hi - j0) : LNET_RV;
+    float qt[HEAD_DIM * LNET_RV], dot[HEAD_DIM * LNET_RV], acc[HEAD_DIM * LNET_RV];
+    float lf[LNET_RV], df[LNET_RV];
+    for (int i = 0; i < LNET_RV; i++) {
+        const long at = qbase + (j0 + i) * sel_stride;
+        lnet_bwd_lane_load(qt, i, q + at, scale, i < nq);
+        lnet_bwd_lane_load(dot, i, dout + at, 1.0f, i < nq);
+        lf[i] = i < nq ? lse[lbase + (j0 + i) * r] : 0.0f;
+        df[i] = i < nq ? delta[lbase + (j0 + i) * r] : 0.0f;
+    }
+    for (int d = 0; d < HEAD_DIM; d++)
+        lnet_rstore((lnet_rvec)0.0f, d, acc);
+    const lnet_rvec lse_v = lnet_rload(0, lf), delta_v = lnet_rload(0, df);
+    /* Causal: no key after the last lane's row; keys below `clean` are
+     * valid for every lane. */
+    const long k_end = causal && g.k_hi > j0 + nq ? j0 + nq : g.k_hi;
+    const long clean = causal && k_end > j0 + 1 ? j0 + 1 : k_end;
     for (long jk = g.k_lo; jk < k_end; jk++) {
         __global const float *kp = k + kbase + jk * sel_stride;
         __global const float *vp = v + kbase + jk * sel_stride;
-        LNET_BWD_Q_STEP(kp, vp);
+        lnet_rvec sv, dp;
+        LNET_BWD_LANE_DOTS(qt, kp, dot, vp, sv, dp);
+        const lnet_rvec ds = exp(sv - lse_v) * (dp - delta_v);
+        /* lane i takes key jk when jk <= j0 + i */
+        LNET_BWD_LANE_AXPY(acc, ds, kp, jk < clean, LNET_LANES >= (int)(jk - j0));
     }
-    lnet_bwd_add(dq + qbase + jq * sel_stride, acc, scale);
+    for (int i = 0; i < nq; i++)
+        lnet_bwd_lane_add(dq + qbase + (j0 + i) * sel_stride, acc, i, scale);
 }
 
-/* The same grid over the selected keys of the K/V window: work-item x owns
- * selected key k_lo + x. */
+/* Work-item x owns the selected keys [k_lo + x*LNET_RV, +LNET_RV) of the
+ * K/V window. */
 __kernel void lnet_dilated_bwd_dkv_rows(LNET_BWD_ARGS)
 {
     LNET_BWD_SETUP(get_global_id(1), get_global_id(2));
-    const long jk = g.k_lo + (long)get_global_id(0);
-    if (jk >= g.k_hi)
+    const long j0 = g.k_lo + (long)get_global_id(0) * LNET_RV;
+    if (j0 >= g.k_hi)
         return;
-    lnet_vec kr[LNET_NV], vr[LNET_NV], dka[LNET_NV], dva[LNET_NV];
-    lnet_bwd_load(kr, k + kbase + jk * sel_stride, scale, 1);
-    lnet_bwd_load(vr, v + kbase + jk * sel_stride, 1.0f, 1);
-    lnet_bwd_load(dka, k, 0.0f, 0);
-    lnet_bwd_load(dva, k, 0.0f, 0);
-    for (long jq = causal && jk > g.j_lo ? jk : g.j_lo; jq < g.j_hi; jq++) {
+    const int nk = g.k_hi - j0 < LNET_RV ? (int)(g.k_hi - j0) : LNET_RV;
+    float kt[HEAD_DIM * LNET_RV], vt[HEAD_DIM * LNET_RV];
+    float dka[HEAD_DIM * LNET_RV], dva[HEAD_DIM * LNET_RV];
+    for (int i = 0; i < LNET_RV; i++) {
+        const long at = kbase + (j0 + i) * sel_stride;
+        lnet_bwd_lane_load(kt, i, k + at, scale, i < nk);
+        lnet_bwd_lane_load(vt, i, v + at, 1.0f, i < nk);
+    }
+    for (int d = 0; d < HEAD_DIM; d++) {
+        lnet_rstore((lnet_rvec)0.0f, d, dka);
+        lnet_rstore((lnet_rvec)0.0f, d, dva);
+    }
+    /* Causal: queries from the first lane's key on; those at or after the
+     * last lane's key are valid for every lane. */
+    const long q_lo = causal && j0 > g.j_lo ? j0 : g.j_lo;
+    const long clean = causal ? j0 + nk - 1 : q_lo;
+    for (long jq = q_lo; jq < g.j_hi; jq++) {
         __global const float *qp = q + qbase + jq * sel_stride;
         __global const float *dop = dout + qbase + jq * sel_stride;
-        const float lse_i = lse[lbase + jq * r], delta_i = delta[lbase + jq * r];
-        LNET_BWD_KV_STEP(qp, dop);
+        lnet_rvec sv, dp;
+        LNET_BWD_LANE_DOTS(kt, qp, vt, dop, sv, dp);
+        const lnet_rvec p = exp(sv - (lnet_rvec)lse[lbase + jq * r]);
+        const lnet_rvec ds = p * (dp - (lnet_rvec)delta[lbase + jq * r]);
+        /* lane i takes query jq when j0 + i <= jq */
+        const lnet_rmask ok = LNET_LANES <= (int)(jq - j0 < LNET_RV ? jq - j0 : LNET_RV);
+        LNET_BWD_LANE_AXPY(dva, p, dop, jq >= clean, ok);
+        LNET_BWD_LANE_AXPY(dka, ds, qp, jq >= clean, ok);
     }
-    lnet_bwd_add(dk + kbase + jk * sel_stride, dka, scale);
-    lnet_bwd_add(dv + kbase + jk * sel_stride, dva, 1.0f);
+    for (int i = 0; i < nk; i++) {
+        lnet_bwd_lane_add(dk + kbase + (j0 + i) * sel_stride, dka, i, scale);
+        lnet_bwd_lane_add(dv + kbase + (j0 + i) * sel_stride, dva, i, 1.0f);
+    }
 }
 
 #endif /* HEAD_DIM <= LNET_ROWS_MAX_DIM */

@@ -86,8 +86,9 @@ int ocl_run_backward(ocl_device *dev, const lnet_segment_backward_job *job,
         cl_uint a_grid;
         if ((st = ocl_backward_args(passes[i].kern, job, win, &a_grid)) ||
             (st = ocl_launch_segments(dev, passes[i].kern, a_grid, plan.s_first, plan.s_last,
-                                      plan.n_bh, (size_t)tiles * (size_t)plan.tile_q,
-                                      (size_t)plan.tile_q,
+                                      plan.n_bh,
+                                      (size_t)tiles * (rows ? 1 : (size_t)plan.tile_q),
+                                      rows ? 1 : (size_t)plan.tile_q,
                                       passes[i].name, lv->dim)))
             return st;
     }
