@@ -67,6 +67,16 @@ const float *lnet_transfer_in_place(const lnet_graph *g, const lnet_transfer *x,
 void lnet_transfer_head(const lnet_graph *g, const lnet_transfer *x, int64_t h, int64_t *j_lo,
                         int64_t *j_hi, int64_t *head_rows_before);
 
+/* Head h of a gathered segment as a compact problem: its selected rows
+ * first + j*r, j < M (causal: only up to the worker's last query), the
+ * worker's own queries j in [jq_lo, jq_hi) and own keys j in [jk_lo,
+ * jk_hi). 0 when the worker has no query of that head in the segment. */
+typedef struct gather_head {
+    int64_t first, M, jq_lo, jq_hi, jk_lo, jk_hi;
+} gather_head;
+int lnet_gather_head(const lnet_graph *g, const lnet_worker *w, const lnet_step *s, int64_t h,
+                     gather_head *out);
+
 /* One plan being run. */
 typedef struct exec_run {
     lnet_context *ctx;

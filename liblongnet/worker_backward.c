@@ -145,8 +145,6 @@ static lnet_status gather_backward(const exec_run *r, lnet_device *dev, const ln
     const lnet_graph *g = p->g;
     const lnet_graph_node *n = &g->nodes[s->node];
     const int64_t B = g->batch, H = g->heads, D = g->dim, dil = n->dilation;
-    const int64_t start = s->segment_index * n->segment;
-    const int64_t end = n->segment > g->rows - start ? g->rows : start + n->segment;
     const int64_t a = w->begin, nrows = w->end - w->begin;
     const int64_t qa = w->q_begin, nq = w->q_end - w->q_begin;
     lnet_status st = LNET_OK;
@@ -161,21 +159,11 @@ static lnet_status gather_backward(const exec_run *r, lnet_device *dev, const ln
     dbuf bufs[NV + 2];
     memset(bufs, 0, sizeof bufs);
     for (int64_t h = 0; h < H && !st; h++) {
-        const int64_t first = start + lnet_plugin_head_offset(g->offsets, h, H, dil);
-        if (first >= end)
+        gather_head gh;
+        if (!lnet_gather_head(g, w, s, h, &gh))
             continue;
-        const int64_t m = lnet_plugin_ceil_div(end - first, dil);
-        const int64_t jq_lo = qa > first ? lnet_plugin_ceil_div(qa - first, dil) : 0;
-        int64_t jq_hi = w->q_end > first ? lnet_plugin_ceil_div(w->q_end - first, dil) : 0;
-        if (jq_hi > m)
-            jq_hi = m;
-        if (jq_lo >= jq_hi)
-            continue;
-        const int64_t M = g->causal ? jq_hi : m;
-        const int64_t jk_lo = a > first ? lnet_plugin_ceil_div(a - first, dil) : 0;
-        int64_t jk_hi = w->end > first ? lnet_plugin_ceil_div(w->end - first, dil) : 0;
-        if (jk_hi > M)
-            jk_hi = M;
+        const int64_t first = gh.first, M = gh.M, jq_lo = gh.jq_lo, jq_hi = gh.jq_hi;
+        const int64_t jk_lo = gh.jk_lo, jk_hi = gh.jk_hi;
         const size_t rows = (size_t)B * (size_t)M, vec = rows * (size_t)D;
         lnet_hbuf_free(&mem);
         if ((st = lnet_hbuf_alloc(&mem, NV * vec + 2 * rows, r->poison, "a gathered segment")))

@@ -149,6 +149,30 @@ void lnet_take_rows(const lnet_graph *g, float *compact, int64_t M, float *src, 
         }
 }
 
+int lnet_gather_head(const lnet_graph *g, const lnet_worker *w, const lnet_step *s, int64_t h,
+                     gather_head *o)
+{
+    const lnet_graph_node *n = &g->nodes[s->node];
+    const int64_t r = n->dilation, start = s->segment_index * n->segment;
+    const int64_t end = n->segment > g->rows - start ? g->rows : start + n->segment;
+    o->first = start + lnet_plugin_head_offset(g->offsets, h, g->heads, r);
+    if (o->first >= end)
+        return 0;
+    const int64_t m = lnet_plugin_ceil_div(end - o->first, r);
+    o->jq_lo = w->q_begin > o->first ? lnet_plugin_ceil_div(w->q_begin - o->first, r) : 0;
+    o->jq_hi = w->q_end > o->first ? lnet_plugin_ceil_div(w->q_end - o->first, r) : 0;
+    if (o->jq_hi > m)
+        o->jq_hi = m;
+    if (o->jq_lo >= o->jq_hi)
+        return 0;
+    o->M = g->causal ? o->jq_hi : m;
+    o->jk_lo = w->begin > o->first ? lnet_plugin_ceil_div(w->begin - o->first, r) : 0;
+    o->jk_hi = w->end > o->first ? lnet_plugin_ceil_div(w->end - o->first, r) : 0;
+    if (o->jk_hi > o->M)
+        o->jk_hi = o->M;
+    return 1;
+}
+
 /* A gathered segment: per head, its selected rows compacted into a dense
  * [B, M, 1, D] problem (LongNet's sparse K/V exchange: only 1/r of the
  * rows) — the queries and keys of the own chunk, the other keys from the
@@ -160,8 +184,6 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
     const lnet_graph *g = p->g;
     const lnet_graph_node *n = &g->nodes[s->node];
     const int64_t B = g->batch, H = g->heads, D = g->dim, dil = n->dilation;
-    const int64_t start = s->segment_index * n->segment;
-    const int64_t end = n->segment > g->rows - start ? g->rows : start + n->segment;
     const int64_t a = w->begin, nrows = w->end - w->begin;
     const int64_t qa = w->q_begin, nq = w->q_end - w->q_begin;
     lnet_status st = LNET_OK;
@@ -172,22 +194,11 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
     dbuf bq = {0}, bk = {0}, bv = {0}, bo = {0}, bl = {0};
 
     for (int64_t h = 0; h < H && !st; h++) {
-        const int64_t first = start + lnet_plugin_head_offset(g->offsets, h, H, dil);
-        if (first >= end)
+        gather_head gh;
+        if (!lnet_gather_head(g, w, s, h, &gh))
             continue;
-        const int64_t m = lnet_plugin_ceil_div(end - first, dil);
-        /* Selected indices j (row first + j*dil) of the own queries and keys. */
-        const int64_t jq_lo = w->q_begin > first ? lnet_plugin_ceil_div(w->q_begin - first, dil) : 0;
-        int64_t jq_hi = w->q_end > first ? lnet_plugin_ceil_div(w->q_end - first, dil) : 0;
-        if (jq_hi > m)
-            jq_hi = m;
-        if (jq_lo >= jq_hi)
-            continue;
-        const int64_t M = g->causal ? jq_hi : m;
-        const int64_t jk_lo = w->begin > first ? lnet_plugin_ceil_div(w->begin - first, dil) : 0;
-        int64_t jk_hi = w->end > first ? lnet_plugin_ceil_div(w->end - first, dil) : 0;
-        if (jk_hi > M)
-            jk_hi = M;
+        const int64_t first = gh.first, M = gh.M, jq_lo = gh.jq_lo, jq_hi = gh.jq_hi;
+        const int64_t jk_lo = gh.jk_lo, jk_hi = gh.jk_hi;
         const size_t rows = (size_t)B * (size_t)M, vec = rows * (size_t)D;
         lnet_hbuf_free(&mem);
         if ((st = lnet_hbuf_alloc(&mem, 4 * vec + rows, r->poison, "a gathered segment")))
