@@ -61,6 +61,10 @@ double bench_pairs(const bench_levels *lv, int64_t batch, int64_t n, int64_t hea
  * pass counts 2.5 times that (FlashAttention-2's convention: the scores
  * recomputed, then dV, dP, dQ and dK, 10*D per pair). */
 double bench_flops(double pairs, int64_t dim, int backward);
+/* What a backward cell costs against the forward of the same pairs, for
+ * the budget's predictions: it runs the forward once (untimed) and the
+ * backward's 2.5 times the FLOPs; measured 2.5-3 times a forward cell. */
+#define BENCH_BACKWARD_COST 2.75
 #define BENCH_BACKWARD_FLOPS 2.5
 
 /* ------------------------------------------------------------------ options */
@@ -179,7 +183,7 @@ typedef struct bench_cell {
     int device;                  /* index into bench_machine.devices */
     char kernel[BENCH_NAME_LEN];
     bench_config_kind config;
-    char pass[16];               /* "forward" or "backward" */
+    char pass[24];               /* "forward", "backward" or (figure5) "forward+backward" */
     int backward;                /* 1 for a backward cell */
     int causal;
     lnet_offsets offsets;

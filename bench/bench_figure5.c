@@ -7,7 +7,9 @@
  * dilated stays nearly flat while vanilla grows) and the scaling plot
  * (sweep "scaling": B = 1, N growing, log-log: dilated linear, dense
  * quadratic, the per-token cost). One line per method and device (and
- * kernel, and mask when both are run).
+ * kernel, and mask when both are run). Figure 5 with --pass forward,backward
+ * also draws a forward+backward line (the sum of the two medians, cells of
+ * pass "forward+backward" made by the sweep) beside each forward one.
  *
  * Writes, in --outdir: SWEEP.csv (every field, like --csv), SWEEP.gp (a
  * self-contained gnuplot script with the data inline, so the figure can be
@@ -61,18 +63,28 @@ static const char *png_terminal(void)
     return NULL;
 }
 
-/* One line of the figure: cells of one method, device, kernel and mask. */
+/* One line of the figure: cells of one method, device, kernel, mask and
+ * pass. */
 typedef struct line {
     bench_config_kind config;
     int device;
     char kernel[BENCH_NAME_LEN];
     int causal;
+    char pass[24];
 } line;
 
 static int same_line(const line *l, const bench_cell *c)
 {
     return l->config == c->config && l->device == c->device && l->causal == c->causal &&
-           strcmp(l->kernel, c->kernel) == 0;
+           strcmp(l->kernel, c->kernel) == 0 && strcmp(l->pass, c->pass) == 0;
+}
+
+/* A cell drawn in the figure of `sweep`: ok, and not a backward alone when
+ * its forward+backward sum is drawn (`combined`). */
+static int drawn_cell(const bench_cell *c, const char *sweep, int combined)
+{
+    return strcmp(c->sweep, sweep) == 0 && strcmp(c->status, "ok") == 0 &&
+           !(combined && strcmp(c->pass, "backward") == 0);
 }
 
 static int write_script(const char *path, const char *sweep, const bench_results *res,
@@ -80,10 +92,13 @@ static int write_script(const char *path, const char *sweep, const bench_results
 {
     int paper = strcmp(sweep, "figure5") == 0;
     line lines[64];
-    int nl = 0, masks = 0;
+    int nl = 0, masks = 0, combined = 0;
+    for (int i = 0; i < res->ncells; i++)
+        combined |= strcmp(res->cells[i].sweep, sweep) == 0 &&
+                    strcmp(res->cells[i].pass, "forward+backward") == 0;
     for (int i = 0; i < res->ncells; i++) {
         const bench_cell *c = &res->cells[i];
-        if (strcmp(c->sweep, sweep) != 0 || strcmp(c->status, "ok") != 0)
+        if (!drawn_cell(c, sweep, combined))
             continue;
         masks |= 1 << c->causal;
         int found = 0;
@@ -94,6 +109,7 @@ static int write_script(const char *path, const char *sweep, const bench_results
             lines[nl].device = c->device;
             snprintf(lines[nl].kernel, sizeof lines[nl].kernel, "%s", c->kernel);
             lines[nl].causal = c->causal;
+            snprintf(lines[nl].pass, sizeof lines[nl].pass, "%s", c->pass);
             nl++;
         }
     }
@@ -114,8 +130,7 @@ static int write_script(const char *path, const char *sweep, const bench_results
         fprintf(f, "$line%d << EOD\n# length median_ms\n", j);
         for (int i = 0; i < res->ncells; i++) {
             const bench_cell *c = &res->cells[i];
-            if (strcmp(c->sweep, sweep) == 0 && strcmp(c->status, "ok") == 0 &&
-                same_line(&lines[j], c))
+            if (drawn_cell(c, sweep, combined) && same_line(&lines[j], c))
                 fprintf(f, "%lld %.6g\n", (long long)c->length, c->median_ms);
         }
         fputs("EOD\n", f);
@@ -130,12 +145,13 @@ static int write_script(const char *path, const char *sweep, const bench_results
     if (paper) {
         /* What the paper held constant, and how its levels were chosen. */
         long long tokens = any ? (long long)(any->batch * any->length) : 0;
-        fprintf(f, "\nset title \"Figure 5 (LongNet, §3.2): forward latency at T = %lld tokens "
+        fprintf(f, "\nset title \"Figure 5 (LongNet, §3.2): %s latency at T = %lld tokens "
                 "per batch held constant (B = T/N)\\n"
                 "dilated: segments 2048, tokens per device, N; dilation w/2048, so every "
                 "segment selects 2048 rows; vanilla: w = N, r = 1\\n"
                 "%sH=%lld, D=%lld, median of %d runs; %s, %d cores\" font \",10\"\n",
-                tokens, mask, heads, dim, repeats, m->cpu_model, m->cores);
+                combined ? "forward and forward+backward" : "forward", tokens, mask, heads, dim,
+                repeats, m->cpu_model, m->cores);
         fprintf(f, "set xlabel \"sequence length (tokens)\"\n"
                 "set ylabel \"latency (ms), median of %d runs\"\n"
                 "set logscale x 2\n"
@@ -158,7 +174,8 @@ static int write_script(const char *path, const char *sweep, const bench_results
               "set pointsize 1.2\n", f);
     }
     /* Dense lines dashed, dilated solid, one colour per device and kernel,
-     * as in the paper's figure. */
+     * as in the paper's figure; forward+backward lines dotted (vanilla's
+     * dash-dotted), with open squares (triangles). */
     /* Tics at the measured lengths, named in binary units (8K = 8192), as
      * the paper labels them; gnuplot's own prefixes are decimal (33k). */
     fputs("set xtics (", f);
@@ -205,11 +222,15 @@ static int write_script(const char *path, const char *sweep, const bench_results
             const line *l = &lines[j];
             int rank = colour[j];
             int dense = l->config == BENCH_CFG_DENSE;
+            int both = strcmp(l->pass, "forward+backward") == 0;
             fprintf(f, "%s$line%d using 1:2 with linespoints lc %d dt %d pt %d lw 2 "
-                    "title \"%s, %s %s%s\"", j ? ", \\\n     " : "", j, rank + 1,
-                    dense ? 2 : 1, dense ? 6 : 7, dense ? (paper ? "vanilla" : "dense") : "dilated",
+                    "title \"%s, %s %s%s%s%s\"", j ? ", \\\n     " : "", j, rank + 1,
+                    both ? (dense ? 4 : 3) : dense ? 2 : 1, both ? (dense ? 8 : 4) : dense ? 6 : 7,
+                    dense ? (paper ? "vanilla" : "dense") : "dilated",
                     m->devices[l->device].spec, l->kernel,
-                    masks == 3 ? (l->causal ? ", causal" : ", non-causal") : "");
+                    masks == 3 ? (l->causal ? ", causal" : ", non-causal") : "",
+                    combined || strcmp(l->pass, "forward") != 0 ? ", " : "",
+                    combined || strcmp(l->pass, "forward") != 0 ? l->pass : "");
         }
         if (nl == 0)
             fputs("1/0 notitle", f);

@@ -11,7 +11,8 @@
  * same at every N. T is the largest power of two for which the whole
  * dilated line and vanilla attention's first two lengths (a line needs two
  * points to show its growth) are predicted to fit the fastest
- * device-and-kernel's share of --max-seconds; vanilla's cost grows with N,
+ * device-and-kernel's share of --max-seconds (every --pass counted: a
+ * backward cell as BENCH_BACKWARD_COST forward ones); vanilla's cost grows with N,
  * and the sweep's budget cuts its longer lengths, and says so.
  */
 #include <string.h>
@@ -78,6 +79,13 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
     double allowed = o->max_seconds / (ndk > 0 ? ndk : 1);
     int causal = o->causal_given ? o->causal_modes[0] : 1;
     int modes = o->causal_given ? o->ncausal : 1;
+    /* Every pass of --pass: a backward cell costs BENCH_BACKWARD_COST
+     * forward cells of the same pairs. */
+    double passes = 0;
+    for (int i = 0; i < o->npasses; i++)
+        passes += o->passes[i] ? BENCH_BACKWARD_COST : 1.0;
+    if (passes <= 0)
+        passes = 1;
     int64_t best = 8192;
     const char *limit = "the smallest T";
     for (int64_t t = 8192; t <= (1LL << 30); t *= 2) {
@@ -90,11 +98,11 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
         for (int64_t n = 8192; n <= t; n *= 2) {
             bench_levels lv;
             bench_config_levels(BENCH_CFG_FIGURE5, n, 1, NULL, &lv);
-            seconds += (o->warmup + o->repeat) * modes * spp *
+            seconds += (o->warmup + o->repeat) * modes * passes * spp *
                        bench_pairs(&lv, t / n, n, heads, causal, o->offsets);
             if (n <= 16384) {
                 bench_config_levels(BENCH_CFG_DENSE, n, 1, NULL, &lv);
-                seconds += (o->warmup + o->repeat) * modes * spp *
+                seconds += (o->warmup + o->repeat) * modes * passes * spp *
                            bench_pairs(&lv, t / n, n, heads, causal, o->offsets);
             }
         }
@@ -108,9 +116,13 @@ int64_t bench_figure5_tokens(const bench_options *o, const bench_machine *m,
             break;
         }
     }
+    char counted[80] = "";
+    if (passes > 1)
+        snprintf(counted, sizeof counted, ", the passes counted as %.3g forward cells", passes);
     snprintf(why, len, "the largest power of two that %s allows (the dilated line and "
              "vanilla at N = 8K and 16K predicted within %.0f s, the fastest "
-             "device-and-kernel's share of --max-seconds %.0f, at %.3g s per pair from %s; "
-             "Q, K, V, O within --max-memory)", limit, allowed, o->max_seconds, spp, from);
+             "device-and-kernel's share of --max-seconds %.0f, at %.3g s per pair from %s%s; "
+             "Q, K, V, O within --max-memory)", limit, allowed, o->max_seconds, spp, from,
+             counted);
     return best;
 }

@@ -126,9 +126,9 @@ int bench_build_series(const char *sweep, const bench_config_kind *configs, int 
             p = p[len] ? p + len + 1 : p + len;
         }
     }
-    /* The plots are forward only; the matrix runs every --pass. */
+    /* The matrix and Figure 5 run every --pass; scaling is forward only. */
     static const int forward_only[1] = { 0 };
-    const int matrix = strcmp(sweep, "matrix") == 0 && o->npasses > 0;
+    const int matrix = strcmp(sweep, "scaling") != 0 && o->npasses > 0;
     const int *passes = matrix ? o->passes : forward_only;
     const int npasses = matrix ? o->npasses : 1;
     int cap = nd * 16 * nconfigs * o->ncausal * npasses, n = 0;

@@ -21,7 +21,7 @@ typedef struct series {
 
 /* Builds the series of a sweep from --device, --kernel and the
  * configurations: devices x kernels x configurations x masks (x passes in
- * the matrix; the plots are forward only), each with its
+ * the matrix and figure5; scaling is forward only), each with its
  * device-and-kernel number (dk); the count, or -1 after printing an error. */
 int bench_build_series(const char *sweep, const bench_config_kind *configs, int nconfigs,
                        const bench_options *o, const bench_machine *m, series **out);

@@ -76,8 +76,10 @@ static double predict(const series *s, const bench_cell *c, const dk_history *h)
     if (s->has_last && s->last_pairs > 0)
         return s->last_run_s * (c->pairs / s->last_pairs) +
                s->last_setup_s * (tokens / s->last_tokens);
+    /* The history is of forward seconds per pair; a backward costs more. */
     if (h->known)
-        return h->s_per_pair * c->pairs * (c->warmups + c->repeats) + h->setup_s;
+        return h->s_per_pair * (c->backward ? BENCH_BACKWARD_COST : 1.0) * c->pairs *
+                   (c->warmups + c->repeats) + h->setup_s;
     return -1;
 }
 
@@ -100,6 +102,44 @@ void bench_results_free(bench_results *r)
     free(r->cells);
     free(r->stops);
     memset(r, 0, sizeof *r);
+}
+
+/* Figure 5 with --pass forward,backward: for every forward cell of `sweep`
+ * whose backward twin (same device, kernel, configuration, mask and length)
+ * ran too, appends a cell of pass "forward+backward" whose times are the
+ * sums of the two (the backward's memory and the worse error); -1 when out
+ * of memory. */
+static int combine_passes(bench_results *res, const char *sweep)
+{
+    int n = res->ncells;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            const bench_cell *f = &res->cells[i], *b = &res->cells[j];
+            if (strcmp(f->sweep, sweep) != 0 || f->backward || strcmp(f->status, "ok") != 0 ||
+                strcmp(b->sweep, sweep) != 0 || !b->backward || strcmp(b->status, "ok") != 0 ||
+                f->device != b->device || f->config != b->config || f->causal != b->causal ||
+                f->length != b->length || strcmp(f->kernel, b->kernel) != 0)
+                continue;
+            bench_cell c = *b;
+            snprintf(c.pass, sizeof c.pass, "forward+backward");
+            c.flops = f->flops + b->flops;
+            c.median_ms = f->median_ms + b->median_ms;
+            c.min_ms = f->min_ms + b->min_ms;
+            c.max_ms = f->max_ms + b->max_ms;
+            double s = c.median_ms * 1e-3;
+            c.tokens_per_s = s > 0 ? (double)(c.batch * c.length) / s : 0;
+            c.gflops = s > 0 ? c.flops / s * 1e-9 : 0;
+            c.peak_rss_bytes = f->peak_rss_bytes > b->peak_rss_bytes ? f->peak_rss_bytes
+                                                                      : b->peak_rss_bytes;
+            c.max_abs_err = isnan(f->max_abs_err) ? b->max_abs_err : fmax(f->max_abs_err,
+                                                                         b->max_abs_err);
+            c.wall_s = f->wall_s + b->wall_s;
+            if (append(res, &c) != 0)
+                return -1;
+            break;
+        }
+    }
+    return 0;
 }
 
 static double fmt_gib(uint64_t b)
@@ -317,7 +357,8 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 x->last_tokens = (double)c.batch * (double)c.length;
                 if (c.pairs > 0) {
                     hist[x->dk].known = 1;
-                    hist[x->dk].s_per_pair = c.median_ms * 1e-3 / c.pairs;
+                    hist[x->dk].s_per_pair = c.median_ms * 1e-3 / c.pairs /
+                                             (c.backward ? BENCH_BACKWARD_COST : 1.0);
                     hist[x->dk].setup_s = x->last_setup_s;
                 }
             } else {
@@ -373,6 +414,8 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             if (!done_dk[k])
                 share[k] += freed / active;
     }
+    if (strcmp(sweep, "figure5") == 0 && combine_passes(res, sweep) != 0)
+        cli_error("out of memory");
 out:
     bench_child_timeout(0);
     free(share);

@@ -152,17 +152,17 @@ int main(int argc, char **argv)
         }
     }
     bench_print_header(stdout, m, &rl, &o);
+    const char *passes = o.npasses == 2 ? "forward and backward" : o.passes[0] ? "backward"
+                                                                                : "forward";
     if (o.run_matrix) {
-        printf("\nmatrix: %s, B=%lld\n",
-               o.npasses == 2 ? "forward and backward" : o.passes[0] ? "backward" : "forward",
-               (long long)o.batch);
+        printf("\nmatrix: %s, B=%lld\n", passes, (long long)o.batch);
         bench_print_table(stdout, &res, m, &rl, "matrix");
     }
     if (o.run_figure5) {
         printf("\nfigure5: the paper's Figure 5: T = %lld tokens per batch held constant, "
                "B = T/N; dilated (segments 2048, tokens per device, N; dilation w/2048) "
-               "against vanilla (w = N, r = 1), forward, %s\n", (long long)o.tokens_per_batch,
-               f5_causal);
+               "against vanilla (w = N, r = 1), %s%s, %s\n", (long long)o.tokens_per_batch,
+               passes, o.npasses == 2 ? " (and forward+backward: their sum)" : "", f5_causal);
         bench_print_table(stdout, &res, m, &rl, "figure5");
         figure_failed |= write_plot("figure5", &o, &res, m, &rl);
     }

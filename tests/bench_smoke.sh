@@ -270,6 +270,24 @@ else
     echo "gnuplot is not installed: the PNG and SVG are not checked"
 fi
 
+# Figure 5 with the backward: a forward+backward row per length and method,
+# and its lines in the plot script.
+expect_ok "$LONGNET_BENCH" --figure5 --device cpu --tokens-per-batch 16384 --heads 1 \
+    --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --pass forward,backward \
+    --outdir f5b
+for method in dense figure5; do
+    for n in 8192 16384; do
+        check "figure5.csv has a $method forward+backward row at N=$n" \
+            grep -q "^figure5,cpu:0,.*,fast,$method,forward+backward,1,interleaved,[12],$n," \
+            f5b/figure5.csv
+    done
+done
+check "figure5.csv keeps the backward rows" grep -q '^figure5,cpu:0,.*,fast,figure5,backward,1,' f5b/figure5.csv
+check "figure5.gp draws the forward+backward lines" grep -q 'title "dilated, cpu:0 fast, forward+backward"' f5b/figure5.gp
+check "figure5.gp draws vanilla's forward+backward" grep -q 'title "vanilla, cpu:0 fast, forward+backward"' f5b/figure5.gp
+check "figure5.gp still draws the forward lines" grep -q 'title "dilated, cpu:0 fast, forward"' f5b/figure5.gp
+check "the table names both passes" grep -q 'forward and backward (and forward+backward' "$out"
+
 # A group of two: each member gets N/2 tokens, a third level.
 expect_ok "$LONGNET_BENCH" --figure5 --device cpu+cpu --tokens-per-batch 8192 --heads 1 \
     --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --outdir f5g
