@@ -271,10 +271,12 @@ else
 fi
 
 # Figure 5 with the backward: a forward+backward row per length and method,
-# and its lines in the plot script.
+# and its lines in the plot script. The budget is lifted: under a sanitizer
+# a backward cell can take longer than the default share, and a cell the
+# budget skips has no row to check.
 expect_ok "$LONGNET_BENCH" --figure5 --device cpu --tokens-per-batch 16384 --heads 1 \
     --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --pass forward,backward \
-    --outdir f5b
+    --max-seconds 36000 --outdir f5b
 for method in dense figure5; do
     for n in 8192 16384; do
         check "figure5.csv has a $method forward+backward row at N=$n" \
