@@ -77,6 +77,13 @@ typedef struct gather_head {
 int lnet_gather_head(const lnet_graph *g, const lnet_worker *w, const lnet_step *s, int64_t h,
                      gather_head *out);
 
+/* Head h's rows of a SPARSE transfer x between its packed form ([H][B]
+ * [rows][D], `packed` the whole transfer) and a compact [B, M, D] problem
+ * whose row j is the segment's selected row j: packed -> compact when
+ * `to_compact`, else compact -> packed. */
+void lnet_transfer_head_copy(const lnet_graph *g, const lnet_transfer *x, int64_t h, float *packed,
+                             float *compact, int64_t M, int to_compact);
+
 /* One plan being run. */
 typedef struct exec_run {
     lnet_context *ctx;

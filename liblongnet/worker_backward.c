@@ -183,16 +183,9 @@ static lnet_status gather_backward(const exec_run *r, lnet_device *dev, const ln
         lnet_take_rows(g, t[V], M, c->t[LNET_TENSOR_V], a, nrows, h, first, dil, jk_lo, jk_hi, 0);
         for (int i = 0; i < s->n_xfer; i++) {
             const lnet_transfer *x = &p->x[s->xfer + i];
-            if (is_reduce(x))
-                continue;
-            int64_t j_lo, j_hi, before;
-            lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
-            /* The packed rows of head h as a compact [B, count, D] problem. */
-            float *src = (float *)data[i] + (size_t)before * (size_t)B * (size_t)D;
-            for (int64_t b = 0; b < B; b++)
-                memcpy(t[x->tensor == LNET_TENSOR_K ? K : V] + ((size_t)b * (size_t)M + (size_t)j_lo) * (size_t)D,
-                       src + (size_t)b * (size_t)(j_hi - j_lo) * (size_t)D,
-                       (size_t)(j_hi - j_lo) * (size_t)D * sizeof(float));
+            if (!is_reduce(x))
+                lnet_transfer_head_copy(g, x, h, (float *)data[i],
+                                        t[x->tensor == LNET_TENSOR_K ? K : V], M, 1);
         }
         for (int i = 0; i < NV + 2; i++)
             lnet_dbuf_free(dev, &bufs[i]);
@@ -235,16 +228,9 @@ static lnet_status gather_backward(const exec_run *r, lnet_device *dev, const ln
         /* The other owners' keys: packed into the transfers back. */
         for (int i = 0; i < s->n_xfer; i++) {
             const lnet_transfer *x = &p->x[s->xfer + i];
-            if (!is_reduce(x))
-                continue;
-            int64_t j_lo, j_hi, before;
-            lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
-            float *dst = back[i] + (size_t)before * (size_t)B * (size_t)D;
-            const float *src = t[x->tensor == LNET_TENSOR_DK ? DK : DV];
-            for (int64_t b = 0; b < B; b++)
-                memcpy(dst + (size_t)b * (size_t)(j_hi - j_lo) * (size_t)D,
-                       src + ((size_t)b * (size_t)M + (size_t)j_lo) * (size_t)D,
-                       (size_t)(j_hi - j_lo) * (size_t)D * sizeof(float));
+            if (is_reduce(x))
+                lnet_transfer_head_copy(g, x, h, back[i], t[x->tensor == LNET_TENSOR_DK ? DK : DV],
+                                        M, 0);
         }
     }
     for (int i = 0; i < s->n_xfer && !st; i++)

@@ -199,6 +199,28 @@ void lnet_transfer_head(const lnet_graph *g, const lnet_transfer *x, int64_t h, 
     *head_rows_before = before;
 }
 
+void lnet_transfer_head_copy(const lnet_graph *g, const lnet_transfer *x, int64_t h, float *packed,
+                             float *compact, int64_t M, int to_compact)
+{
+    const size_t B = (size_t)g->batch, D = (size_t)g->dim;
+    int64_t j_lo, j_hi, before;
+    lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
+    const size_t count = (size_t)(j_hi - j_lo);
+    if (j_hi > M)
+        j_hi = M; /* never: a transfer holds only rows the step's problem has */
+    if (j_hi <= j_lo)
+        return;
+    const size_t n = (size_t)(j_hi - j_lo) * D * sizeof(float);
+    float *head = packed + (size_t)before * B * D;
+    for (size_t b = 0; b < B; b++) {
+        float *p = head + b * count * D, *c = compact + (b * (size_t)M + (size_t)j_lo) * D;
+        if (to_compact)
+            memcpy(c, p, n);
+        else
+            memcpy(p, c, n);
+    }
+}
+
 size_t lnet_transfer_floats(const lnet_graph *g, const lnet_transfer *x)
 {
     return (size_t)x->rows * (size_t)g->batch * (size_t)g->dim;

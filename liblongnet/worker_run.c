@@ -211,18 +211,7 @@ static lnet_status run_gather(const exec_run *r, lnet_device *dev, const lnet_wo
         /* The other keys, as the transfers packed them ([H][B][rows][D]). */
         for (int i = 0; i < s->n_xfer; i++) {
             const lnet_transfer *x = &p->x[s->xfer + i];
-            int64_t j_lo, j_hi, before;
-            lnet_transfer_head(g, x, h, &j_lo, &j_hi, &before);
-            if (j_hi > M)
-                j_hi = M; /* never: a transfer holds only keys the step needs */
-            float *dst = x->tensor == LNET_TENSOR_K ? k : v;
-            const float *src = data[i] + (size_t)before * (size_t)B * (size_t)D;
-            const int64_t count = lnet_count_selected(first, dil, x->row_begin, x->row_end);
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t j = j_lo; j < j_hi; j++)
-                    memcpy(dst + ((size_t)b * (size_t)M + (size_t)j) * (size_t)D,
-                           src + ((size_t)b * (size_t)count + (size_t)(j - j_lo)) * (size_t)D,
-                           (size_t)D * sizeof(float));
+            lnet_transfer_head_copy(g, x, h, (float *)data[i], x->tensor == LNET_TENSOR_K ? k : v, M, 1);
         }
         lnet_dbuf_free(dev, &bq);
         lnet_dbuf_free(dev, &bk);
