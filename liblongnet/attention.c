@@ -81,7 +81,7 @@ static lnet_status check_inputs(const lnet_tensor *q, const lnet_tensor *k,
 }
 
 /* Copies and checks the caller's options (NULL: defaults). */
-static lnet_status read_options(const lnet_run_options *opts, lnet_run_options *o)
+lnet_status lnet_read_run_options(const lnet_run_options *opts, lnet_run_options *o)
 {
     memset(o, 0, sizeof *o);
     if (opts) {
@@ -101,7 +101,7 @@ static lnet_status read_options(const lnet_run_options *opts, lnet_run_options *
 }
 
 /* The devices of the options, with weights (calibrated if not given). */
-static lnet_status devices_for(lnet_context *ctx, const lnet_graph *g, const lnet_run_options *o,
+lnet_status lnet_devices_for(lnet_context *ctx, const lnet_graph *g, const lnet_run_options *o,
                                lnet_devlist *list)
 {
     lnet_status st = lnet_devlist_parse(ctx, o->device, list);
@@ -159,7 +159,7 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     lnet_run_options o;
     if (!ctx || !cfg)
         return lnet_fail(LNET_ERR_INVALID, "attention: %s is NULL", !ctx ? "context" : "config");
-    lnet_status st = read_options(opts, &o);
+    lnet_status st = lnet_read_run_options(opts, &o);
     if (st)
         return st;
     st = check_inputs(q, k, v, out, lse);
@@ -174,7 +174,7 @@ lnet_status lnet_attention_forward(lnet_context *ctx, const lnet_config *cfg,
     g.dtype = q->dtype;
     g.elem = lnet_dtype_size(q->dtype);
     lnet_devlist list;
-    st = devices_for(ctx, &g, &o, &list);
+    st = lnet_devices_for(ctx, &g, &o, &list);
     if (st)
         return st;
     return run_dense(ctx, &g, &list, &o, q, k, v, out, lse);
@@ -223,7 +223,7 @@ lnet_status lnet_attention_backward(lnet_context *ctx, const lnet_config *cfg,
     lnet_run_options o;
     if (!ctx || !cfg)
         return lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL", !ctx ? "context" : "config");
-    lnet_status st = read_options(opts, &o);
+    lnet_status st = lnet_read_run_options(opts, &o);
     if (!st && (!dout || !dq || !dk || !dv))
         st = lnet_fail(LNET_ERR_INVALID, "attention backward: %s is NULL",
                        !dout ? "dout" : !dq ? "dq" : !dk ? "dk" : "dv");
@@ -297,7 +297,7 @@ static lnet_status explain(lnet_context *ctx, const lnet_config *cfg, int64_t ba
         return lnet_fail(LNET_ERR_INVALID, "explain: %s is NULL",
                          !ctx ? "context" : !cfg ? "config" : "text");
     *text = NULL;
-    lnet_status st = read_options(opts, &o);
+    lnet_status st = lnet_read_run_options(opts, &o);
     if (st)
         return st;
     int64_t shape[4] = {batch, kv_rows, heads, dim};

@@ -12,7 +12,18 @@
 #include "scheduler.h"
 #include "transport.h"
 
+/* The rows of the sequence the caller's tensors hold: ranges,
+ * concatenated in this order along the row axis (a rank's share of a call
+ * across ranks, part.c); NULL in host_tensors: every row (one process). */
+#define LNET_MAX_HOST_RANGES (2 * LNET_MAX_WORKERS)
+typedef struct host_rows {
+    int n;
+    int64_t begin[LNET_MAX_HOST_RANGES], end[LNET_MAX_HOST_RANGES];
+    int64_t total;
+} host_rows;
+
 typedef struct host_tensors {
+    const host_rows *rows; /* NULL: [B, N, H, D] (Q, O: [B, Nq, H, D]) */
     const float *q, *k, *v;
     float *out, *lse; /* lse: [B, H, Nq], always present; backward: the saved forward's */
     /* Backward only (NULL in the forward). */
@@ -90,11 +101,19 @@ typedef struct exec_run {
     const lnet_plan *plan;
     const char *kernel;
     lnet_transport *tp;
+    int me;              /* this process's rank: it runs the workers of that rank */
     int poison;
     lnet_chunk *chunks;  /* per worker */
     lnet_hbuf **sent;    /* backward: per worker, per transfer, the dK/dV it sent back */
     int *peer_failed;    /* per worker: it failed waiting on a transfer its sender gave up */
 } exec_run;
+
+/* The plan of `specs` (every rank's workers, rank-tagged) run across the
+ * ranks of mpi: this rank's workers on its rows `t` (t->rows set); the
+ * outcome agreed by every rank (sched_run.c). */
+lnet_status lnet_sched_run_ranks(lnet_context *ctx, lnet_mpi *mpi, const lnet_graph *g,
+                                 const lnet_worker_spec *specs, int n, lnet_algorithm algorithm,
+                                 const char *kernel, const host_tensors *t);
 
 /* Worker `self`'s steps on its device (worker_run.c; the backward's in
  * worker_backward.c). */

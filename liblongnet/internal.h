@@ -85,4 +85,30 @@ static inline int host_is_little_endian(void)
 }
 lnet_status lnet_npy_refuse_big_endian(const char *path);
 
+/* Text grown by printf-style appends (plan.c), for --explain: on an
+ * allocation failure `oom` is set and later appends do nothing. */
+typedef struct text_buf {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} text_buf;
+void lnet_text_put(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* npy.c: rows [begin_i, end_i) along `axis` (of `rows`) of a file, the
+ * ranges concatenated, each read by seeking to it. */
+lnet_status lnet_npy_load_ranges(const char *path, int axis, int64_t rows, int n,
+                                 const int64_t *begin, const int64_t *end, lnet_tensor **out);
+/* npy_output.c: the whole file's header for `shape` written and the file
+ * sized (*data_offset: where the data starts), for ranks to write into;
+ * then sealed (flushed, closed: ready to commit). */
+lnet_status lnet_npy_output_reserve(lnet_npy_output *o, int ndim, const int64_t *shape,
+                                    uint64_t *data_offset);
+lnet_status lnet_npy_output_seal(lnet_npy_output *o);
+/* Writes `local`'s rows into the float32 file `path` of `shape` (data at
+ * data_offset): along `axis`, the ranges [begin_i, end_i), concatenated in
+ * `local` in that order; flushed before it returns. */
+lnet_status lnet_npy_write_ranges(const char *path, uint64_t data_offset, int ndim,
+                                  const int64_t *shape, int axis, int n, const int64_t *begin,
+                                  const int64_t *end, const float *local);
+
 #endif /* LNET_INTERNAL_H */

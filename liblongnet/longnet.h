@@ -332,6 +332,87 @@ lnet_status lnet_attention_explain_backward(lnet_context *ctx, const lnet_config
                                             int64_t heads, int64_t dim,
                                             const lnet_run_options *opts, char **text);
 
+/* ---------------------------------------------------- across ranks (MPI) */
+
+/* One call across the ranks of an MPI job (README "Across machines
+ * (MPI)"). Every rank holds its own rows of Q, K, V and its own devices;
+ * the plan is one, computed alike on every rank from the configuration and
+ * the ranks' weights (agreed by a collective); each rank runs only its own
+ * workers, and rows move between ranks as MPI messages. mpi.h is not
+ * needed to use it: the communicator is an opaque handle. Without MPI in
+ * the build every call is refused (LNET_ERR_UNSUPPORTED), and
+ * lnet_mpi_built() says 0. Calls marked collective must be made by every
+ * rank, in the same order. */
+typedef struct lnet_mpi lnet_mpi;
+int lnet_mpi_built(void);
+/* Initialises MPI (MPI_Init_thread, serialised threads) unless it is
+ * already, and wraps a duplicate of MPI_COMM_WORLD whose errors are
+ * returned (MPI_ERRORS_RETURN), never fatal. lnet_mpi_free finalises MPI
+ * when this call initialised it. Collective. */
+lnet_status lnet_mpi_init(int *argc, char ***argv, lnet_mpi **out);
+/* Wraps a duplicate of the caller's communicator (`comm` points to an
+ * MPI_Comm) of an MPI already initialised. Collective. */
+lnet_status lnet_mpi_from_comm(const void *comm, lnet_mpi **out);
+int lnet_mpi_rank(const lnet_mpi *m);
+int lnet_mpi_size(const lnet_mpi *m);
+/* After a step every rank runs: LNET_OK on every rank when every rank's
+ * `mine` is; else the first failed rank's status on every rank, with a
+ * message naming that rank, `what`, and its own message. Collective. */
+lnet_status lnet_mpi_agree(lnet_mpi *m, lnet_status mine, const char *what);
+void lnet_mpi_free(lnet_mpi *m);
+
+/* How the sequence's chunks are laid out over the ranks. Causal attention
+ * gives a chunk work in proportion to its position, so contiguous chunks
+ * give the last rank the most; zigzag (Megatron-LM's context parallelism)
+ * cuts 2R chunks and gives rank i chunks i and 2R-1-i. */
+typedef enum lnet_layout {
+    LNET_LAYOUT_CONTIGUOUS = 0,
+    LNET_LAYOUT_ZIGZAG = 1
+} lnet_layout;
+/* Parses "contiguous" or "zigzag". */
+lnet_status lnet_layout_parse(const char *name, lnet_layout *out);
+
+/* This rank's share of calls on one shape across the ranks: [B, N, H, D]
+ * for Q, K, V (Q has every row: Nq = N), the configuration and run
+ * options (opts->device: this rank's own devices; weights measured by a
+ * calibration when not given), a layout. Collective: the ranks' weights
+ * are agreed. cfg, opts->device and opts->kernel must outlive it. */
+typedef struct lnet_part lnet_part;
+lnet_status lnet_part_create(lnet_context *ctx, const lnet_config *cfg, lnet_mpi *mpi,
+                             int64_t batch, int64_t rows, int64_t heads, int64_t dim,
+                             lnet_layout layout, const lnet_run_options *opts, lnet_part **out);
+/* The row ranges of the sequence this rank holds, in the order its
+ * tensors hold them (one range, or two with zigzag); their total. */
+int lnet_part_ranges(const lnet_part *p);
+void lnet_part_range(const lnet_part *p, int i, int64_t *begin, int64_t *end);
+int64_t lnet_part_rows(const lnet_part *p);
+/* The forward (backward) on this rank's rows: every tensor [B, n, H, D]
+ * with n = lnet_part_rows, lse [B, H, n]. The same answer as the one
+ * process call on the whole tensors. Collective. */
+lnet_status lnet_part_forward(lnet_part *p, const lnet_tensor *q, const lnet_tensor *k,
+                              const lnet_tensor *v, lnet_tensor *out, lnet_tensor *lse);
+lnet_status lnet_part_backward(lnet_part *p, const lnet_tensor *q, const lnet_tensor *k,
+                               const lnet_tensor *v, const lnet_tensor *out,
+                               const lnet_tensor *lse, const lnet_tensor *dout, lnet_tensor *dq,
+                               lnet_tensor *dk, lnet_tensor *dv);
+/* The plan as text (the same on every rank), with the bytes each rank
+ * sends and receives per level and the causal work per rank under both
+ * layouts. Free with lnet_free. Not collective. */
+lnet_status lnet_part_explain(const lnet_part *p, int backward, char **text);
+/* Reads this rank's rows (lnet_part_range order) of a [B, N, ...] .npy
+ * file (N = the part's rows), seeking to each: nothing else is read. */
+lnet_status lnet_part_load(const lnet_part *p, const char *path, lnet_tensor **out);
+/* Writes each of n outputs (this rank's rows of a [B, N, H, D] tensor, or
+ * of a [B, H, N] log-sum-exp) into one .npy file, byte for byte the file
+ * one process writes: rank 0 creates a temporary beside each target,
+ * every rank writes its rows into it at their offsets, and only when every
+ * rank has written all of them does rank 0 rename them over the targets;
+ * a failure on any rank leaves every existing output untouched.
+ * Character devices and FIFOs are refused. Collective. */
+lnet_status lnet_part_save(lnet_part *p, int n, const char *const paths[],
+                           const lnet_tensor *const local[]);
+void lnet_part_free(lnet_part *p);
+
 /* Frees memory the library returned (explain texts). */
 void lnet_free(void *p);
 

@@ -397,15 +397,17 @@ static lnet_status out_of_range(const char *path, const lnet_tensor *t, size_t f
                      (double)FLT_MAX);
 }
 
-/* Reads the array data that follows the header into t: float32 directly,
- * float64 through a small buffer, converting each value (rounding to
- * nearest; a finite magnitude beyond float32's range is refused). */
-static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_tensor *t)
+/* Reads `count` values at the descriptor's offset into dst: float32
+ * directly, float64 through a small buffer, converting each value
+ * (rounding to nearest; a finite magnitude beyond float32's range is
+ * refused, named by its index in `file`, dst[0] being element `flat0`). */
+static lnet_status read_values(int fd, const char *path, size_t itemsize, float *dst, size_t count_all,
+                               const lnet_tensor *file, size_t flat0)
 {
     size_t got;
     if (itemsize == 4) {
-        size_t bytes = t->numel * sizeof(float);
-        if (read_full(fd, t->data, bytes, &got))
+        size_t bytes = count_all * sizeof(float);
+        if (read_full(fd, dst, bytes, &got))
             return lnet_fail(LNET_ERR_IO, "%s: read failed: %s", path, strerror(errno));
         if (got < bytes)
             return lnet_fail(LNET_ERR_FORMAT,
@@ -414,8 +416,8 @@ static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_ten
     }
     unsigned char buf[8192];
     size_t done = 0;
-    while (done < t->numel) {
-        size_t count = t->numel - done;
+    while (done < count_all) {
+        size_t count = count_all - done;
         if (count > sizeof buf / sizeof(double))
             count = sizeof buf / sizeof(double);
         if (read_full(fd, buf, count * sizeof(double), &got))
@@ -431,12 +433,17 @@ static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_ten
              * infinity and then NaN rows, with nothing to say why. NaN and
              * infinities stay what they are: the file says so itself. */
             if (isinf(f) && isfinite(d))
-                return out_of_range(path, t, done + k, d);
-            t->data[done + k] = f;
+                return out_of_range(path, file, flat0 + done + k, d);
+            dst[done + k] = f;
         }
         done += count;
     }
     return LNET_OK;
+}
+
+static lnet_status read_data(int fd, const char *path, size_t itemsize, lnet_tensor *t)
+{
+    return read_values(fd, path, itemsize, t->data, t->numel, t, 0);
 }
 
 /* Reads and checks the preamble and header from `fd` (at offset 0), and
@@ -617,6 +624,63 @@ lnet_status lnet_npy_load(const char *path, lnet_tensor **out)
     lnet_status st = load_fd(fd, path, out);
     close(fd); /* nothing useful to report for a read-only descriptor */
     return st;
+}
+
+lnet_status lnet_npy_load_ranges(const char *path, int axis, int64_t rows, int n,
+                                 const int64_t *begin, const int64_t *end, lnet_tensor **out)
+{
+    *out = NULL;
+    if (!host_is_little_endian())
+        return lnet_npy_refuse_big_endian(path);
+    int fd = open_input(path);
+    if (fd < 0)
+        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    npy_header h;
+    lnet_status st = read_header(fd, path, &h);
+    off_t data = st ? 0 : lseek(fd, 0, SEEK_CUR);
+    char s[256];
+    if (!st && (h.ndim <= axis || h.shape[axis] != rows))
+        st = lnet_fail(LNET_ERR_INVALID, "%s has shape %s; its rows (axis %d) must be %lld", path,
+                       lnet_shape_str(h.ndim, h.shape, s, sizeof s), axis, (long long)rows);
+    if (!st && data < 0)
+        st = lnet_fail(LNET_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    /* The file's shape, for messages naming an element; the rows kept. */
+    lnet_tensor file = {0};
+    int64_t shape[LNET_MAX_DIMS];
+    size_t inner = 1, outer = 1, kept = 0;
+    if (!st) {
+        file.ndim = h.ndim;
+        memcpy(file.shape, h.shape, sizeof file.shape);
+        memcpy(shape, h.shape, sizeof shape);
+        for (int d = 0; d < axis; d++)
+            outer *= (size_t)h.shape[d];
+        for (int d = axis + 1; d < h.ndim; d++)
+            inner *= (size_t)h.shape[d];
+        for (int i = 0; i < n; i++)
+            kept += (size_t)(end[i] - begin[i]);
+        shape[axis] = (int64_t)kept;
+    }
+    lnet_tensor *t = NULL;
+    if (!st && (st = lnet_tensor_create(h.ndim, shape, &t)))
+        st = lnet_fail_prefix(st, path);
+    float *dst = t ? t->data : NULL;
+    for (size_t b = 0; !st && b < outer; b++)
+        for (int i = 0; !st && i < n; i++) {
+            const size_t flat = (b * (size_t)rows + (size_t)begin[i]) * inner;
+            const size_t count = (size_t)(end[i] - begin[i]) * inner;
+            if (lseek(fd, data + (off_t)(flat * h.itemsize), SEEK_SET) < 0)
+                st = lnet_fail(LNET_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+            else
+                st = read_values(fd, path, h.itemsize, dst, count, &file, flat);
+            dst += count;
+        }
+    close(fd);
+    if (st) {
+        lnet_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return LNET_OK;
 }
 
 lnet_status lnet_npy_refuse_big_endian(const char *path)

@@ -326,16 +326,16 @@ int lnet_npy_output_is_stream(const lnet_npy_output *o)
 
 /* Builds the version 1.0 preamble and header exactly as numpy does, padded
  * so that the data starts at a multiple of 64 bytes. Returns its length. */
-static size_t build_header(const lnet_tensor *t, char *buf, size_t size)
+static size_t build_header(int ndim, const int64_t *dims, char *buf, size_t size)
 {
     char shape[LNET_MAX_DIMS * 24 + 8];
     size_t used = 0;
     shape[used++] = '(';
-    for (int d = 0; d < t->ndim; d++)
+    for (int d = 0; d < ndim; d++)
         used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", d ? ", " : "",
-                                 (long long)t->shape[d]);
+                                 (long long)dims[d]);
     /* Python writes a 1-tuple as "(n,)". */
-    used += (size_t)snprintf(shape + used, sizeof shape - used, "%s)", t->ndim == 1 ? "," : "");
+    used += (size_t)snprintf(shape + used, sizeof shape - used, "%s)", ndim == 1 ? "," : "");
 
     size_t prefix = 10;
     int body = snprintf(buf + prefix, size - prefix,
@@ -365,7 +365,7 @@ lnet_status lnet_npy_output_write(lnet_npy_output *o, const lnet_tensor *t)
         return lnet_fail(LNET_ERR_INVALID, "%s: lnet_npy_output_write: already written",
                          o->path);
     char header[512]; /* 8 dims of 20 digits and 63 bytes of padding fit */
-    size_t header_len = build_header(t, header, sizeof header);
+    size_t header_len = build_header(t->ndim, t->shape, header, sizeof header);
     size_t bytes;
     lnet_status st = lnet_shape_bytes(t->ndim, t->shape, NULL, &bytes);
     if (st)
@@ -426,6 +426,88 @@ void lnet_npy_output_free(lnet_npy_output *o)
     free(o->target);
     free(o->path);
     free(o);
+}
+
+lnet_status lnet_npy_output_reserve(lnet_npy_output *o, int ndim, const int64_t *shape,
+                                    uint64_t *data_offset)
+{
+    if (o->fd < 0 || o->written || o->stream)
+        return lnet_fail(LNET_ERR_INVALID, "%s: %s", o->path, o->stream
+                         ? "a character device or FIFO cannot be written by several ranks at "
+                           "their offsets; give a file"
+                         : "already written");
+    char header[512];
+    size_t header_len = build_header(ndim, shape, header, sizeof header), bytes;
+    lnet_status st = lnet_shape_bytes(ndim, shape, NULL, &bytes);
+    if (st)
+        return lnet_fail_prefix(st, o->path);
+    if (write_full(o->fd, header, header_len) ||
+        ftruncate(o->fd, (off_t)(header_len + bytes)) != 0) {
+        int e = errno;
+        return lnet_fail(LNET_ERR_IO, "%s: cannot write or size the temporary: %s", o->path, strerror(e));
+    }
+    *data_offset = header_len;
+    return LNET_OK;
+}
+
+lnet_status lnet_npy_output_seal(lnet_npy_output *o)
+{
+    if (o->fd < 0 || o->written)
+        return lnet_fail(LNET_ERR_INVALID, "%s: sealed twice", o->path);
+    const char *what = fsync(o->fd) ? "fsync failed" : NULL;
+    int e = errno;
+    if (close(o->fd) && !what) {
+        what = "close failed";
+        e = errno;
+    }
+    o->fd = -1;
+    if (what)
+        return lnet_fail(LNET_ERR_IO, "%s: %s: %s", o->path, what, strerror(e));
+    o->written = 1;
+    return LNET_OK;
+}
+
+lnet_status lnet_npy_write_ranges(const char *path, uint64_t data_offset, int ndim,
+                                  const int64_t *shape, int axis, int n, const int64_t *begin,
+                                  const int64_t *end, const float *local)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return lnet_fail(LNET_ERR_IO, "%s: cannot open the temporary for its rows: %s", path,
+                         strerror(errno));
+    size_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)shape[d];
+    for (int d = axis + 1; d < ndim; d++)
+        inner *= (size_t)shape[d];
+    const size_t rows = (size_t)shape[axis];
+    const char *what = NULL;
+    for (size_t o = 0; o < outer && !what; o++)
+        for (int i = 0; i < n && !what; i++) {
+            const size_t count = (size_t)(end[i] - begin[i]) * inner * sizeof(float);
+            const size_t at = (o * rows + (size_t)begin[i]) * inner * sizeof(float);
+            const char *src = (const char *)local;
+            for (size_t done = 0; done < count && !what;) {
+                ssize_t k = pwrite(fd, src + done, count - done, (off_t)(data_offset + at + done));
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0)
+                    what = "write failed";
+                else
+                    done += (size_t)k;
+            }
+            local += count / sizeof(float);
+        }
+    int e = errno;
+    if (!what && fsync(fd)) {
+        what = "fsync failed";
+        e = errno;
+    }
+    if (close(fd) && !what) {
+        what = "close failed";
+        e = errno;
+    }
+    return what ? lnet_fail(LNET_ERR_IO, "%s: %s: %s", path, what, strerror(e)) : LNET_OK;
 }
 
 lnet_status lnet_npy_save(const char *path, const lnet_tensor *t)

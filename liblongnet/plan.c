@@ -318,6 +318,9 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
             b = prev;
         lnet_worker *w = &p->w[i];
         w->device = specs[i].device;
+        w->rank = specs[i].rank;
+        if (w->rank + 1 > p->ranks)
+            p->ranks = w->rank + 1;
         w->options = specs[i].options;
         w->weight = specs[i].weight;
         w->begin = prev;
@@ -326,7 +329,9 @@ lnet_status lnet_plan_build(lnet_plan *p, const lnet_context *ctx, const lnet_gr
         w->q_end = b;
         if (w->q_begin > w->q_end)
             w->q_begin = w->q_end;
-        w->windows = (lnet_context_dev(ctx, w->device)->desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
+        /* Another rank's device: that rank checks its own windows. */
+        w->windows = w->device < 0 ||
+                     (lnet_context_dev(ctx, w->device)->desc.caps & LNET_PLUGIN_CAP_WINDOWS) != 0;
         prev = b;
         /* A chunk short of the whole sequence is addressed through row
          * windows; a device without them can only take every row. */
@@ -372,14 +377,7 @@ void lnet_plan_free(lnet_plan *p)
 
 /* ------------------------------------------------------------ describe */
 
-typedef struct text {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...)
+void lnet_text_put(text_buf *t, const char *fmt, ...)
 {
     if (t->oom)
         return;
@@ -423,34 +421,38 @@ static const char *bytes_str(uint64_t b, char *buf, size_t len)
 static const char *worker_name(const lnet_plan *p, const lnet_context *ctx, int i, char *buf,
                                size_t len)
 {
+    if (p->w[i].device < 0) {
+        snprintf(buf, len, "rank %d", p->w[i].rank);
+        return buf;
+    }
     const lnet_device *d = lnet_context_dev(ctx, p->w[i].device);
     snprintf(buf, len, "%s:%d", d->plugin->name, d->backend_index);
     return buf;
 }
 
 /* The graph's nodes, each EXCHANGE with what the plan makes it move. */
-static void describe_graph(text *t, const lnet_plan *p)
+static void describe_graph(text_buf *t, const lnet_plan *p)
 {
     const lnet_graph *g = p->g;
     char a[64];
     if (g->backward)
-        put(t, "graph: %d nodes over Q, K, V, O, LSE, dO, Delta, dQ, dK, dV (DELTA, then per level "
+        lnet_text_put(t, "graph: %d nodes over Q, K, V, O, LSE, dO, Delta, dQ, dK, dV (DELTA, then per level "
             "EXCHANGE, SEGMENT_ATTENTION_BACKWARD and REDUCE):\n", g->n_nodes);
     else
-        put(t, "graph: %d nodes over Q, K, V, O, LSE (one EXCHANGE and one SEGMENT_ATTENTION per "
+        lnet_text_put(t, "graph: %d nodes over Q, K, V, O, LSE (one EXCHANGE and one SEGMENT_ATTENTION per "
             "level):\n", g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) {
         const lnet_graph_node *n = &g->nodes[i];
         if (n->type == LNET_NODE_DELTA)
-            put(t, "  n%-2d %-17s ", i, lnet_node_type_str(n->type));
+            lnet_text_put(t, "  n%-2d %-17s ", i, lnet_node_type_str(n->type));
         else
-            put(t, "  n%-2d %-17s level %d (w=%lld, r=%lld): ", i, lnet_node_type_str(n->type),
+            lnet_text_put(t, "  n%-2d %-17s level %d (w=%lld, r=%lld): ", i, lnet_node_type_str(n->type),
                 n->level, (long long)n->segment, (long long)n->dilation);
         for (int j = 0; j < n->n_in; j++)
-            put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->in[j]));
-        put(t, " -> ");
+            lnet_text_put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->in[j]));
+        lnet_text_put(t, " -> ");
         for (int j = 0; j < n->n_out; j++)
-            put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->out[j]));
+            lnet_text_put(t, "%s%s", j ? ", " : "", lnet_tensor_name_str(n->out[j]));
         if (n->type == LNET_NODE_EXCHANGE || n->type == LNET_NODE_REDUCE) {
             int count = 0;
             uint64_t bytes = 0;
@@ -459,13 +461,13 @@ static void describe_graph(text *t, const lnet_plan *p)
                 bytes += p->x[x].node == i ? p->x[x].bytes : 0;
             }
             if (count)
-                put(t, ": %d transfer(s), %s", count, bytes_str(bytes, a, sizeof a));
+                lnet_text_put(t, ": %d transfer(s), %s", count, bytes_str(bytes, a, sizeof a));
             else
-                put(t, ": nothing to move (every segment inside one chunk)");
+                lnet_text_put(t, ": nothing to move (every segment inside one chunk)");
         } else if (n->init) {
-            put(t, " (initialises O, LSE)");
+            lnet_text_put(t, " (initialises O, LSE)");
         }
-        put(t, "\n");
+        lnet_text_put(t, "\n");
     }
 }
 
@@ -484,17 +486,17 @@ static const char *endpoint_name(const lnet_plan *p, const lnet_context *ctx, in
 /* At most this many transfers are listed one by one; the rest are summed. */
 #define DESCRIBE_TRANSFERS 64
 
-static void describe_transfers(text *t, const lnet_plan *p, const lnet_context *ctx)
+static void describe_transfers(text_buf *t, const lnet_plan *p, const lnet_context *ctx)
 {
     const lnet_graph *g = p->g;
     char a[64], from[64], to[64];
     if (p->n_x == 0) {
-        put(t, "transfers: none\n");
+        lnet_text_put(t, "transfers: none\n");
         return;
     }
-    put(t, "transfers (%d, in the order the executor posts them; w<i> is the i-th device of the list):\n",
+    lnet_text_put(t, "transfers (%d, in the order the executor posts them; w<i> is the i-th device of the list):\n",
         p->n_x);
-    put(t, "  %4s %-4s %-3s %-16s %-16s %8s %-28s %s\n", "#", "node", "of", "from", "to", "segment",
+    lnet_text_put(t, "  %4s %-4s %-3s %-16s %-16s %8s %-28s %s\n", "#", "node", "of", "from", "to", "segment",
         "rows", "bytes");
     uint64_t rest = 0;
     for (int i = 0; i < p->n_x; i++) {
@@ -511,28 +513,28 @@ static void describe_transfers(text *t, const lnet_plan *p, const lnet_context *
         else
             snprintf(rows, sizeof rows, "[%lld, %lld)%s", (long long)x->row_begin,
                      (long long)x->row_end, x->kind == LNET_TRANSFER_BLOCK ? " ring block" : "");
-        put(t, "  %4d n%-3d %-3s %-16s %-16s %8lld %-28s %s\n", i, x->node,
+        lnet_text_put(t, "  %4d n%-3d %-3s %-16s %-16s %8lld %-28s %s\n", i, x->node,
             lnet_tensor_name_str(x->tensor), endpoint_name(p, ctx, x->src, from, sizeof from),
             endpoint_name(p, ctx, x->dst, to, sizeof to), (long long)x->segment_index, rows,
             bytes_str(x->bytes, a, sizeof a));
     }
     if (p->n_x > DESCRIBE_TRANSFERS)
-        put(t, "  ... and %d more, %s\n", p->n_x - DESCRIBE_TRANSFERS, bytes_str(rest, a, sizeof a));
+        lnet_text_put(t, "  ... and %d more, %s\n", p->n_x - DESCRIBE_TRANSFERS, bytes_str(rest, a, sizeof a));
 }
 
 lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char **out)
 {
     const lnet_graph *g = p->g;
     static const char *algos[] = {"auto", "gather", "ring"};
-    text t = {0};
+    text_buf t = {0};
     char a[64], b[64], name[64];
-    put(&t, "plan: B=%lld N=%lld H=%lld D=%lld, %d level(s), %s, algorithm %s, %d device(s)\n",
+    lnet_text_put(&t, "plan: B=%lld N=%lld H=%lld D=%lld, %d level(s), %s, algorithm %s, %d device(s)\n",
         (long long)g->batch, (long long)g->rows, (long long)g->heads, (long long)g->dim,
         g->n_levels, g->causal ? "causal" : "non-causal", algos[p->algorithm], p->n);
     if (g->q_first)
-        put(&t, "queries: %lld rows at positions [%lld, %lld) (the last of the %lld K/V rows)\n",
+        lnet_text_put(&t, "queries: %lld rows at positions [%lld, %lld) (the last of the %lld K/V rows)\n",
             (long long)g->q_rows, (long long)g->q_first, (long long)g->rows, (long long)g->rows);
-    put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
+    lnet_text_put(&t, "chunks (aligned to %lld rows%s):\n", (long long)p->align,
         p->fine ? "; too few segments for one per device" : ", the smallest segment length");
     /* Shares as fractions of the largest weight: weights near DBL_MAX sum
      * to infinity, and the percentages would print as "-nan%". */
@@ -547,11 +549,11 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
         const double share = total > 0 ? 100.0 * (w->weight / top) / total : 0;
         endpoint_name(p, ctx, i, name, sizeof name);
         if (w->begin == w->end)
-            put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
+            lnet_text_put(&t, "  %-10s weight %.3g (%.1f%%): no rows: %lld rows make only %lld block(s) of %lld, too few for this weight\n",
                 name, w->weight, share, (long long)g->rows,
                 (long long)lnet_plugin_ceil_div(g->rows, p->align), (long long)p->align);
         else
-            put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
+            lnet_text_put(&t, "  %-10s weight %.3g (%.1f%%): rows [%lld, %lld) (%lld rows)\n", name,
                 w->weight, share, (long long)w->begin, (long long)w->end,
                 (long long)(w->end - w->begin));
     }
@@ -559,17 +561,17 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
     for (int level = 0; level < g->n_levels; level++) {
         const int k = g->level_node[level];
         const lnet_graph_node *n = &g->nodes[k];
-        put(&t, "level %d: segment %lld, dilation %lld:", n->level, (long long)n->segment,
+        lnet_text_put(&t, "level %d: segment %lld, dilation %lld:", n->level, (long long)n->segment,
             (long long)n->dilation);
         int spans = 0;
         for (int i = 0; i < p->n; i++)
             for (int s = 0; s < p->w[i].n_steps; s++)
                 spans |= p->w[i].steps[s].node == k && p->w[i].steps[s].kind != LNET_STEP_LOCAL;
         if (!spans) {
-            put(&t, " local on every device (no segment spans two chunks)\n");
+            lnet_text_put(&t, " local on every device (no segment spans two chunks)\n");
             continue;
         }
-        put(&t, "\n");
+        lnet_text_put(&t, "\n");
         for (int i = 0; i < p->n; i++) {
             const lnet_worker *w = &p->w[i];
             int local = 0, gather = 0, ring = 0, own = 0;
@@ -586,23 +588,23 @@ lnet_status lnet_plan_describe(const lnet_plan *p, const lnet_context *ctx, char
             }
             if (w->begin == w->end)
                 continue;
-            put(&t, "  %-10s %s%s", endpoint_name(p, ctx, i, name, sizeof name),
+            lnet_text_put(&t, "  %-10s %s%s", endpoint_name(p, ctx, i, name, sizeof name),
                 local ? "local segments" : "", local && (gather || ring) ? ", " : "");
             if (gather)
-                put(&t, "%d spanning segment(s) gathered (sparse K/V, 1/%lld of the rows)", gather,
+                lnet_text_put(&t, "%d spanning segment(s) gathered (sparse K/V, 1/%lld of the rows)", gather,
                     (long long)n->dilation);
             if (ring || own)
-                put(&t, "%sring: own block and %d peer block(s)", gather ? ", " : "", ring);
+                lnet_text_put(&t, "%sring: own block and %d peer block(s)", gather ? ", " : "", ring);
             if (!gather && !ring && !own && !local)
-                put(&t, "nothing");
-            put(&t, "; receives %s\n", bytes_str(in, a, sizeof a));
+                lnet_text_put(&t, "nothing");
+            lnet_text_put(&t, "; receives %s\n", bytes_str(in, a, sizeof a));
         }
     }
     describe_transfers(&t, p, ctx);
-    put(&t, "bytes per device (K and V rows from other chunks):\n");
+    lnet_text_put(&t, "bytes per device (K and V rows from other chunks):\n");
     for (int i = 0; i < p->n; i++) {
         const lnet_worker *w = &p->w[i];
-        put(&t, "  %-10s receives %s, sends %s\n", endpoint_name(p, ctx, i, name, sizeof name),
+        lnet_text_put(&t, "  %-10s receives %s, sends %s\n", endpoint_name(p, ctx, i, name, sizeof name),
             bytes_str(w->bytes_in, a, sizeof a), bytes_str(w->bytes_out, b, sizeof b));
     }
     if (t.oom) {

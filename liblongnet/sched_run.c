@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "executor.h"
 #include "internal.h"
+#include "ranks.h"
 
 void lnet_job_base(lnet_segment_job *j, const lnet_graph *g, const lnet_graph_node *n,
                    const char *kernel)
@@ -40,6 +42,7 @@ typedef struct worker_thread {
     lnet_status status;
     int peer_failed; /* it failed only because a sender of its did */
     char error[1024];
+    int finished;    /* set (atomically) when its steps are done */
 } worker_thread;
 
 static void *worker_main(void *arg)
@@ -49,7 +52,27 @@ static void *worker_main(void *arg)
                                           : lnet_worker_run(t->run, t->index);
     if (t->status)
         snprintf(t->error, sizeof t->error, "%s", lnet_last_error());
+    __atomic_store_n(&t->finished, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+static const char *device_name(const lnet_context *ctx, int device, char *buf, size_t len);
+
+/* Across ranks the calling thread runs no worker: it keeps the
+ * transport's messages moving (MPI progresses only inside its calls)
+ * until this rank's workers are done. */
+static void progress_until_done(const exec_run *r, worker_thread *threads, const int *started)
+{
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < r->plan->n; i++)
+            running |= started[i] && !__atomic_load_n(&threads[i].finished, __ATOMIC_ACQUIRE);
+        if (!running)
+            return;
+        r->tp->ops->progress(r->tp);
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void log_warning(lnet_context *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -101,6 +124,8 @@ static lnet_status post_sends(const exec_run *r, const host_tensors *t, sends *o
         const lnet_transfer *x = &p->x[i];
         if (x->tensor != LNET_TENSOR_K && x->tensor != LNET_TENSOR_V)
             continue; /* backward's dK, dV: sent by their worker once computed */
+        if (x->src != LNET_ENDPOINT_HOST && p->w[x->src].rank != r->me)
+            continue; /* another rank's to send */
         const int k = x->tensor == LNET_TENSOR_K;
         const float *src;
         int64_t base, n;
@@ -142,39 +167,45 @@ static void sends_free(const exec_run *r, sends *s)
 
 /* Runs a plan: chunks scattered, sends posted, one thread per worker with
  * rows (the calling thread takes the first), outputs of the workers that
- * succeeded gathered. threads[i].status says which failed. */
-static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *kernel,
+ * succeeded gathered. threads[i].status says which failed. Across ranks
+ * (mpi not NULL) only this rank's workers run, on its own rows. */
+static lnet_status run_plan(lnet_context *ctx, lnet_mpi *mpi, const lnet_plan *p, const char *kernel,
                             const host_tensors *t, worker_thread *threads)
 {
-    exec_run r = {ctx, p, kernel, NULL, 0, NULL, NULL, NULL};
+    exec_run r = {ctx, p, kernel, NULL, lnet_mpi_rank(mpi), 0, NULL, NULL, NULL};
     const int bwd = p->g->backward;
     int drop;
     isolation_mode(&r.poison, &drop);
     sends s = {0};
-    lnet_status st = lnet_transport_local_create(p->n_x, drop, &r.tp);
+    lnet_status st = mpi ? lnet_transport_mpi_create(mpi, p, &r.tp)
+                         : lnet_transport_local_create(p->n_x, drop, &r.tp);
     if (!st && (!(r.chunks = calloc((size_t)p->n, sizeof *r.chunks)) ||
                 !(r.peer_failed = calloc((size_t)p->n, sizeof *r.peer_failed))))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d chunks", p->n);
     if (!st && bwd && !(r.sent = calloc((size_t)p->n, sizeof *r.sent)))
         st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d workers", p->n);
     for (int i = 0; bwd && i < p->n && !st; i++)
-        if (!(r.sent[i] = calloc((size_t)p->n_x + 1, sizeof **r.sent)))
+        if (p->w[i].rank == r.me && !(r.sent[i] = calloc((size_t)p->n_x + 1, sizeof **r.sent)))
             st = lnet_fail(LNET_ERR_NOMEM, "out of memory for %d transfers", p->n_x);
     for (int i = 0; i < p->n && !st; i++)
-        st = lnet_chunk_scatter(&r.chunks[i], p->g, t, &p->w[i], r.poison);
+        if (p->w[i].rank == r.me)
+            st = lnet_chunk_scatter(&r.chunks[i], p->g, t, &p->w[i], r.poison);
     if (!st)
         st = post_sends(&r, t, &s);
+    for (int i = 0; i < p->n; i++)
+        threads[i] = (worker_thread){&r, i, LNET_OK, 0, "", 0};
     if (!st) {
         pthread_t tid[LNET_MAX_WORKERS];
         int started[LNET_MAX_WORKERS] = {0}, first = -1;
         for (int i = 0; i < p->n; i++) {
-            threads[i] = (worker_thread){&r, i, LNET_OK, 0, ""};
             /* No rows, or (forward) K/V rows only: its sends are posted.
              * Backward: a worker of K/V rows only still adds what the
              * others send back for them. */
             if (bwd ? p->w[i].begin == p->w[i].end : p->w[i].q_begin == p->w[i].q_end)
                 continue;
-            if (first < 0) {
+            if (p->w[i].rank != r.me)
+                continue;
+            if (first < 0 && !mpi) {
                 first = i;
                 continue;
             }
@@ -185,21 +216,32 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
         }
         if (first >= 0)
             worker_main(&threads[first]);
+        if (mpi)
+            progress_until_done(&r, threads, started);
         for (int i = 0; i < p->n; i++)
             if (started[i])
                 pthread_join(tid[i], NULL);
-        for (int i = 0; i < p->n; i++) {
-            if (threads[i].status == LNET_OK && p->w[i].begin < p->w[i].end)
-                lnet_chunk_gather(&r.chunks[i], p->g, t);
-            threads[i].peer_failed = r.peer_failed[i];
-        }
     }
-    if (r.tp)
+    /* Across ranks: what this rank owes is given up, what it was sent is
+     * taken, so that no other rank waits on it for ever. */
+    int leak = 0;
+    if (r.tp && r.tp->ops->finish) {
+        lnet_status fs = r.tp->ops->finish(r.tp);
+        leak = fs != LNET_OK; /* a send may still read its data */
+        if (!st)
+            st = fs;
+    }
+    for (int i = 0; !st && i < p->n; i++) {
+        if (p->w[i].rank == r.me && threads[i].status == LNET_OK && p->w[i].begin < p->w[i].end)
+            lnet_chunk_gather(&r.chunks[i], p->g, t);
+        threads[i].peer_failed = r.peer_failed[i];
+    }
+    if (r.tp && !leak)
         sends_free(&r, &s);
     for (int i = 0; r.chunks && i < p->n; i++)
         lnet_chunk_free(&r.chunks[i]);
     for (int i = 0; r.sent && i < p->n; i++) {
-        for (int x = 0; r.sent[i] && x < p->n_x; x++)
+        for (int x = 0; r.sent[i] && x < p->n_x && !leak; x++)
             lnet_hbuf_free(&r.sent[i][x]);
         free(r.sent[i]);
     }
@@ -209,6 +251,37 @@ static lnet_status run_plan(lnet_context *ctx, const lnet_plan *p, const char *k
     if (r.tp)
         r.tp->ops->destroy(r.tp);
     return st;
+}
+
+lnet_status lnet_sched_run_ranks(lnet_context *ctx, lnet_mpi *mpi, const lnet_graph *g,
+                                 const lnet_worker_spec *specs, int n, lnet_algorithm algorithm,
+                                 const char *kernel, const host_tensors *t)
+{
+    lnet_plan p = {0};
+    lnet_status st = g->dtype != LNET_DTYPE_F32
+                         ? lnet_fail(LNET_ERR_UNSUPPORTED, "the scheduler moves float32 rows only")
+                         : lnet_plan_build(&p, ctx, g, algorithm, specs, n, 0, g->rows);
+    worker_thread *runs = NULL;
+    int secondary = 0;
+    if (!st && !(runs = calloc((size_t)n, sizeof *runs)))
+        st = lnet_fail(LNET_ERR_NOMEM, "out of memory starting %d workers", n);
+    if (!st)
+        st = run_plan(ctx, mpi, &p, kernel, t, runs);
+    /* No failover across ranks: a failed worker fails the call on every
+     * rank, naming the first that failed first-hand. */
+    for (int pass = 0; !st && runs && pass < 2; pass++)
+        for (int i = 0; i < n && !st; i++)
+            if (runs[i].status != LNET_OK && (pass == 1 || !runs[i].peer_failed)) {
+                char name[64];
+                secondary = runs[i].peer_failed;
+                st = p.w[i].device >= 0
+                         ? lnet_fail(runs[i].status, "worker w%d (%s): %s", i,
+                                     device_name(ctx, p.w[i].device, name, sizeof name), runs[i].error)
+                         : lnet_fail(runs[i].status, "%s", runs[i].error);
+            }
+    free(runs);
+    lnet_plan_free(&p);
+    return lnet_ranks_agree(mpi, st, secondary, g->backward ? "the backward" : "the forward");
 }
 
 static const char *device_name(const lnet_context *ctx, int device, char *buf, size_t len)
@@ -244,7 +317,7 @@ static lnet_status run_rows(lnet_context *ctx, const lnet_graph *g, const lnet_w
                     (long long)hi, (long long)lnet_plugin_ceil_div(hi - lo, p.align), (long long)p.align,
                     p.w[i].weight);
     }
-    st = run_plan(ctx, &p, kernel, t, runs);
+    st = run_plan(ctx, NULL, &p, kernel, t, runs);
     int failed = 0;
     for (int i = 0; i < n && !st; i++)
         failed += runs[i].status != LNET_OK;
@@ -311,7 +384,7 @@ lnet_status lnet_sched_forward(lnet_context *ctx, const lnet_graph *g, const lne
     if (g->dtype != LNET_DTYPE_F32)
         return lnet_fail(LNET_ERR_UNSUPPORTED, "the scheduler moves float32 rows only; %s "
                          "tensors are not converted yet", lnet_dtype_name(g->dtype));
-    host_tensors t = {q, k, v, out, lse, NULL, NULL, NULL, NULL};
+    host_tensors t = {NULL, q, k, v, out, lse, NULL, NULL, NULL, NULL};
     return run_rows(ctx, g, list->items, list->n, algorithm, kernel, &t, 0, g->rows);
 }
 
@@ -324,6 +397,6 @@ lnet_status lnet_sched_backward(lnet_context *ctx, const lnet_graph *g, const ln
         return lnet_fail(LNET_ERR_UNSUPPORTED, "the scheduler moves float32 rows only; %s "
                          "tensors are not converted yet", lnet_dtype_name(g->dtype));
     /* O and LSE are only read in the backward. */
-    host_tensors t = {q, k, v, (float *)out, (float *)lse, dout, dq, dk, dv};
+    host_tensors t = {NULL, q, k, v, (float *)out, (float *)lse, dout, dq, dk, dv};
     return run_rows(ctx, g, list->items, list->n, algorithm, kernel, &t, 0, g->rows);
 }

@@ -20,7 +20,8 @@
 #define LNET_MAX_DEVICE_OPTIONS 128
 
 typedef struct lnet_worker_spec {
-    int device;    /* index in the context */
+    int device;    /* index in the context; -1: a device of another rank */
+    int rank;      /* the MPI rank that runs it (0 in one process) */
     double weight;
     char options[LNET_MAX_DEVICE_OPTIONS];
 } lnet_worker_spec;
@@ -90,7 +91,8 @@ typedef struct lnet_step {
 } lnet_step;
 
 typedef struct lnet_worker {
-    int device;                 /* index in the context */
+    int device;                 /* index in the context; -1: another rank's */
+    int rank;                   /* the rank that runs it (0 in one process) */
     const char *options;        /* its device options (the spec's), "" for none */
     double weight;
     int64_t begin, end;         /* its chunk of rows; begin == end: none */
@@ -114,6 +116,7 @@ typedef struct lnet_plan {
      * order: the order one executor loop posts and waits for them. */
     lnet_transfer *x;
     int n_x, cap_x;
+    int ranks;                  /* ranks the workers belong to (1 in one process) */
 } lnet_plan;
 
 /* Splits rows [lo, hi) among the workers in proportion to their weights,
@@ -144,6 +147,13 @@ lnet_status lnet_sched_backward(lnet_context *ctx, const lnet_graph *g, const ln
                                 lnet_algorithm algorithm, const char *kernel, const float *q,
                                 const float *k, const float *v, const float *out, const float *lse,
                                 const float *dout, float *dq, float *dk, float *dv);
+
+/* attention.c: the caller's run options copied and checked (NULL:
+ * defaults), and the devices of o->device with their weights (placed,
+ * calibrated where not given). */
+lnet_status lnet_read_run_options(const lnet_run_options *opts, lnet_run_options *o);
+lnet_status lnet_devices_for(lnet_context *ctx, const lnet_graph *g, const lnet_run_options *o,
+                             lnet_devlist *list);
 
 /* How many of the rows first, first + r, ... lie in [lo, hi). */
 static inline int64_t lnet_count_selected(int64_t first, int64_t r, int64_t lo, int64_t hi)

@@ -42,6 +42,16 @@ typedef struct lnet_transport_ops {
     /* Frees a request; one still pending is withdrawn. */
     void (*release)(lnet_transport *t, lnet_request *req);
     void (*destroy)(lnet_transport *t);
+    /* Across processes only (NULL in one): */
+    /* Moves pending messages along while this process's workers compute
+     * (MPI progresses only inside its calls); called between waits. */
+    void (*progress)(lnet_transport *t);
+    /* After this process's workers have ended: every transfer it owes and
+     * never sent is abandoned (its receiver fails instead of waiting),
+     * every transfer sent to it and never received is received and
+     * dropped, and every send completes; so that no process waits for
+     * ever on another. Bounded by the transport's timeout. */
+    lnet_status (*finish)(lnet_transport *t);
 } lnet_transport_ops;
 
 struct lnet_transport {
@@ -53,5 +63,12 @@ struct lnet_transport {
  * bytes being copied (what a missing transfer looks like to the receiver;
  * the isolation test shows that it is caught). */
 lnet_status lnet_transport_local_create(int n_transfers, int drop, lnet_transport **out);
+
+/* The transport across the ranks of `mpi` for plan p (transport_mpi.c, the
+ * one core file that includes mpi.h): a transfer between two workers of
+ * this rank goes through an in-process transport, one between ranks is an
+ * MPI_Isend / MPI_Irecv with the transfer's index as its tag. */
+struct lnet_plan;
+lnet_status lnet_transport_mpi_create(lnet_mpi *mpi, const struct lnet_plan *p, lnet_transport **out);
 
 #endif /* LNET_TRANSPORT_H */

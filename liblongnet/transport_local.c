@@ -188,7 +188,7 @@ static void local_destroy(lnet_transport *t)
 
 static const lnet_transport_ops local_ops = {
     sizeof(lnet_transport_ops), "in-process", local_isend, local_irecv, local_wait,
-    local_abandon, local_release, local_destroy,
+    local_abandon, local_release, local_destroy, NULL, NULL,
 };
 
 lnet_status lnet_transport_local_create(int n_transfers, int drop, lnet_transport **out)

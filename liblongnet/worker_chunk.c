@@ -49,14 +49,33 @@ void lnet_hbuf_free(lnet_hbuf *b)
     b->p = NULL;
 }
 
-/* Rows [r0, r1) of a [B, rows, H, D] host tensor `host` (row 0 at position
- * `first`) as the chunk's tensor i: the caller's memory or a copy. */
-static lnet_status take(lnet_chunk *c, int i, const lnet_graph *g, const float *host, int64_t first,
+/* Where absolute row r is in the caller's tensors (a query row when
+ * `query`: Q, O, LSE) and how many rows they hold (*rows). */
+static int64_t host_index(const host_tensors *t, const lnet_graph *g, int64_t r, int query,
+                          int64_t *rows)
+{
+    if (!t->rows) {
+        *rows = query ? g->q_rows : g->rows;
+        return query ? r - g->q_first : r;
+    }
+    *rows = t->rows->total;
+    int64_t before = 0;
+    for (int i = 0; i < t->rows->n; i++) {
+        if (r >= t->rows->begin[i] && r < t->rows->end[i])
+            return before + r - t->rows->begin[i];
+        before += t->rows->end[i] - t->rows->begin[i];
+    }
+    return before; /* never: a chunk lies inside its rank's ranges */
+}
+
+/* Rows [r0, r1) of a [B, rows, H, D] host tensor `host` (r0 at host row
+ * `at`) as the chunk's tensor i: the caller's memory or a copy. */
+static lnet_status take(lnet_chunk *c, int i, const lnet_graph *g, const float *host, int64_t at_row,
                         int64_t rows, int64_t r0, int64_t r1, int copy_in, int poison)
 {
     const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(r1 - r0), B = (size_t)g->batch;
-    const size_t at = (size_t)(r0 - first);
-    if (!poison && (B == 1 || (r0 == first && r1 == first + rows))) {
+    const size_t at = (size_t)at_row;
+    if (!poison && (B == 1 || (at == 0 && n == (size_t)rows))) {
         c->t[i] = (float *)host + at * row; /* inputs are only read */
         return LNET_OK;
     }
@@ -71,12 +90,14 @@ static lnet_status take(lnet_chunk *c, int i, const lnet_graph *g, const float *
 
 /* The [B, H, nq] slice of a [B, H, Nq] host tensor (LSE, Delta) for the
  * chunk's query rows, as the chunk's tensor i. */
-static lnet_status take_per_row(lnet_chunk *c, int i, const lnet_graph *g, float *host, int copy_in,
-                                int poison)
+static lnet_status take_per_row(lnet_chunk *c, int i, const lnet_graph *g, const host_tensors *t,
+                                float *host, int copy_in, int poison)
 {
     const size_t B = (size_t)g->batch, H = (size_t)g->heads, nq = (size_t)(c->q_end - c->q_begin);
-    const size_t Nq = (size_t)g->q_rows, at = (size_t)(c->q_begin - g->q_first);
-    const int whole = c->q_begin == g->q_first && c->q_end == g->rows;
+    int64_t rows;
+    const size_t at = (size_t)host_index(t, g, c->q_begin, 1, &rows);
+    const size_t Nq = (size_t)rows;
+    const int whole = at == 0 && nq == Nq;
     if (host && !poison && (B * H == 1 || whole)) {
         c->t[i] = host + at;
         return LNET_OK;
@@ -107,30 +128,33 @@ lnet_status lnet_chunk_scatter(lnet_chunk *c, const lnet_graph *g, const host_te
         return LNET_OK;
     const int bwd = g->backward;
     const int64_t n = w->end - w->begin, nq = w->q_end - w->q_begin;
+    int64_t kv_rows, q_rows;
+    const int64_t kv_at = host_index(t, g, w->begin, 0, &kv_rows);
     lnet_status st = LNET_OK;
-    if ((st = take(c, LNET_TENSOR_K, g, t->k, 0, g->rows, w->begin, w->end, 1, poison)) ||
-        (st = take(c, LNET_TENSOR_V, g, t->v, 0, g->rows, w->begin, w->end, 1, poison)))
+    if ((st = take(c, LNET_TENSOR_K, g, t->k, kv_at, kv_rows, w->begin, w->end, 1, poison)) ||
+        (st = take(c, LNET_TENSOR_V, g, t->v, kv_at, kv_rows, w->begin, w->end, 1, poison)))
         goto fail;
     if (bwd) {
         /* dK and dV of the chunk's rows, zeroed: contributions are added. */
-        if ((st = take(c, LNET_TENSOR_DK, g, t->dk, 0, g->rows, w->begin, w->end, 0, poison)) ||
-            (st = take(c, LNET_TENSOR_DV, g, t->dv, 0, g->rows, w->begin, w->end, 0, poison)))
+        if ((st = take(c, LNET_TENSOR_DK, g, t->dk, kv_at, kv_rows, w->begin, w->end, 0, poison)) ||
+            (st = take(c, LNET_TENSOR_DV, g, t->dv, kv_at, kv_rows, w->begin, w->end, 0, poison)))
             goto fail;
         zero_rows(c->t[LNET_TENSOR_DK], g, n);
         zero_rows(c->t[LNET_TENSOR_DV], g, n);
     }
     if (nq == 0)
         return LNET_OK; /* no query rows: K/V to send, nothing to compute */
-    if ((st = take(c, LNET_TENSOR_Q, g, t->q, g->q_first, g->q_rows, w->q_begin, w->q_end, 1, poison)) ||
-        (st = take(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, w->q_begin, w->q_end, bwd, poison)) ||
-        (st = take_per_row(c, LNET_TENSOR_LSE, g, t->lse, bwd, poison)))
+    const int64_t q_at = host_index(t, g, w->q_begin, 1, &q_rows);
+    if ((st = take(c, LNET_TENSOR_Q, g, t->q, q_at, q_rows, w->q_begin, w->q_end, 1, poison)) ||
+        (st = take(c, LNET_TENSOR_O, g, t->out, q_at, q_rows, w->q_begin, w->q_end, bwd, poison)) ||
+        (st = take_per_row(c, LNET_TENSOR_LSE, g, t, t->lse, bwd, poison)))
         goto fail;
     if (bwd) {
-        if ((st = take(c, LNET_TENSOR_DO, g, t->dout, g->q_first, g->q_rows, w->q_begin, w->q_end, 1,
+        if ((st = take(c, LNET_TENSOR_DO, g, t->dout, q_at, q_rows, w->q_begin, w->q_end, 1,
                        poison)) ||
-            (st = take(c, LNET_TENSOR_DQ, g, t->dq, g->q_first, g->q_rows, w->q_begin, w->q_end, 0,
+            (st = take(c, LNET_TENSOR_DQ, g, t->dq, q_at, q_rows, w->q_begin, w->q_end, 0,
                        poison)) ||
-            (st = take_per_row(c, LNET_TENSOR_DELTA, g, NULL, 0, poison)))
+            (st = take_per_row(c, LNET_TENSOR_DELTA, g, t, NULL, 0, poison)))
             goto fail;
         zero_rows(c->t[LNET_TENSOR_DQ], g, nq);
     }
@@ -141,31 +165,34 @@ fail:
 }
 
 /* Rows [r0, r1) of the chunk's tensor i back into a [B, rows, H, D] host
- * tensor whose row 0 is position `first`. */
-static void put_back(const lnet_chunk *c, int i, const lnet_graph *g, float *host, int64_t first,
+ * tensor (r0 at host row `at`). */
+static void put_back(const lnet_chunk *c, int i, const lnet_graph *g, float *host, int64_t at,
                      int64_t rows, int64_t r0, int64_t r1)
 {
     if (!c->mem[i].p)
         return; /* the caller's memory itself */
     const size_t row = (size_t)g->heads * (size_t)g->dim, n = (size_t)(r1 - r0);
     for (size_t b = 0; b < (size_t)g->batch; b++)
-        memcpy(host + (b * (size_t)rows + (size_t)(r0 - first)) * row, c->t[i] + b * n * row,
+        memcpy(host + (b * (size_t)rows + (size_t)at) * row, c->t[i] + b * n * row,
                n * row * sizeof(float));
 }
 
 void lnet_chunk_gather(const lnet_chunk *c, const lnet_graph *g, const host_tensors *t)
 {
+    int64_t kv_rows, q_rows;
+    const int64_t kv_at = host_index(t, g, c->begin, 0, &kv_rows);
+    const int64_t q_at = host_index(t, g, c->q_begin, 1, &q_rows);
     if (g->backward) {
-        put_back(c, LNET_TENSOR_DK, g, t->dk, 0, g->rows, c->begin, c->end);
-        put_back(c, LNET_TENSOR_DV, g, t->dv, 0, g->rows, c->begin, c->end);
+        put_back(c, LNET_TENSOR_DK, g, t->dk, kv_at, kv_rows, c->begin, c->end);
+        put_back(c, LNET_TENSOR_DV, g, t->dv, kv_at, kv_rows, c->begin, c->end);
         if (c->q_end > c->q_begin)
-            put_back(c, LNET_TENSOR_DQ, g, t->dq, g->q_first, g->q_rows, c->q_begin, c->q_end);
+            put_back(c, LNET_TENSOR_DQ, g, t->dq, q_at, q_rows, c->q_begin, c->q_end);
         return;
     }
-    put_back(c, LNET_TENSOR_O, g, t->out, g->q_first, g->q_rows, c->q_begin, c->q_end);
+    put_back(c, LNET_TENSOR_O, g, t->out, q_at, q_rows, c->q_begin, c->q_end);
     const size_t nq = (size_t)(c->q_end - c->q_begin);
-    const size_t B = (size_t)g->batch, H = (size_t)g->heads, Nq = (size_t)g->q_rows;
-    const size_t at = (size_t)(c->q_begin - g->q_first);
+    const size_t B = (size_t)g->batch, H = (size_t)g->heads, Nq = (size_t)q_rows;
+    const size_t at = (size_t)q_at;
     if (c->mem[LNET_TENSOR_LSE].p)
         for (size_t bh = 0; bh < B * H; bh++)
             memcpy(t->lse + bh * Nq + at, c->t[LNET_TENSOR_LSE] + bh * nq, nq * sizeof(float));

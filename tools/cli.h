@@ -75,7 +75,7 @@ enum {
     CLI_ATTN_OPT_Q = 1, CLI_ATTN_OPT_K, CLI_ATTN_OPT_V, CLI_ATTN_OPT_SEGMENTS,
     CLI_ATTN_OPT_DILATIONS, CLI_ATTN_OPT_CAUSAL, CLI_ATTN_OPT_OFFSETS, CLI_ATTN_OPT_SCALE,
     CLI_ATTN_OPT_DEVICE, CLI_ATTN_OPT_KERNEL, CLI_ATTN_OPT_ALGORITHM, CLI_ATTN_OPT_EXPLAIN,
-    CLI_ATTN_OPT_FORCE, CLI_ATTN_OPT_QUIET, CLI_ATTN_OPT_END
+    CLI_ATTN_OPT_FORCE, CLI_ATTN_OPT_QUIET, CLI_ATTN_OPT_MPI, CLI_ATTN_OPT_LAYOUT, CLI_ATTN_OPT_END
 };
 #define CLI_ATTN_OPTIONS                                                              \
     { "q", 1, CLI_ATTN_OPT_Q }, { "k", 1, CLI_ATTN_OPT_K }, { "v", 1, CLI_ATTN_OPT_V }, \
@@ -84,12 +84,14 @@ enum {
     { "scale", 1, CLI_ATTN_OPT_SCALE }, { "device", 1, CLI_ATTN_OPT_DEVICE },           \
     { "kernel", 1, CLI_ATTN_OPT_KERNEL }, { "algorithm", 1, CLI_ATTN_OPT_ALGORITHM },   \
     { "explain", 0, CLI_ATTN_OPT_EXPLAIN }, { "force", 0, CLI_ATTN_OPT_FORCE },         \
-    { "quiet", 0, CLI_ATTN_OPT_QUIET }
+    { "quiet", 0, CLI_ATTN_OPT_QUIET }, { "mpi", 0, CLI_ATTN_OPT_MPI },                 \
+    { "layout", 1, CLI_ATTN_OPT_LAYOUT }
 
 typedef struct cli_attn_args {
     const char *path[3]; /* q, k, v */
     const char *segments, *dilations, *offsets, *scale, *device, *kernel, *algorithm;
-    int causal, quiet, explain, force;
+    const char *layout; /* --layout, with --mpi */
+    int causal, quiet, explain, force, mpi;
 } cli_attn_args;
 
 /* The flag names and tensor names of Q, K, V, for messages. */
@@ -160,5 +162,16 @@ void cli_attn_free(cli_attn *s);
  * values in t ([B, N, H, D] rows or [B, H, N] log-sum-exps). */
 void cli_warn_non_finite(const char *name, const char *path, const lnet_tensor *t);
 double cli_now_ms(void);
+
+/* ------------------------------------------------ across ranks (--mpi) */
+
+/* `longnet run --mpi` / `longnet grad --mpi` under mpirun (cli_mpi.c):
+ * every rank reads its rows of the inputs, runs its share, and the ranks
+ * write the outputs together. `in` are Q, K, V then the command's other
+ * inputs (grad: dO, and O, LSE or NULL, NULL), `outs` its outputs (run:
+ * O and LSE or NULL; grad: dQ, dK, dV). Returns the exit code, the same on
+ * every rank. */
+int cli_mpi_main(const cli_attn_args *a, int backward, const char *const in[6],
+                 const char *const outs[3]);
 
 #endif /* LNET_CLI_H */

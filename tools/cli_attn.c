@@ -49,6 +49,13 @@ void cli_attn_usage(FILE *out)
           "  --force              run even when the inputs and outputs need more\n"
           "                       memory than is available (also LONGNET_FORCE=1)\n"
           "  --quiet              print nothing on success\n"
+          "  --mpi                run across the ranks of mpirun: each rank reads\n"
+          "                       its rows, runs its share on its own --device\n"
+          "                       list, and the ranks write the outputs together\n"
+          "                       (README \"Across machines (MPI)\"); Q must have\n"
+          "                       K's rows\n"
+          "  --layout NAME        with --mpi: contiguous (default) or zigzag chunks\n"
+          "                       (rank i gets chunks i and 2R-1-i: causal balance)\n"
           "\n"
           "Output files must differ from each other and from the inputs.\n", out);
 }
@@ -77,6 +84,8 @@ static int take_option(cli_attn_args *a, int id, const char *value)
     case CLI_ATTN_OPT_EXPLAIN: a->explain = 1; return 1;
     case CLI_ATTN_OPT_FORCE: a->force = 1; return 1;
     case CLI_ATTN_OPT_QUIET: a->quiet = 1; return 1;
+    case CLI_ATTN_OPT_MPI: a->mpi = 1; return 1;
+    case CLI_ATTN_OPT_LAYOUT: a->layout = value; return 1;
     default: return 0;
     }
 }

@@ -130,6 +130,8 @@ int cmd_grad_main(int argc, char **argv)
     }
     if ((rc = cli_check_paths(3 + N_EXTRA, in_path, in_flag, 3, a.grad, grad_flag)) >= 0)
         return rc;
+    if (a.c.mpi)
+        return cli_mpi_main(&a.c, 1, in_path, a.grad);
 
     const int saved = a.extra[IN_OUT] != NULL;
     const int nextra = saved ? N_EXTRA : 1;

@@ -76,6 +76,11 @@ int cmd_run_main(int argc, char **argv)
     const char *const outs[2] = { a.out, a.lse }, *const out_flag[2] = { "--out", "--lse" };
     if ((rc = cli_check_paths(3, a.c.path, cli_attn_input_flag, 2, outs, out_flag)) >= 0)
         return rc;
+    if (a.c.mpi) {
+        const char *const in[6] = { a.c.path[0], a.c.path[1], a.c.path[2], NULL, NULL, NULL };
+        const char *const out3[3] = { a.out, a.lse, NULL };
+        return cli_mpi_main(&a.c, 0, in, out3);
+    }
 
     cli_attn s;
     lnet_tensor *in[3] = { NULL, NULL, NULL };
