@@ -58,6 +58,10 @@ int cli_mpi_main(const cli_attn_args *a, int backward, const char *const in[6],
     if (lnet_mpi_init(NULL, NULL, &m) != LNET_OK)
         return cli_lib_error(NULL);
     const int me = lnet_mpi_rank(m), ranks = lnet_mpi_size(m);
+    /* mpirun forwards every rank's stderr to one stream: whole lines, so
+     * that two ranks' messages never interleave within a line. */
+    static char errbuf[4096];
+    setvbuf(stderr, errbuf, _IOLBF, sizeof errbuf);
     snprintf(prog, sizeof prog, "longnet %s [rank %d of %d]", backward ? "grad" : "run", me, ranks);
     cli_set_prog(prog);
 
