@@ -580,6 +580,18 @@ static int open_input(const char *path)
     return fd;
 }
 
+/* Opens an input and reads its header: *fd at the first data byte, or -1
+ * when it could not be opened (the status says why). */
+static lnet_status open_header(const char *path, int *fd, npy_header *h)
+{
+    *fd = -1;
+    if (!host_is_little_endian())
+        return lnet_npy_refuse_big_endian(path);
+    if ((*fd = open_input(path)) < 0)
+        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return read_header(*fd, path, h);
+}
+
 lnet_status lnet_npy_inspect(const char *path, lnet_npy_info *info)
 {
     if (!info)
@@ -589,14 +601,11 @@ lnet_status lnet_npy_inspect(const char *path, lnet_npy_info *info)
     if (info->size < sizeof *info)
         return lnet_fail(LNET_ERR_INVALID, "lnet_npy_inspect: info.size %zu is too small (need %zu)",
                          info->size, sizeof *info);
-    if (!host_is_little_endian())
-        return lnet_npy_refuse_big_endian(path);
-    int fd = open_input(path);
-    if (fd < 0)
-        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     npy_header h;
-    lnet_status st = read_header(fd, path, &h);
-    close(fd);
+    lnet_status st = open_header(path, &fd, &h);
+    if (fd >= 0)
+        close(fd);
     if (st)
         return st;
     info->ndim = h.ndim;
@@ -630,13 +639,11 @@ lnet_status lnet_npy_load_ranges(const char *path, int axis, int64_t rows, int n
                                  const int64_t *begin, const int64_t *end, lnet_tensor **out)
 {
     *out = NULL;
-    if (!host_is_little_endian())
-        return lnet_npy_refuse_big_endian(path);
-    int fd = open_input(path);
-    if (fd < 0)
-        return lnet_fail(LNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     npy_header h;
-    lnet_status st = read_header(fd, path, &h);
+    lnet_status st = open_header(path, &fd, &h);
+    if (fd < 0)
+        return st;
     off_t data = st ? 0 : lseek(fd, 0, SEEK_CUR);
     char s[256];
     if (!st && (h.ndim <= axis || h.shape[axis] != rows))

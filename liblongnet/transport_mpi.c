@@ -301,6 +301,27 @@ static lnet_status new_request(int id, int receive, int is_remote, lnet_request 
     return LNET_OK;
 }
 
+/* A transfer between ranks: its size as an MPI count, and a request. */
+static lnet_status remote_request(int id, size_t bytes, int receive, int *count, lnet_request **req)
+{
+    lnet_status st = count_of(bytes, id, count);
+    return st ? st : new_request(id, receive, 1, req);
+}
+
+/* A transfer within this rank: the in-process transport's request
+ * `inner` (posted with status st) wrapped. */
+static lnet_status local_request(mpi_transport *t, lnet_status st, lnet_request *inner, int id,
+                                 int receive, lnet_request **req)
+{
+    if (st)
+        return st;
+    if ((st = new_request(id, receive, 0, req)))
+        t->local->ops->release(t->local, inner);
+    else
+        (*req)->inner = inner;
+    return st;
+}
+
 static lnet_status check_id(const mpi_transport *t, int id, const char *what)
 {
     if (id < 0 || id >= t->p->n_x)
@@ -321,17 +342,12 @@ static lnet_status mpi_isend(lnet_transport *tp, int id, int src, int dst, const
     if (st)
         return st;
     if (!remote(t, id)) {
-        lnet_request *inner;
-        if ((st = t->local->ops->isend(t->local, id, src, dst, data, bytes, &inner)))
-            return st;
-        if ((st = new_request(id, 0, 0, req)))
-            t->local->ops->release(t->local, inner);
-        else
-            (*req)->inner = inner;
-        return st;
+        lnet_request *inner = NULL;
+        st = t->local->ops->isend(t->local, id, src, dst, data, bytes, &inner);
+        return local_request(t, st, inner, id, 0, req);
     }
     int count = 0;
-    if ((st = count_of(bytes, id, &count)) || (st = new_request(id, 0, 1, req)))
+    if ((st = remote_request(id, bytes, 0, &count, req)))
         return st;
     const int to = rank_of(t, t->p->x[id].dst);
     pthread_mutex_lock(&t->lock);
@@ -359,17 +375,12 @@ static lnet_status mpi_irecv(lnet_transport *tp, int id, int src, int dst, void 
     if (st)
         return st;
     if (!remote(t, id)) {
-        lnet_request *inner;
-        if ((st = t->local->ops->irecv(t->local, id, src, dst, data, bytes, &inner)))
-            return st;
-        if ((st = new_request(id, 1, 0, req)))
-            t->local->ops->release(t->local, inner);
-        else
-            (*req)->inner = inner;
-        return st;
+        lnet_request *inner = NULL;
+        st = t->local->ops->irecv(t->local, id, src, dst, data, bytes, &inner);
+        return local_request(t, st, inner, id, 1, req);
     }
     int count = 0;
-    if ((st = count_of(bytes, id, &count)) || (st = new_request(id, 1, 1, req)))
+    if ((st = remote_request(id, bytes, 1, &count, req)))
         return st;
     const int from = rank_of(t, t->p->x[id].src);
     pthread_mutex_lock(&t->lock);
