@@ -44,7 +44,7 @@ typedef struct cli_plan {
     int64_t measured_tokens;      /* its N (its batch is B) */
     double measured_s;            /* median seconds of one forward (+ backward) */
     double measured_flops;
-    char measured_on[160];        /* the device list */
+    char measured_on[320];        /* the device list (D x "cpu," fits) */
     /* The model. */
     double rate;                  /* FLOP/s of one rank; 0: unknown */
     double max_compute_s, max_comm_s, predicted_s;

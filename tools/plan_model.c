@@ -40,22 +40,23 @@ static int add_u64(uint64_t *acc, uint64_t b)
 }
 
 /* Rank i's memory: its tensors, its LSE (and Delta), the buffers for the
- * rows it receives and packs for other ranks (the executor posts every
- * send before computing and may hold every receive at once: counted
- * whole). The backward holds the forward's Q, K, V, O, LSE too. */
+ * rows it receives from and packs for other ranks (the executor posts
+ * every send before computing and may hold every receive at once: counted
+ * whole; transfers between a rank's own devices are not counted). The
+ * backward holds the forward's Q, K, V, O, LSE too. */
 static int rank_memory(const cli_plan *p, cli_plan_rank *k, int i)
 {
     const uint64_t rows = (uint64_t)(k->end - k->begin);
     const uint64_t t[5] = { rows, (uint64_t)p->batch, (uint64_t)p->heads, (uint64_t)p->dim, 4 };
     const uint64_t l[4] = { rows, (uint64_t)p->batch, (uint64_t)p->heads, 4 };
     const uint64_t tensors = p->backward ? 8 : 4, lses = p->backward ? 2 : 1;
-    uint64_t all_t, all_l;
+    uint64_t all_l;
     k->exchange = k->fwd.bytes_in + k->fwd.bytes_out;
     if (p->backward && k->bwd.bytes_in + k->bwd.bytes_out > k->exchange)
         k->exchange = k->bwd.bytes_in + k->bwd.bytes_out;
     if (mul_u64(&k->tensor, 5, t) || mul_u64(&k->lse, 4, l) ||
-        __builtin_mul_overflow(k->tensor, tensors, &all_t) ||
-        __builtin_mul_overflow(k->lse, lses, &all_l) || (k->total = all_t, add_u64(&k->total, all_l)) ||
+        __builtin_mul_overflow(k->tensor, tensors, &k->total) ||
+        __builtin_mul_overflow(k->lse, lses, &all_l) || add_u64(&k->total, all_l) ||
         add_u64(&k->total, k->exchange)) {
         cli_error("rank %d's memory (%lld rows x B %lld x H %lld x D %lld float32) does not fit "
                   "in 64 bits", i, (long long)rows, (long long)p->batch, (long long)p->heads,
