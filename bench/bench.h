@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "attn_pairs.h"
 #include "longnet.h"
 #include "sgemm_roofline.h"
 
@@ -65,7 +66,7 @@ double bench_flops(double pairs, int64_t dim, int backward);
  * the budget's predictions: it runs the forward once (untimed) and the
  * backward's 2.5 times the FLOPs; measured 2.5-3 times a forward cell. */
 #define BENCH_BACKWARD_COST 2.75
-#define BENCH_BACKWARD_FLOPS 2.5
+#define BENCH_BACKWARD_FLOPS CLI_BACKWARD_FLOPS /* common/attn_pairs.h */
 
 /* ------------------------------------------------------------------ options */
 

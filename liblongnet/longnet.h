@@ -413,6 +413,29 @@ lnet_status lnet_part_save(lnet_part *p, int n, const char *const paths[],
                            const lnet_tensor *const local[]);
 void lnet_part_free(lnet_part *p);
 
+/* What each part of a call split into contiguous chunks moves, from the
+ * plan the scheduler would run (the one lnet_attention_explain prints)
+ * without any device: for sizing a run across ranks (`longnet plan`).
+ * `parts` parts of `workers_per_part` equal-weighted workers each (parts
+ * x workers_per_part <= 64, the scheduler's limit), worker i in part
+ * i / workers_per_part; rows split as the scheduler splits them, on
+ * multiples of the smallest segment length. Bytes count only transfers
+ * between different parts (those inside a part stay in one process).
+ * With `backward`, the backward's plan: K/V brought again and the dK/dV
+ * contributions sent back. Set each entry's `size` to sizeof. */
+typedef struct lnet_part_figures {
+    size_t size;
+    int64_t begin, end;          /* its K/V rows (self-attention: its query rows too) */
+    uint64_t bytes_in, bytes_out; /* from and to the other parts, every level */
+    /* Per level, indexed as the configuration's levels. */
+    uint64_t level_bytes_in[LNET_MAX_LEVELS], level_bytes_out[LNET_MAX_LEVELS];
+} lnet_part_figures;
+
+lnet_status lnet_attention_partition(const lnet_config *cfg, int64_t batch, int64_t rows,
+                                     int64_t heads, int64_t dim, int backward,
+                                     lnet_algorithm algorithm, int parts, int workers_per_part,
+                                     lnet_part_figures *out);
+
 /* Frees memory the library returned (explain texts). */
 void lnet_free(void *p);
 

@@ -35,6 +35,8 @@ int cmd_gen_main(int argc, char **argv);
 void cmd_gen_usage(FILE *out);
 int cmd_grad_main(int argc, char **argv);
 void cmd_grad_usage(FILE *out);
+int cmd_plan_main(int argc, char **argv);
+void cmd_plan_usage(FILE *out);
 
 /* --------------------------------------------------------------- memory */
 
@@ -139,6 +141,10 @@ typedef struct cli_attn {
     lnet_run_options ropts;
 } cli_attn;
 
+/* The configuration of --segments, --dilations, --causal, --offsets and
+ * --scale (not validated against D yet): -1, or an exit code with one
+ * error printed; *out is set (to be freed) in either case once created. */
+int cli_attn_build_config(const cli_attn_args *a, lnet_config **out);
 /* The cheap checks: --algorithm, the configuration, the headers of Q, K,
  * V and their shapes, the configuration against D. -1 to go on, else an
  * exit code (one error printed). Call cli_attn_free in every case. */

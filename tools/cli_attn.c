@@ -150,7 +150,7 @@ int cli_check_paths(int nin, const char *const in[], const char *const in_flag[]
 }
 
 /* The levels and settings; D is not known yet, so validation comes later. */
-static int build_config(const cli_attn_args *a, lnet_config **out)
+int cli_attn_build_config(const cli_attn_args *a, lnet_config **out)
 {
     lnet_config *cfg = NULL;
     if (lnet_config_create(&cfg) != LNET_OK)
@@ -262,7 +262,7 @@ int cli_attn_prepare(cli_attn *s, const cli_attn_args *a)
         return cli_lib_error(NULL);
     s->ropts = (lnet_run_options){ .size = sizeof s->ropts, .device = a->device,
                                    .kernel = a->kernel, .algorithm = algorithm };
-    int rc = build_config(a, &s->cfg);
+    int rc = cli_attn_build_config(a, &s->cfg);
     if (rc < 0)
         rc = inspect_inputs(a, s->info);
     if (rc >= 0)

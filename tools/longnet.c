@@ -18,6 +18,8 @@ static const cli_command commands[] = {
       cmd_run_main, cmd_run_usage },
     { "grad", "the gradients dQ, dK, dV of dilated attention for dO",
       cmd_grad_main, cmd_grad_usage },
+    { "plan", "what a run of N tokens over R ranks needs: memory, bytes, FLOPs, time",
+      cmd_plan_main, cmd_plan_usage },
     { "gen", "write a .npy file of random float32 values",
       cmd_gen_main, cmd_gen_usage },
     { NULL, NULL, NULL, NULL }
