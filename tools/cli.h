@@ -35,6 +35,8 @@ int cmd_gen_main(int argc, char **argv);
 void cmd_gen_usage(FILE *out);
 int cmd_grad_main(int argc, char **argv);
 void cmd_grad_usage(FILE *out);
+int cmd_test_main(int argc, char **argv);
+void cmd_test_usage(FILE *out);
 
 /* --------------------------------------------------------------- memory */
 
