@@ -335,10 +335,16 @@ static int ex_keys(const lnet_segment_job *job, const lnet_plugin_window *w, int
     if (w->kv_base + w->kv_rows < end)
         end = w->kv_base + w->kv_rows;
     int64_t f = seg + o;
-    if (f < w->kv_base)
-        f += lnet_plugin_ceil_div(w->kv_base - f, r) * r;
     if (f >= end)
         return 0;
+    if (f < w->kv_base) {
+        /* The first selected row in the window; counted in steps so that
+         * a dilation near INT64_MAX cannot overflow. */
+        const int64_t steps = lnet_plugin_ceil_div(w->kv_base - f, r);
+        if (steps > (end - 1 - f) / r)
+            return 0;
+        f += steps * r;
+    }
     *first = f;
     *last = f + (end - 1 - f) / r * r;
     return 1;
@@ -384,10 +390,14 @@ static int ex_run_segment(void *device, const lnet_segment_job *job)
                 double m = -INFINITY, l = 0.0;
                 for (int64_t d = 0; d < D; d++)
                     acc[d] = 0.0;
-                for (int64_t j0 = first; j0 <= last; j0 += dev->key_block * job->dilation) {
+                /* Keys by count, not by row, so that no row index past the
+                 * last is ever formed (a dilation may be near INT64_MAX). */
+                const int64_t n_keys = (last - first) / job->dilation + 1;
+                for (int64_t t0 = 0; t0 < n_keys; t0 += dev->key_block) {
                     int64_t n = 0;
                     double bm = -INFINITY;
-                    for (int64_t j = j0; j <= last && n < dev->key_block; j += job->dilation) {
+                    for (; n < dev->key_block && t0 + n < n_keys; n++) {
+                        const int64_t j = first + (t0 + n) * job->dilation;
                         const float *kj = k + ex_row(job, w.kv_rows, w.kv_base, b, j, h);
                         double dot = 0.0;
                         for (int64_t d = 0; d < D; d++)
@@ -395,7 +405,6 @@ static int ex_run_segment(void *device, const lnet_segment_job *job)
                         score[n] = (double)job->scale * dot;
                         if (score[n] > bm)
                             bm = score[n];
-                        n++;
                     }
                     const double nm = bm > m ? bm : m;
                     const double c = m == -INFINITY ? 0.0 : exp(m - nm);
@@ -404,8 +413,8 @@ static int ex_run_segment(void *device, const lnet_segment_job *job)
                         acc[d] *= c;
                     for (int64_t t = 0; t < n; t++) {
                         const double p = exp(score[t] - nm);
-                        const float *vj =
-                            v + ex_row(job, w.kv_rows, w.kv_base, b, j0 + t * job->dilation, h);
+                        const float *vj = v + ex_row(job, w.kv_rows, w.kv_base, b,
+                                                     first + (t0 + t) * job->dilation, h);
                         l += p;
                         for (int64_t d = 0; d < D; d++)
                             acc[d] += p * (double)vj[d];
@@ -470,8 +479,10 @@ static int ex_run_segment_backward(void *device, const lnet_segment_backward_job
                 const size_t qo = ex_row(lj, w.q_rows, w.q_base, b, i, h);
                 const size_t lo = ((size_t)b * (size_t)lj->heads + (size_t)h) * (size_t)w.q_rows +
                                   (size_t)(i - w.q_base);
-                for (int64_t j = first; j <= last; j += lj->dilation) {
-                    const size_t ko = ex_row(lj, w.kv_rows, w.kv_base, b, j, h);
+                const int64_t n_keys = (last - first) / lj->dilation + 1;
+                for (int64_t t = 0; t < n_keys; t++) {
+                    const size_t ko =
+                        ex_row(lj, w.kv_rows, w.kv_base, b, first + t * lj->dilation, h);
                     double dot = 0.0, dov = 0.0;
                     for (int64_t d = 0; d < D; d++) {
                         dot += (double)q[qo + d] * (double)k[ko + d];
