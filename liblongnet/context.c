@@ -217,6 +217,53 @@ lnet_status lnet_context_plugin(const lnet_context *ctx, int i, lnet_plugin_info
     return LNET_OK;
 }
 
+const char *lnet_context_plugin_choice(const lnet_context *ctx, int i)
+{
+    if (!ctx || i < 0 || i >= ctx->plugins.count)
+        return "";
+    lnet_context *c = probing(ctx);
+    pthread_mutex_lock(&c->dev_lock);
+    const lnet_plugin_record *rec = &c->plugins.items[i];
+    const char *name = lnet_plugin_record_name(rec);
+    if (name)
+        probe_backend(c, name, strlen(name));
+    const char *choice = rec->table ? rec->choice : "";
+    pthread_mutex_unlock(&c->dev_lock);
+    return choice;
+}
+
+lnet_status lnet_context_plugin_table(const lnet_context *ctx, const char *backend,
+                                      const struct lnet_plugin **table)
+{
+    if (!ctx || !backend || !table)
+        return lnet_fail(LNET_ERR_INVALID, "context, backend name or output is NULL");
+    *table = NULL;
+    lnet_context *c = probing(ctx);
+    pthread_mutex_lock(&c->dev_lock);
+    probe_backend(c, backend, strlen(backend));
+    for (int i = 0; i < c->plugins.count; i++) {
+        const lnet_plugin_record *rec = &c->plugins.items[i];
+        if (rec->table && strcmp(rec->table->name, backend) == 0)
+            *table = rec->table;
+    }
+    if (*table) {
+        pthread_mutex_unlock(&c->dev_lock);
+        return LNET_OK;
+    }
+    probe_all(c);
+    char names[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < c->plugins.count && used < sizeof names; i++) {
+        const lnet_plugin_record *rec = &c->plugins.items[i];
+        if (rec->table)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+                                     rec->table->name);
+    }
+    pthread_mutex_unlock(&c->dev_lock);
+    return lnet_fail(LNET_ERR_DEVICE, "no plugin serves the backend '%.64s' (loaded: %s)", backend,
+                     names[0] ? names : "none");
+}
+
 int lnet_context_device_count(const lnet_context *ctx)
 {
     if (!ctx)

@@ -236,6 +236,19 @@ typedef struct lnet_plugin_info {
 
 int lnet_context_plugin_count(const lnet_context *ctx);
 lnet_status lnet_context_plugin(const lnet_context *ctx, int i, lnet_plugin_info *out);
+/* For plugin i that serves its backend: which other modules of the same
+ * backend name it was kept over and why ("kept over PATH (score 3 > 1)"),
+ * "" when it had no rival or does not serve. Valid for the context's life. */
+const char *lnet_context_plugin_choice(const lnet_context *ctx, int i);
+
+struct lnet_plugin; /* longnet-plugin.h */
+/* The table of the plugin that serves `backend` (probing it), for programs
+ * that drive a plugin directly as a vendor's harness would (`longnet
+ * test`): the loader's copy, its optional slots past the module's own
+ * size NULL. Valid while the context lives. LNET_ERR_DEVICE when no
+ * module serves the name, naming those that do. */
+lnet_status lnet_context_plugin_table(const lnet_context *ctx, const char *backend,
+                                      const struct lnet_plugin **table);
 
 typedef struct lnet_device_info {
     const char *backend;     /* "cpu", "opencl", ... */

@@ -39,6 +39,7 @@ struct lnet_module {
     int n_devices;
     char probe_error[480]; /* why the probe failed */
     char warning[256]; /* the probe's probe_warning, "" for none */
+    int score;         /* the table's score(), 0 without the slot */
     int refs;
     lnet_module *next;
 };
@@ -435,6 +436,9 @@ static lnet_module *module_acquire(const char *path, lnet_plugin_record *rec)
         m->copy.get_proc_address = NULL;
     if (!LNET_TABLE_HAS(t, take_warning))
         m->copy.take_warning = NULL;
+    if (!LNET_TABLE_HAS(t, score))
+        m->copy.score = NULL;
+    m->score = m->copy.score ? m->copy.score() : 0;
     m->table = &m->copy;
     m->refs = 1;
     m->next = modules;
@@ -513,46 +517,86 @@ const char *lnet_plugin_record_name(const lnet_plugin_record *rec)
     return rec->table ? rec->table->name : rec->standby ? rec->module->table->name : NULL;
 }
 
+/* Refuses a standby record of a backend that `winner` serves, saying why
+ * the winner was kept (its higher score, or found first at an equal one),
+ * in the refused record's reason and in the winner's choice. */
+static void refuse_rival(lnet_plugin_record *rec, lnet_plugin_record *winner, lnet_log_fn log,
+                         void *log_user)
+{
+    const char *nm = winner->table->name;
+    const int ws = winner->module->score, rs = rec->module->score;
+    rec->standby = 0;
+    rec->probed = 1;
+    if (ws > rs)
+        snprintf(rec->reason, sizeof rec->reason,
+                 "backend '%s' is served by %s, whose score %d is higher than this one's %d", nm,
+                 winner->path, ws, rs);
+    else
+        snprintf(rec->reason, sizeof rec->reason,
+                 "backend '%s' is already loaded from %s (found first; both score %d)", nm,
+                 winner->path, ws);
+    size_t used = strlen(winner->choice);
+    if (used + 1 < sizeof winner->choice)
+        snprintf(winner->choice + used, sizeof winner->choice - used, "%skept over %s (%s %d %s %d)",
+                 used ? "; " : "", rec->path, ws > rs ? "score" : "found first, score", ws,
+                 ws > rs ? ">" : "=", rs);
+    log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+}
+
 void lnet_plugins_probe_backend(lnet_plugin_list *list, const char *name, size_t name_len,
                                 lnet_log_fn log, void *log_user)
 {
     pthread_mutex_lock(&registry_lock);
-    const lnet_plugin_record *winner = NULL;
-    for (int i = 0; i < list->count; i++) {
-        lnet_plugin_record *rec = &list->items[i];
-        const char *nm = lnet_plugin_record_name(rec);
-        if (!nm || strlen(nm) != name_len || strncmp(nm, name, name_len) != 0)
-            continue;
-        if (!rec->standby) {
-            if (rec->table)
-                winner = rec; /* probed before, and it serves */
-            continue;
+    lnet_plugin_record *winner = NULL;
+    for (;;) {
+        /* The next candidate: the standby record of the name with the
+         * highest score, the first found among equals (ggml's rule). */
+        lnet_plugin_record *best = NULL;
+        for (int i = 0; i < list->count; i++) {
+            lnet_plugin_record *rec = &list->items[i];
+            const char *nm = lnet_plugin_record_name(rec);
+            if (!nm || strlen(nm) != name_len || strncmp(nm, name, name_len) != 0)
+                continue;
+            if (!rec->standby) {
+                if (rec->table)
+                    winner = rec; /* probed before, and it serves */
+                continue;
+            }
+            if (!best || rec->module->score > best->module->score)
+                best = rec;
         }
-        rec->standby = 0;
-        rec->probed = 1;
+        if (!best)
+            break;
         if (winner) {
-            snprintf(rec->reason, sizeof rec->reason, "backend '%s' is already loaded from %s",
-                     nm, winner->path);
-            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
-            continue;
+            /* The rest of the name, in search order. */
+            for (int i = 0; i < list->count; i++) {
+                lnet_plugin_record *rec = &list->items[i];
+                const char *nm = lnet_plugin_record_name(rec);
+                if (rec->standby && nm && strlen(nm) == name_len &&
+                    strncmp(nm, name, name_len) == 0)
+                    refuse_rival(rec, winner, log, log_user);
+            }
+            break;
         }
-        lnet_module *m = rec->module;
+        best->standby = 0;
+        best->probed = 1;
+        lnet_module *m = best->module;
         if (m->probe_state == 0)
             module_probe(m);
         if (m->probe_state < 0) {
             /* Refused; its module stays referenced until the list is
-             * released, and a later module of the name may serve instead. */
-            snprintf(rec->reason, sizeof rec->reason, "%s", m->probe_error);
-            log_warning(log, log_user, "plugin %s refused: %s", rec->path, rec->reason);
+             * released, and another module of the name may serve instead. */
+            snprintf(best->reason, sizeof best->reason, "%s", m->probe_error);
+            log_warning(log, log_user, "plugin %s refused: %s", best->path, best->reason);
             continue;
         }
-        rec->table = m->table;
-        rec->n_devices = m->n_devices;
-        winner = rec;
+        best->table = m->table;
+        best->n_devices = m->n_devices;
+        winner = best;
         /* Every context that gets the plugin hears it, not only the one
          * whose probe happened to run it. */
         if (m->warning[0])
-            log_warning(log, log_user, "plugin %s: %s", rec->path, m->warning);
+            log_warning(log, log_user, "plugin %s: %s", best->path, m->warning);
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -593,8 +637,9 @@ static void try_module(search *s, const char *path)
         }
     }
     if (m) {
-        /* The first module of a backend name whose probe succeeds wins
-         * (search order), which is known only once the name is probed
+        /* The module of a backend name with the highest score whose probe
+         * succeeds wins (the first found among equal scores), which is
+         * known only once the name is probed
          * (lnet_plugins_probe_backend): until then every module of the
          * name stands by. */
         rec->module = m;

@@ -24,6 +24,7 @@ typedef struct lnet_plugin_record {
     int probed;            /* 1 once its probe ran (table says how it went) */
     int n_devices;         /* after the probe */
     char reason[512];      /* why it was refused */
+    char choice[512];      /* serving: which rivals of its name it was kept over, and why */
 } lnet_plugin_record;
 
 typedef struct lnet_plugin_list {
@@ -45,8 +46,9 @@ void lnet_plugins_release(lnet_plugin_list *list);
 const char *lnet_plugin_record_name(const lnet_plugin_record *rec);
 
 /* Probes the backend `name` (name_len characters): its modules standing by,
- * in search order, until one's probe succeeds; that one serves (table set)
- * and any later one of the name is refused as a duplicate. A module's probe
+ * highest score() first (search order among equal scores), until one's
+ * probe succeeds; that one serves (table set) and every other one of the
+ * name is refused, its reason saying whose score won. A module's probe
  * runs once for as long as it stays open, and every list holding it gets
  * that result. Each refusal is a warning through `log`, as is a probe's
  * probe_warning. Takes the registry lock. */

@@ -229,6 +229,16 @@ typedef struct lnet_plugin {
      * prints. The text stays valid until the next call of this slot; a
      * warning is returned once. Called from any thread. */
     const char *(*take_warning)(void);
+
+    /* ABI 2, appended. Optional (NULL counts as 0): how well this module
+     * suits the machine, for when two modules give the same backend name (a
+     * vendor's tuned "cpu" beside the in-tree one, or two builds for
+     * different instruction sets). The loader keeps the one with the higher
+     * score; equal scores keep the first found in the search order. Called
+     * before probe, from one thread at a time: it must be cheap and must not
+     * start a runtime (read CPUID, not the driver). A negative score ranks
+     * below a module without the slot. */
+    int (*score)(void);
 } lnet_plugin;
 
 /* The slots every plugin has (through last_error); those after them are

@@ -1,67 +1,19 @@
-/* golden_cases.h — the golden oracle cases (DESIGN §1, ../shared/golden) for
- * the tests of every backend: reading cases.tsv, loading a case's .npy files,
- * and running a case forward on a device spec and kernel of the caller's
- * choice, so that the CPU, OpenCL and FPGA tests share one harness. */
+/* golden_cases.h — the golden cases for the tests of every backend: the
+ * reader and runner of common/golden.h, and the tests' own helpers (the
+ * required set, every case on one device), so that the CPU, OpenCL and
+ * FPGA tests share one harness. */
 #ifndef LNET_TEST_GOLDEN_CASES_H
 #define LNET_TEST_GOLDEN_CASES_H
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "longnet.h"
+#include "golden.h"
 
 /* The exit status that makes the automake test driver report SKIP. */
 #define GOLDEN_SKIP 77
-
-typedef struct golden_case {
-    char name[64];          /* also the case's folder in the golden directory */
-    int64_t batch, rows, heads, dim;
-    char segments[256];     /* "16,32,64", as lnet_config_parse_levels takes */
-    char dilations[256];
-    int causal;
-    lnet_offsets offsets;
-    double scale;
-} golden_case;
-
-typedef struct golden_set {
-    char *dir;              /* the golden directory */
-    int n;
-    golden_case *cases;
-} golden_set;
-
-/* Reads dir/cases.tsv (tab-separated; a header line names the columns name,
- * B, N, H, D, segments, dilations, causal, offsets, scale in any order).
- * Returns 0, or -1 with a message naming the file, line and value in err. */
-int golden_load(const char *dir, golden_set *set, char *err, size_t errlen);
-void golden_free(golden_set *set);
 
 /* For a test's main(): loads the cases of $LONGNET_GOLDEN_DIR, or prints why
  * it cannot (unset, no cases.tsv, unreadable, no case) and exits 1. The
  * cases ship in tests/golden, so their absence is a failure, not a skip. */
 void golden_load_required(golden_set *set);
-
-/* The configuration of a case (levels, causal, offsets, scale). Returns 0,
- * or -1 with a message in err. */
-int golden_config(const golden_case *c, lnet_config **cfg, char *err, size_t errlen);
-
-/* Loads dir/<case>/<file>.npy ("q", "out", "lse", ...) and checks that its
- * shape is the one the case implies ([B, N, H, D], or [B, H, N] for "lse").
- * Float64 expectations come back as float32 (lnet_npy_load converts). */
-int golden_tensor(const golden_set *set, const golden_case *c, const char *file,
-                  lnet_tensor **out, char *err, size_t errlen);
-
-typedef struct golden_result {
-    double out_err;         /* max |out - expected| */
-    double lse_err;         /* max |lse - expected| */
-} golden_result;
-
-/* Runs case c forward through the public API on `device` (a spec such as
- * "cpu" or "opencl:1") with `kernel` (NULL: the device's default) and
- * measures the largest errors against the expectations. Returns 0 when the
- * run succeeded (whatever the errors), or -1 with a message in err. */
-int golden_run_case(lnet_context *ctx, const golden_set *set, const golden_case *c,
-                    const char *device, const char *kernel, golden_result *res, char *err,
-                    size_t errlen);
 
 /* Runs every case of $LONGNET_GOLDEN_DIR on `device` with `kernel`, printing
  * one line per case. Returns 0 when every error is <= tol, 1 on a failure,

@@ -37,6 +37,8 @@ int cmd_grad_main(int argc, char **argv);
 void cmd_grad_usage(FILE *out);
 int cmd_plan_main(int argc, char **argv);
 void cmd_plan_usage(FILE *out);
+int cmd_test_main(int argc, char **argv);
+void cmd_test_usage(FILE *out);
 
 /* --------------------------------------------------------------- memory */
 

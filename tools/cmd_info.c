@@ -97,6 +97,9 @@ static void print_plugins(const lnet_context *ctx)
             printf(", refused: %s\n", p.reason && *p.reason ? p.reason : "(no reason given)");
         if (p.loaded && p.description && *p.description)
             printf("    %s\n", p.description);
+        const char *choice = lnet_context_plugin_choice(ctx, i);
+        if (p.loaded && choice[0])
+            printf("    %s\n", choice);
     }
 }
 

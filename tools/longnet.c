@@ -22,6 +22,8 @@ static const cli_command commands[] = {
       cmd_plan_main, cmd_plan_usage },
     { "gen", "write a .npy file of random float32 values",
       cmd_gen_main, cmd_gen_usage },
+    { "test", "the conformance test of a backend plugin's device",
+      cmd_test_main, cmd_test_usage },
     { NULL, NULL, NULL, NULL }
 };
 
