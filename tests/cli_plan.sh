@@ -103,6 +103,20 @@ check "causal: rank 1 receives rank 0's rows" has "rank 1: forward receives 1.0 
 check "causal pairs of rank 0" has "rank 0: pairs level 0 272, level 1 136, level 2 36; FLOPs 28416 (2.842e+04)"
 check "causal pairs of rank 1" has "rank 1: pairs level 0 272, level 1 136, level 2 100; FLOPs 32512 (3.251e+04)"
 
+# The ranks' pairs add up to the whole call's, also where segments cross
+# rank boundaries at odd places (N = 1000, 7 ranks, causal, 3 heads,
+# grouped offsets): the whole call's FLOPs are printed by the model line.
+expect_ok "$LONGNET" plan --tokens 1000 --ranks 7 --mem-per-rank 1GiB --segments 16,48,1000 \
+    --dilations 1,3,7 --causal --heads 3 --head-dim 8 --offsets grouped
+sum_flops() {
+    sed -n 's/^rank [0-9]*: pairs .*; FLOPs \([0-9]*\) .*/\1/p' "$out" | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+whole_flops() {
+    sed -n 's/^model: .*; the whole call \([0-9]*\) FLOPs.*/\1/p' "$out"
+}
+check "the ranks' FLOPs add up to the whole call's" test "$(sum_flops)" = "$(whole_flops)"
+check "... a sum one FLOP off is caught" not test "$(sum_flops)" = "$(($(whole_flops) + 1))"
+
 # Backward: K and V brought again and the dK, dV contributions sent back
 # (1024 B more each way): 2048 B in, 2048 out; memory 8 x 2048 + 2 x 128
 # (LSE, Delta) + 4096 = 20736 B. FLOPs x 3.5: 57344 x 3.5 = 200704.
