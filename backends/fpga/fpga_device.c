@@ -82,7 +82,7 @@ int fpga_describe(int index, lnet_plugin_device_desc *desc)
     else
         snprintf(how, sizeof how, "%s", fpga_is_emulator(d) ? "builds from source"
                                                             : "LONGNET_FPGA_BINARY_DIR unset");
-    snprintf(desc->name, sizeof desc->name, "%.50s [%s%.70s]", d->device_name,
+    snprintf(desc->name, sizeof desc->name, "%.40s [%s%.70s]", d->device_name,
              fpga_is_emulator(d) ? "emulated, " : "", how);
     snprintf(desc->kind, sizeof desc->kind, "fpga");
     desc->memory_bytes = d->global_mem;

@@ -16,7 +16,8 @@
  *
  * For every (batch, head, segment) of the job and every block of TILE_Q
  * selected query rows inside the job's row range, the reader streams the
- * block's query rows, then the segment's selected K and V rows — row
+ * block's query rows, then the segment's selected K and V rows (a row a
+ * channel transfer) — row
  * first + j*r, so consecutive rows are r*H*D floats apart: the dilation
  * stride — TILE_K rows a tile. The compute kernel keeps the query block, its
  * accumulators and one K/V tile in on-chip memory (sizes fixed at compile
@@ -60,10 +61,24 @@
 #define LNET_XCAT(a, b, c, d, e, f, g) LNET_CAT(a, b, c, d, e, f, g)
 #define LNET_KNAME(x) LNET_XCAT(x, _d, HEAD_DIM, _q, TILE_Q, _k, TILE_K)
 
-/* Depths: a query row, and a K row with its V row, in flight each. */
-channel float lnet_q_ch __attribute__((depth(HEAD_DIM)));
-channel float lnet_kv_ch __attribute__((depth(2 * HEAD_DIM)));
-channel float lnet_o_ch __attribute__((depth(HEAD_DIM + 1)));
+/* The channels carry whole rows, one a transfer: on a board a row per
+ * cycle (a datapath D floats wide), in the emulator D times fewer
+ * synchronisations than a float at a time. */
+typedef struct {
+    float x[HEAD_DIM];
+} lnet_qrow;
+typedef struct {
+    float k[HEAD_DIM], v[HEAD_DIM];
+} lnet_kvrow;
+typedef struct {
+    float o[HEAD_DIM];
+    float lse;
+} lnet_orow;
+
+/* Depths: a query block, a K/V tile, a block's branches in flight. */
+channel lnet_qrow lnet_q_ch __attribute__((depth(TILE_Q)));
+channel lnet_kvrow lnet_kv_ch __attribute__((depth(TILE_K)));
+channel lnet_orow lnet_o_ch __attribute__((depth(TILE_Q)));
 
 /* One block of query rows and the keys it needs: selected query rows
  * [j0, j0 + nq) of the segment and key rows [k_lo, k_end). */
@@ -125,14 +140,21 @@ void LNET_KNAME(lnet_fpga_reader)(__global const float *restrict q,
     LNET_BLOCKS_BEGIN
         const long qb = lnet_row0(b, q_rows, g.first, q_base, H, h);
         const long kb = lnet_row0(b, kv_rows, g.first, kv_base, H, h);
-        for (int i = 0; i < blk.nq; i++)
+        for (int i = 0; i < blk.nq; i++) {
+            lnet_qrow row;
+#pragma unroll
             for (int d = 0; d < HEAD_DIM; d++)
-                write_channel_intel(lnet_q_ch, q[qb + (blk.j0 + i) * stride + d]);
+                row.x[d] = q[qb + (blk.j0 + i) * stride + d];
+            write_channel_intel(lnet_q_ch, row);
+        }
         for (long j = g.k_lo; j < blk.k_end; j++) {
-            for (int d = 0; d < HEAD_DIM; d++)
-                write_channel_intel(lnet_kv_ch, k[kb + j * stride + d]);
-            for (int d = 0; d < HEAD_DIM; d++)
-                write_channel_intel(lnet_kv_ch, v[kb + j * stride + d]);
+            lnet_kvrow row;
+#pragma unroll
+            for (int d = 0; d < HEAD_DIM; d++) {
+                row.k[d] = k[kb + j * stride + d];
+                row.v[d] = v[kb + j * stride + d];
+            }
+            write_channel_intel(lnet_kv_ch, row);
         }
     LNET_BLOCKS_END
 }
@@ -148,8 +170,10 @@ void LNET_KNAME(lnet_fpga_compute)(const float scale, LNET_JOB_ARGS)
 
     LNET_BLOCKS_BEGIN
         for (int i = 0; i < blk.nq; i++) {
+            const lnet_qrow row = read_channel_intel(lnet_q_ch);
+#pragma unroll
             for (int d = 0; d < HEAD_DIM; d++) {
-                qs[i][d] = read_channel_intel(lnet_q_ch) * qscale;
+                qs[i][d] = row.x[d] * qscale;
                 acc[i][d] = 0.0f;
             }
             m[i] = -INFINITY;
@@ -158,10 +182,12 @@ void LNET_KNAME(lnet_fpga_compute)(const float scale, LNET_JOB_ARGS)
         for (long kt = g.k_lo; kt < blk.k_end; kt += TILE_K) {
             const int nk = blk.k_end - kt < TILE_K ? (int)(blk.k_end - kt) : TILE_K;
             for (int kk = 0; kk < nk; kk++) {
-                for (int d = 0; d < HEAD_DIM; d++)
-                    ks[kk][d] = read_channel_intel(lnet_kv_ch);
-                for (int d = 0; d < HEAD_DIM; d++)
-                    vs[kk][d] = read_channel_intel(lnet_kv_ch);
+                const lnet_kvrow row = read_channel_intel(lnet_kv_ch);
+#pragma unroll
+                for (int d = 0; d < HEAD_DIM; d++) {
+                    ks[kk][d] = row.k[d];
+                    vs[kk][d] = row.v[d];
+                }
             }
             for (int i = 0; i < blk.nq; i++) {
                 const long jq = blk.j0 + i;
@@ -210,9 +236,12 @@ void LNET_KNAME(lnet_fpga_compute)(const float scale, LNET_JOB_ARGS)
              * drops. */
             const float li = m[i] == -INFINITY ? NAN : l[i];
             const float inv_l = 1.0f / li;
+            lnet_orow row;
+#pragma unroll
             for (int d = 0; d < HEAD_DIM; d++)
-                write_channel_intel(lnet_o_ch, acc[i][d] * inv_l);
-            write_channel_intel(lnet_o_ch, (m[i] + log2(li)) * LNET_LN2);
+                row.o[d] = acc[i][d] * inv_l;
+            row.lse = (m[i] + log2(li)) * LNET_LN2;
+            write_channel_intel(lnet_o_ch, row);
         }
     LNET_BLOCKS_END
 }
@@ -221,13 +250,11 @@ __kernel __attribute__((max_global_work_dim(0)))
 void LNET_KNAME(lnet_fpga_writer)(__global float *restrict out, __global float *restrict lse,
                                   const int init, LNET_JOB_ARGS)
 {
-    float o_i[HEAD_DIM];
     LNET_BLOCKS_BEGIN
         const long ob = lnet_row0(b, q_rows, g.first, q_base, H, h);
         for (int i = 0; i < blk.nq; i++) {
-            for (int d = 0; d < HEAD_DIM; d++)
-                o_i[d] = read_channel_intel(lnet_o_ch);
-            const float lse_i = read_channel_intel(lnet_o_ch);
+            const lnet_orow row = read_channel_intel(lnet_o_ch);
+            const float lse_i = row.lse;
             const long jq = blk.j0 + i;
             /* A row with no key in the window (possible only with a
              * window) stays as it was. */
@@ -237,7 +264,7 @@ void LNET_KNAME(lnet_fpga_writer)(__global float *restrict out, __global float *
             __global float *lrow = lse + ((long)b * H + h) * q_rows + (g.first + jq * r - q_base);
             if (init) {
                 for (int d = 0; d < HEAD_DIM; d++)
-                    orow[d] = o_i[d];
+                    orow[d] = row.o[d];
                 *lrow = lse_i;
                 continue;
             }
@@ -249,7 +276,7 @@ void LNET_KNAME(lnet_fpga_writer)(__global float *restrict out, __global float *
             const float inv_den = 1.0f / (a + e);
             for (int d = 0; d < HEAD_DIM; d++) {
                 const float prev_o = a > 0.0f ? a * orow[d] : 0.0f;
-                orow[d] = (prev_o + e * o_i[d]) * inv_den;
+                orow[d] = (prev_o + e * row.o[d]) * inv_den;
             }
             *lrow = mm + log(a + e);
         }
