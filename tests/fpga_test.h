@@ -14,4 +14,17 @@
  * once installed, a missing fpga:0 is the test's failure, not a skip. */
 int fpga_test_start(int argc, char **argv);
 
+/* 1 in a sanitizer build (the asan and tsan stages run the suite again):
+ * the FPGA tests then run fewer random cases, the emulator being slow. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FPGA_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FPGA_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef FPGA_TEST_SANITIZED
+#define FPGA_TEST_SANITIZED 0
+#endif
+
 #endif /* LNET_TEST_FPGA_H */
