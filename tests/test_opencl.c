@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backends/opencl/ocl_sha256.h"
+#include "../backends/opencl-common/ocl_sha256.h"
 #include "golden_cases.h"
 #include "longnet-plugin.h"
 #include "longnet.h"

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backends/opencl/ocl_sha256.h"
+#include "../backends/opencl-common/ocl_sha256.h"
 #include "longnet-plugin.h"
 #include "longnet.h"
 #include "opencl_test.h"

@@ -2,56 +2,20 @@
  * backends/opencl/ sees it. The module exports only lnet_plugin_entry (the
  * link step restricts the exported symbols), so these names stay private.
  *
- * Only OpenCL 1.2 entry points are used (CL_TARGET_OPENCL_VERSION 120, set
- * by configure), so that the module loads against every ICD. */
+ * The OpenCL host code it shares with the FPGA backend (errors, device
+ * queries, program building, the binary cache) is backends/opencl-common/. */
 #ifndef LNET_OCL_BACKEND_H
 #define LNET_OCL_BACKEND_H
 
-#ifndef CL_TARGET_OPENCL_VERSION
-#define CL_TARGET_OPENCL_VERSION 120
-#endif
-#include <CL/cl.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ocl_common.h" /* errors, device queries, building, the cache */
 #include "longnet-plugin-check.h"
 #include "longnet-plugin-math.h" /* ceil division, head offsets */
 #include "longnet-plugin.h"
 
-/* ------------------------------------------------------------- errors */
-
-/* Records the message returned by the plugin's last_error() for this thread
- * and returns `status`, so that an error path is one line. */
-int ocl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The plugin's last_error slot. */
-const char *ocl_last_error(void);
-
-/* "CL_OUT_OF_RESOURCES" for -5; "unknown OpenCL error -1234" otherwise
- * (in a per-thread buffer). */
-const char *ocl_error_name(cl_int err);
-
-/* The failure of an OpenCL call: "<what>: <call>: <CL_ERROR_NAME>", with a
- * status of LNET_PLUGIN_ERR_NOMEM for the out-of-memory codes and
- * LNET_PLUGIN_ERR_DEVICE otherwise. */
-int ocl_fail_cl(const char *what, const char *call, cl_int err);
-
 /* ------------------------------------------------------------ devices */
-
-/* What probe learns of a device; describe and open read it. */
-typedef struct ocl_devinfo {
-    cl_platform_id platform;
-    cl_device_id id;
-    char name[128];
-    char platform_name[128];
-    char platform_version[128];
-    char driver_version[128];
-    char device_version[128];
-    char kind[16];
-    cl_ulong global_mem, max_alloc, local_mem;
-    size_t max_wg;
-    cl_uint compute_units;
-} ocl_devinfo;
 
 /* A built program for one set of build options, kept by the opened device
  * (the in-memory cache in front of the on-disk one). */
@@ -90,12 +54,6 @@ typedef struct ocl_device {
     int clblast_used; /* this device has called CLBlast (ocl_gemm.c) */
 } ocl_device;
 
-typedef struct ocl_buffer {
-    cl_mem mem;
-    size_t bytes;
-    cl_event pending; /* an asynchronous write not yet waited for, or NULL */
-} ocl_buffer;
-
 /* ------------------------------------------------------------ programs */
 
 /* The tile sizes a job of head dimension `dim` runs with: the overrides of
@@ -108,25 +66,6 @@ int ocl_choose_tiles(const ocl_device *dev, int64_t dim, int *tile_q, int *tile_
  * source (and then cached). */
 int ocl_get_program(ocl_device *dev, int64_t dim, int tile_q, int tile_k, ocl_program **out);
 void ocl_free_programs(ocl_device *dev);
-
-/* ---------------------------------------------------------- disk cache */
-
-/* The cache directory: $LONGNET_CACHE_DIR, else $XDG_CACHE_HOME/longnet,
- * else $HOME/.cache/longnet. Returns 0 and creates it (mode 0700), or -1
- * when there is none usable (then nothing is cached). */
-int ocl_cache_dir(char *buf, size_t len);
-
-/* Reads the entry for `key` (32 bytes) into a malloc'd buffer. Returns 0;
- * -1 when there is no valid entry (missing, truncated, corrupted, or
- * another key): the caller then builds and stores a fresh one; or -2 when
- * the directory or the entry is not trusted (owner, mode, a symbolic link:
- * ocl_cache.c): the caller builds and stores nothing. */
-int ocl_cache_load(const unsigned char key[32], unsigned char **data, size_t *len);
-
-/* Writes the entry atomically (temporary file of mode 0600, then rename)
- * into a trusted directory. Failures are silent: an unwritable cache only
- * means no caching. */
-void ocl_cache_store(const unsigned char key[32], const unsigned char *data, size_t len);
 
 /* ---------------------------------------------------------- the kernels */
 
@@ -186,14 +125,13 @@ int ocl_run_gemm(ocl_device *dev, const lnet_segment_job *job, const ocl_window 
 /* Whether jobs of head dimension `dim` run the fused kernel's rows form. */
 int ocl_fused_uses_rows(const ocl_device *dev, int64_t dim);
 int ocl_have_gemm(void);
-/* The cache's once-per-process warning, for the table's take_warning. */
-const char *ocl_take_warning(void);
 /* Called by close after the device's queue has finished: the last open
  * device that used CLBlast empties CLBlast's caches. */
 void ocl_gemm_close(ocl_device *dev);
 
 
 /* Sources embedded at build time (scripts/embed-cl, ocl_kernels.c). */
+extern const char ocl_src_dilated_geometry[];
 extern const char ocl_src_dilated_attention[];
 extern const char ocl_src_gemm_softmax[];
 extern const char ocl_src_dilated_attention_backward[];

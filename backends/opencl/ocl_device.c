@@ -6,7 +6,9 @@
  *
  * A device is accepted by what it can do — OpenCL C 1.2 or later, a
  * compiler, enough memory and work-group size for the smallest tiles —
- * never by vendor, so PoCL's CPU device and any GPU driver alike qualify.
+ * never by vendor, so PoCL's CPU device and any GPU driver alike qualify;
+ * FPGAs are left to the FPGA backend (they cannot build from source).
+ * Enumeration and queries: opencl-common/ocl_query.c.
  * A platform without a usable device contributes nothing; that is not a
  * failure. */
 #include <stdio.h>
@@ -27,79 +29,15 @@ static int ocl_n_devices;
 #define OCL_MIN_WORK_GROUP 16u
 #define OCL_MIN_GLOBAL_MEM (16u * 1024u * 1024u)
 
-static void ocl_str_info(cl_device_id dev, cl_device_info what, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (clGetDeviceInfo(dev, what, len, buf, NULL) != CL_SUCCESS)
-        buf[0] = '\0';
-    buf[len - 1] = '\0';
-}
+const char ocl_module_name[] = "opencl";
 
-/* "OpenCL C 1.2 PoCL" -> 1.2 as 102; 0 when unreadable. */
-static int ocl_c_version(cl_device_id dev)
+/* The devices this backend takes: OpenCL C 1.2 or later with a compiler,
+ * the minimums above, and not an FPGA (those run precompiled bitstreams:
+ * the FPGA backend's). */
+static int ocl_accept(const ocl_devinfo *d)
 {
-    char v[128];
-    ocl_str_info(dev, CL_DEVICE_OPENCL_C_VERSION, v, sizeof v);
-    int major = 0, minor = 0;
-    if (sscanf(v, "OpenCL C %d.%d", &major, &minor) != 2)
-        return 0;
-    return major * 100 + minor;
-}
-
-/* Reads what open and describe need; returns 1 when the device qualifies. */
-static int ocl_read_device(cl_platform_id plat, cl_device_id id, ocl_devinfo *d)
-{
-    memset(d, 0, sizeof *d);
-    d->platform = plat;
-    d->id = id;
-    cl_bool available = CL_FALSE, compiler = CL_FALSE;
-    cl_device_type type = 0;
-    if (clGetDeviceInfo(id, CL_DEVICE_AVAILABLE, sizeof available, &available, NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler, &compiler, NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem, &d->global_mem,
-                        NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc,
-                        NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof d->local_mem, &d->local_mem, NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL) ||
-        clGetDeviceInfo(id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->compute_units,
-                        &d->compute_units, NULL))
-        return 0;
-    size_t item_sizes[3] = {0, 0, 0};
-    cl_uint dims = 0;
-    if (clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS, sizeof dims, &dims, NULL) ||
-        dims < 3 ||
-        clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof item_sizes, item_sizes, NULL))
-        return 0;
-    /* The fused kernel's work-groups are one-dimensional. */
-    if (item_sizes[0] < d->max_wg)
-        d->max_wg = item_sizes[0];
-    if (!available || !compiler || ocl_c_version(id) < 102 || d->local_mem < OCL_MIN_LOCAL_MEM ||
-        d->max_wg < OCL_MIN_WORK_GROUP || d->global_mem < OCL_MIN_GLOBAL_MEM)
-        return 0;
-
-    char dev_name[128], plat_name[128];
-    ocl_str_info(id, CL_DEVICE_NAME, dev_name, sizeof dev_name);
-    if (clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof plat_name, plat_name, NULL) !=
-        CL_SUCCESS)
-        plat_name[0] = '\0';
-    plat_name[sizeof plat_name - 1] = '\0';
-    snprintf(d->platform_name, sizeof d->platform_name, "%s", plat_name);
-    if (clGetPlatformInfo(plat, CL_PLATFORM_VERSION, sizeof d->platform_version,
-                          d->platform_version, NULL) != CL_SUCCESS)
-        d->platform_version[0] = '\0';
-    d->platform_version[sizeof d->platform_version - 1] = '\0';
-    ocl_str_info(id, CL_DRIVER_VERSION, d->driver_version, sizeof d->driver_version);
-    ocl_str_info(id, CL_DEVICE_VERSION, d->device_version, sizeof d->device_version);
-    snprintf(d->name, sizeof d->name, "%.80s (%.40s)", dev_name[0] ? dev_name : "unnamed device",
-             plat_name[0] ? plat_name : "unnamed platform");
-    snprintf(d->kind, sizeof d->kind, "%s",
-             (type & CL_DEVICE_TYPE_GPU)           ? "gpu"
-             : (type & CL_DEVICE_TYPE_ACCELERATOR) ? "accelerator"
-             : (type & CL_DEVICE_TYPE_CPU)         ? "cpu"
-                                                   : "other");
-    return 1;
+    return !d->fpga && d->compiler && d->c_version >= 102 && d->local_mem >= OCL_MIN_LOCAL_MEM &&
+           d->max_wg >= OCL_MIN_WORK_GROUP && d->global_mem >= OCL_MIN_GLOBAL_MEM;
 }
 
 int ocl_probe(int *n_devices)
@@ -108,48 +46,9 @@ int ocl_probe(int *n_devices)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl probe: n_devices is NULL");
     *n_devices = 0;
     ocl_shutdown();
-
-    cl_uint n_plat = 0;
-    cl_int err = clGetPlatformIDs(0, NULL, &n_plat);
-    /* The ICD loader says "no platform" with this code: zero devices. */
-    if (err == -1001 || n_plat == 0)
-        return LNET_PLUGIN_OK;
-    if (err != CL_SUCCESS)
-        return ocl_fail_cl("probe", "clGetPlatformIDs", err);
-    cl_platform_id *plats = calloc(n_plat, sizeof *plats);
-    if (!plats)
-        return ocl_fail(LNET_PLUGIN_ERR_NOMEM, "opencl probe: out of memory");
-    err = clGetPlatformIDs(n_plat, plats, NULL);
-    if (err != CL_SUCCESS) {
-        free(plats);
-        return ocl_fail_cl("probe", "clGetPlatformIDs", err);
-    }
-    for (cl_uint p = 0; p < n_plat; p++) {
-        cl_uint n_dev = 0;
-        /* A platform whose devices cannot be listed is skipped, not fatal:
-         * another vendor's platform may still work. */
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &n_dev) != CL_SUCCESS ||
-            n_dev == 0)
-            continue;
-        cl_device_id *ids = calloc(n_dev, sizeof *ids);
-        ocl_devinfo *grown =
-            realloc(ocl_devices, ((size_t)ocl_n_devices + n_dev) * sizeof *ocl_devices);
-        if (!ids || !grown) {
-            free(ids);
-            if (grown)
-                ocl_devices = grown;
-            free(plats);
-            ocl_shutdown();
-            return ocl_fail(LNET_PLUGIN_ERR_NOMEM, "opencl probe: out of memory");
-        }
-        ocl_devices = grown;
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, n_dev, ids, NULL) == CL_SUCCESS)
-            for (cl_uint i = 0; i < n_dev; i++)
-                if (ocl_read_device(plats[p], ids[i], &ocl_devices[ocl_n_devices]))
-                    ocl_n_devices++;
-        free(ids);
-    }
-    free(plats);
+    int st = ocl_enumerate(ocl_accept, &ocl_devices, &ocl_n_devices);
+    if (st)
+        return st;
     *n_devices = ocl_n_devices;
     return LNET_PLUGIN_OK;
 }
@@ -289,19 +188,9 @@ int ocl_open(int index, const char *options, void **device)
     dev->tile_q = tile_q;
     dev->tile_k = tile_k;
     dev->variant = variant;
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
-    cl_int err;
-    dev->context = clCreateContext(props, 1, &d->id, NULL, NULL, &err);
-    if (err != CL_SUCCESS) {
+    if ((st = ocl_open_context(d, &dev->context, &dev->queue))) {
         free(dev);
-        return ocl_fail_cl("open", "clCreateContext", err);
-    }
-    /* In order: jobs fold into the same (out, lse) one after another. */
-    dev->queue = clCreateCommandQueue(dev->context, d->id, 0, &err);
-    if (err != CL_SUCCESS) {
-        clReleaseContext(dev->context);
-        free(dev);
-        return ocl_fail_cl("open", "clCreateCommandQueue", err);
+        return st;
     }
     *device = dev;
     return LNET_PLUGIN_OK;

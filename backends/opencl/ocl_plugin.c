@@ -18,116 +18,35 @@
 
 /* ------------------------------------------------------------ buffers */
 
+/* Allocation and the blocking copies: opencl-common/ocl_buffer.c. */
 static int ocl_buffer_alloc(void *device, size_t bytes, void **buffer)
 {
-    if (!buffer)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_alloc: buffer output pointer is NULL");
-    *buffer = NULL;
     ocl_device *dev = device;
-    if (!dev)
+    if (!dev) {
+        if (buffer)
+            *buffer = NULL;
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_alloc: device is NULL");
-    /* Refused before the call: some drivers accept an oversized buffer and
-     * fail later, at the first kernel that touches it. */
-    if ((cl_ulong)bytes > dev->info.max_alloc || (cl_ulong)bytes > dev->info.global_mem)
-        return ocl_fail(LNET_PLUGIN_ERR_NOMEM,
-                        "opencl buffer_alloc: %zu bytes is more than %s can allocate at once "
-                        "(CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu bytes, global memory %llu bytes)",
-                        bytes, dev->info.name, (unsigned long long)dev->info.max_alloc,
-                        (unsigned long long)dev->info.global_mem);
-    ocl_buffer *buf = malloc(sizeof *buf);
-    if (!buf)
-        return ocl_fail(LNET_PLUGIN_ERR_NOMEM, "opencl buffer_alloc: out of memory");
-    cl_int err;
-    /* OpenCL refuses zero-sized buffers; a zero-byte one gets 4 bytes. */
-    buf->mem = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &err);
-    if (err != CL_SUCCESS) {
-        free(buf);
-        return ocl_fail(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
-                                err == CL_INVALID_BUFFER_SIZE
-                            ? LNET_PLUGIN_ERR_NOMEM
-                            : LNET_PLUGIN_ERR_DEVICE,
-                        "opencl buffer_alloc: clCreateBuffer(%zu bytes): %s", bytes,
-                        ocl_error_name(err));
     }
-    buf->bytes = bytes;
-    buf->pending = NULL;
-    *buffer = buf;
-    return LNET_PLUGIN_OK;
-}
-
-/* Waits for the buffer's asynchronous write, if one is outstanding, before
- * the host touches the buffer another way. */
-static void ocl_buffer_settle(ocl_buffer *buf)
-{
-    if (buf->pending) {
-        clWaitForEvents(1, &buf->pending);
-        clReleaseEvent(buf->pending);
-        buf->pending = NULL;
-    }
+    return ocl_buffer_new(dev->context, &dev->info, bytes, buffer);
 }
 
 static void ocl_buffer_free(void *device, void *buffer)
 {
     (void)device;
-    ocl_buffer *buf = buffer;
-    if (!buf)
-        return;
-    ocl_buffer_settle(buf);
-    clReleaseMemObject(buf->mem);
-    free(buf);
-}
-
-/* offset + bytes <= size, written so that it cannot overflow. */
-static int ocl_check_range(const char *what, const ocl_buffer *buf, size_t offset, size_t bytes)
-{
-    if (offset > buf->bytes || bytes > buf->bytes - offset)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl %s: range of %zu bytes at offset %zu exceeds the buffer's %zu bytes",
-                        what, bytes, offset, buf->bytes);
-    return LNET_PLUGIN_OK;
+    ocl_buffer_release(buffer);
 }
 
 static int ocl_buffer_write(void *device, void *buffer, size_t offset, const void *src,
                             size_t bytes)
 {
     ocl_device *dev = device;
-    ocl_buffer *buf = buffer;
-    if (!dev || !buf)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_write: %s is NULL",
-                        !dev ? "device" : "buffer");
-    int st = ocl_check_range("buffer_write", buf, offset, bytes);
-    if (st || bytes == 0)
-        return st;
-    if (!src)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl buffer_write: source is NULL for %zu bytes", bytes);
-    ocl_buffer_settle(buf);
-    /* Blocking: the caller may free or reuse src as soon as this returns. */
-    cl_int err = clEnqueueWriteBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, src, 0, NULL,
-                                      NULL);
-    return err == CL_SUCCESS ? LNET_PLUGIN_OK
-                             : ocl_fail_cl("buffer_write", "clEnqueueWriteBuffer", err);
+    return ocl_buffer_copy(dev ? dev->queue : NULL, buffer, 1, offset, (void *)src, bytes);
 }
 
 static int ocl_buffer_read(void *device, void *buffer, size_t offset, void *dst, size_t bytes)
 {
     ocl_device *dev = device;
-    ocl_buffer *buf = buffer;
-    if (!dev || !buf)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_read: %s is NULL",
-                        !dev ? "device" : "buffer");
-    int st = ocl_check_range("buffer_read", buf, offset, bytes);
-    if (st || bytes == 0)
-        return st;
-    if (!dst)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl buffer_read: destination is NULL for %zu bytes", bytes);
-    ocl_buffer_settle(buf);
-    /* Blocking, and after every queued job (the queue is in order). */
-    cl_int err = clEnqueueReadBuffer(dev->queue, buf->mem, CL_TRUE, offset, bytes, dst, 0, NULL,
-                                     NULL);
-    return err == CL_SUCCESS ? LNET_PLUGIN_OK
-                             : ocl_fail_cl("buffer_read", "clEnqueueReadBuffer", err);
+    return ocl_buffer_copy(dev ? dev->queue : NULL, buffer, 0, offset, dst, bytes);
 }
 
 /* The write is queued on the copy queue behind a marker of the jobs queued
@@ -141,7 +60,7 @@ static int ocl_buffer_write_async(void *device, void *buffer, size_t offset, con
     if (!dev || !buf)
         return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl buffer_write_async: %s is NULL",
                         !dev ? "device" : "buffer");
-    int st = ocl_check_range("buffer_write_async", buf, offset, bytes);
+    int st = ocl_buffer_range("buffer_write_async", buf, offset, bytes);
     if (st || bytes == 0)
         return st;
     if (!src)
@@ -209,22 +128,6 @@ static int ocl_synchronize(void *device)
 
 /* --------------------------------------------------------- run_segment */
 
-/* `rows`: the rows of the buffer's window (all rows without windows);
- * `slot`: "run_segment" or "run_segment_backward". */
-static int ocl_check_buffer(const char *slot, const char *name, const void *buffer, size_t need,
-                            int64_t rows)
-{
-    const ocl_buffer *buf = buffer;
-    if (!buf)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID, "opencl %s: buffer %s is NULL", slot, name);
-    if (buf->bytes < need)
-        return ocl_fail(LNET_PLUGIN_ERR_INVALID,
-                        "opencl %s: buffer %s holds %zu bytes but the job's shape (with "
-                        "%lld rows in its window) needs %zu",
-                        slot, name, buf->bytes, (long long)rows, need);
-    return LNET_PLUGIN_OK;
-}
-
 /* The SDK's shared checks (fields, windows, sizes), then this backend's
  * own limits and the buffers. Fills the window and the bytes of the
  * query-side, key-side and lse-like buffers (for the backward's own). */
@@ -253,11 +156,11 @@ static int ocl_check_job(const lnet_segment_job *job, ocl_window *win, size_t si
                         "memory and take D <= 4096",
                         (long long)job->dim);
     const char *slot = sizes ? "run_segment_backward" : "run_segment";
-    if ((st = ocl_check_buffer(slot, "q", job->q, q_bytes, win->q_rows)) ||
-        (st = ocl_check_buffer(slot, "k", job->k, kv_bytes, win->kv_rows)) ||
-        (st = ocl_check_buffer(slot, "v", job->v, kv_bytes, win->kv_rows)) ||
-        (st = ocl_check_buffer(slot, "out", job->out, q_bytes, win->q_rows)) ||
-        (st = ocl_check_buffer(slot, "lse", job->lse, lse_bytes, win->q_rows)))
+    if ((st = ocl_buffer_check(slot, "q", job->q, q_bytes, win->q_rows)) ||
+        (st = ocl_buffer_check(slot, "k", job->k, kv_bytes, win->kv_rows)) ||
+        (st = ocl_buffer_check(slot, "v", job->v, kv_bytes, win->kv_rows)) ||
+        (st = ocl_buffer_check(slot, "out", job->out, q_bytes, win->q_rows)) ||
+        (st = ocl_buffer_check(slot, "lse", job->lse, lse_bytes, win->q_rows)))
         return st;
     if (sizes) {
         sizes[0] = q_bytes;
@@ -329,11 +232,11 @@ static int ocl_run_segment_backward(void *device, const lnet_segment_backward_jo
     if (st)
         return st;
     const char *slot = "run_segment_backward";
-    if ((st = ocl_check_buffer(slot, "dout", job->dout, sz[0], win.q_rows)) ||
-        (st = ocl_check_buffer(slot, "delta", job->delta, sz[2], win.q_rows)) ||
-        (st = ocl_check_buffer(slot, "dq", job->dq, sz[0], win.q_rows)) ||
-        (st = ocl_check_buffer(slot, "dk", job->dk, sz[1], win.kv_rows)) ||
-        (st = ocl_check_buffer(slot, "dv", job->dv, sz[1], win.kv_rows)))
+    if ((st = ocl_buffer_check(slot, "dout", job->dout, sz[0], win.q_rows)) ||
+        (st = ocl_buffer_check(slot, "delta", job->delta, sz[2], win.q_rows)) ||
+        (st = ocl_buffer_check(slot, "dq", job->dq, sz[0], win.q_rows)) ||
+        (st = ocl_buffer_check(slot, "dk", job->dk, sz[1], win.kv_rows)) ||
+        (st = ocl_buffer_check(slot, "dv", job->dv, sz[1], win.kv_rows)))
         return st;
     const char *kernel = bj.level.kernel && bj.level.kernel[0] ? bj.level.kernel : "fused";
     if ((st = ocl_check_kernel(slot, kernel)))

@@ -4,14 +4,13 @@
 /* ocl_program.c — tile sizes and programs. A program is specialised by its
  * build options (HEAD_DIM, TILE_Q, TILE_K), so each (device, D, tiles)
  * needs its own; it is looked up in the device's list, then in the on-disk
- * cache (ocl_cache.c) by a SHA-256 key of everything that changes the
+ * cache (opencl-common/ocl_build.c) by a SHA-256 key of everything that changes the
  * binary, and only then built from the embedded source. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ocl_backend.h"
-#include "ocl_sha256.h"
 
 /* ---------------------------------------------------------------- tiles */
 
@@ -75,150 +74,23 @@ int ocl_choose_tiles(const ocl_device *dev, int64_t dim, int *tile_q, int *tile_
 
 /* ------------------------------------------------------------- building */
 
-#define OCL_LOG_MAX 2000 /* characters of a build log kept in a message */
-#define OCL_LOG_MAX_STR "2000"
-
-/* The build log, cut to its first OCL_LOG_MAX characters (the first errors
- * are the useful ones; ocl_fail's buffer holds the rest of the message). */
-static int ocl_build_failure(const ocl_device *dev, cl_program prog, const char *options,
-                             cl_int err)
-{
-    size_t size = 0;
-    char *log = NULL;
-    if (clGetProgramBuildInfo(prog, dev->info.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) ==
-            CL_SUCCESS &&
-        size > 0) {
-        log = malloc(size + 1);
-        if (log && clGetProgramBuildInfo(prog, dev->info.id, CL_PROGRAM_BUILD_LOG, size, log,
-                                         NULL) != CL_SUCCESS) {
-            free(log);
-            log = NULL;
-        }
-        if (log)
-            log[size] = '\0';
-    }
-    int cut = log && strlen(log) > OCL_LOG_MAX;
-    if (cut)
-        log[OCL_LOG_MAX] = '\0';
-    int st = ocl_fail(LNET_PLUGIN_ERR_DEVICE,
-                      "opencl: clBuildProgram: %s (options \"%s\") on %s; build log%s:\n%s",
-                      ocl_error_name(err), options, dev->info.name,
-                      cut ? " (first " OCL_LOG_MAX_STR " characters)" : "",
-                      log && log[0] ? log : "(empty)");
-    free(log);
-    return st;
-}
-
-/* The sources of one program: the fused kernel, the gemm path's helper
- * kernels and the backward pass, built together so that a (device, D, tiles) needs one build. */
+/* The sources of one program: the segment geometry, the fused kernel, the gemm path's helper
+ * kernels and the backward pass, built together so that a (device, D,
+ * tiles) needs one build. */
 static const char *const *ocl_sources(cl_uint *count)
 {
-    static const char *const src[] = {ocl_src_dilated_attention, ocl_src_gemm_softmax,
-                                      ocl_src_dilated_attention_backward};
-    *count = 3;
+    static const char *const src[] = {ocl_src_dilated_geometry, ocl_src_dilated_attention,
+                                      ocl_src_gemm_softmax, ocl_src_dilated_attention_backward};
+    *count = 4;
     return src;
-}
-
-/* SHA-256 over everything that changes the binary: the sources, the build
- * options, and the device, driver and platform that compiled it. Fields are
- * NUL-separated so that no two different tuples hash the same bytes. */
-static void ocl_cache_key(const ocl_device *dev, const char *options, unsigned char key[32])
-{
-    ocl_sha256_ctx s;
-    ocl_sha256_init(&s);
-    static const char tag[] = "longnet opencl program cache v1";
-    ocl_sha256_update(&s, tag, sizeof tag);
-    cl_uint n;
-    const char *const *src = ocl_sources(&n);
-    for (cl_uint i = 0; i < n; i++)
-        ocl_sha256_update(&s, src[i], strlen(src[i]) + 1);
-    const char *fields[] = {options,
-                            dev->info.name,
-                            dev->info.driver_version,
-                            dev->info.platform_name,
-                            dev->info.platform_version,
-                            dev->info.device_version};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        ocl_sha256_update(&s, fields[i], strlen(fields[i]) + 1);
-    ocl_sha256_final(&s, key);
-}
-
-/* A program from a cached binary; NULL when the driver refuses it (another
- * driver build, a corrupted payload that passed the checksum by chance). */
-static cl_program ocl_from_binary(const ocl_device *dev, const char *options,
-                                  const unsigned char *bin, size_t len)
-{
-    cl_int err, bin_status = CL_SUCCESS;
-    cl_program prog = clCreateProgramWithBinary(dev->context, 1, &dev->info.id, &len, &bin,
-                                                &bin_status, &err);
-    if (err != CL_SUCCESS || bin_status != CL_SUCCESS) {
-        if (prog)
-            clReleaseProgram(prog);
-        return NULL;
-    }
-    if (clBuildProgram(prog, 1, &dev->info.id, options, NULL, NULL) != CL_SUCCESS) {
-        clReleaseProgram(prog);
-        return NULL;
-    }
-    return prog;
-}
-
-/* The device's binary of a built program, stored in the disk cache. */
-static void ocl_store_binary(const ocl_device *dev, cl_program prog, const unsigned char key[32])
-{
-    cl_uint n_dev = 0;
-    if (clGetProgramInfo(prog, CL_PROGRAM_NUM_DEVICES, sizeof n_dev, &n_dev, NULL) !=
-            CL_SUCCESS ||
-        n_dev != 1)
-        return;
-    size_t len = 0;
-    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS ||
-        len == 0)
-        return;
-    unsigned char *bin = malloc(len);
-    if (!bin)
-        return;
-    if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS)
-        ocl_cache_store(key, bin, len);
-    free(bin);
-    (void)dev;
 }
 
 static int ocl_build(ocl_device *dev, const char *options, cl_program *out)
 {
-    unsigned char key[32];
-    ocl_cache_key(dev, options, key);
-
-    unsigned char *bin = NULL;
-    size_t len = 0;
-    const int cached = ocl_cache_load(key, &bin, &len);
-    if (cached == 0) {
-        cl_program prog = ocl_from_binary(dev, options, bin, len);
-        free(bin);
-        if (prog) {
-            *out = prog;
-            return LNET_PLUGIN_OK;
-        }
-        /* A stale or broken entry: build afresh and overwrite it below. */
-    }
-
     cl_uint n;
     const char *const *src = ocl_sources(&n);
-    cl_int err;
-    cl_program prog = clCreateProgramWithSource(dev->context, n, (const char **)src, NULL, &err);
-    if (err != CL_SUCCESS)
-        return ocl_fail_cl("program", "clCreateProgramWithSource", err);
-    err = clBuildProgram(prog, 1, &dev->info.id, options, NULL, NULL);
-    if (err != CL_SUCCESS) {
-        int st = ocl_build_failure(dev, prog, options, err);
-        clReleaseProgram(prog);
-        return st;
-    }
-    /* An untrusted directory or entry (-2) is left as it is. */
-    if (cached != -2)
-        ocl_store_binary(dev, prog, key);
-    *out = prog;
-    return LNET_PLUGIN_OK;
+    return ocl_build_cached(dev->context, &dev->info, "longnet opencl program cache v1", src, n,
+                            options, out);
 }
 
 static void ocl_program_free(ocl_program *p)

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "ocl_backend.h"
+#include "ocl_common.h"
 
 #define OCL_ERROR_LEN 4096
 
@@ -117,5 +117,5 @@ int ocl_fail_cl(const char *what, const char *call, cl_int err)
     int status = (err == CL_OUT_OF_HOST_MEMORY || err == CL_MEM_OBJECT_ALLOCATION_FAILURE)
                      ? LNET_PLUGIN_ERR_NOMEM
                      : LNET_PLUGIN_ERR_DEVICE;
-    return ocl_fail(status, "opencl %s: %s: %s", what, call, ocl_error_name(err));
+    return ocl_fail(status, "%s %s: %s: %s", ocl_module_name, what, call, ocl_error_name(err));
 }

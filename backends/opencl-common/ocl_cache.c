@@ -44,7 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ocl_backend.h"
+#include "ocl_common.h"
 #include "ocl_sha256.h"
 
 #define OCL_CACHE_VERSION 1u
@@ -118,8 +118,8 @@ static void ocl_cache_notice(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    ocl_fail(LNET_PLUGIN_OK, "opencl: warning: program cache not used, programs are built "
-                             "from source: %s", msg);
+    ocl_fail(LNET_PLUGIN_OK, "%s: warning: program cache not used, programs are built "
+                             "from source: %s", ocl_module_name, msg);
     snprintf(ocl_cache_warning, sizeof ocl_cache_warning,
              "program cache not used, programs are built from source: %s", msg);
     atomic_store(&ocl_cache_warning_ready, 1);
