@@ -23,7 +23,11 @@ if ! why=$("$PYTHON" -c 'import numpy, torch' 2>&1); then
     echo "SKIP $name: $PYTHON cannot import numpy and torch (install python3-numpy python3-torch): $why"
     exit 77
 fi
-if ! why=$("$PYTHON" -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1])' "$lib" 2>&1); then
+if ! why=$("$PYTHON" -c 'import ctypes, sys
+try:
+    ctypes.CDLL(sys.argv[1])
+except OSError as e:
+    sys.exit(str(e))' "$lib" 2>&1); then
     case $why in
     *__asan* | *__tsan* | *__ubsan* | *__msan* | *__sanitizer* | *__sancov*)
         echo "SKIP $name: liblongnet is built with a sanitizer, which $PYTHON (not instrumented) cannot load: $why"
