@@ -17,11 +17,22 @@ fi
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM OMPI_MCA_rmaps_base_oversubscribe
-# Every run is bounded: a hang is a failure, not a stuck CI job.
-LONGNET_MPI_TIMEOUT=60
+# Open MPI keeps its components loaded to the end: sanitizers then can
+# read the frames of the libraries they suppress (tests/sanitizers).
+OMPI_MCA_mca_base_component_disable_dlclose=1
+export OMPI_MCA_mca_base_component_disable_dlclose
+# Every run is bounded: a hang is a failure, not a stuck CI job. Under a
+# sanitizer (scripts/check sets its options) every process starts many
+# times slower: longer bounds, and no 4-rank case (4 instrumented
+# processes on 2 cores).
+limit=120 sanitized=
+if test -n "${ASAN_OPTIONS:-}${TSAN_OPTIONS:-}"; then
+    limit=600 sanitized=1
+fi
+LONGNET_MPI_TIMEOUT=$((limit / 2))
 export LONGNET_MPI_TIMEOUT
 mpirun() {
-    timeout 120 "$LONGNET_MPIRUN" --oversubscribe "$@"
+    timeout $limit "$LONGNET_MPIRUN" --oversubscribe "$@"
 }
 
 cd "$tmp" || exit 99
@@ -77,7 +88,7 @@ same_as_one_process() {
 # mpirun costs a second or two on a 2-core machine: one case each).
 same_as_one_process 2 contiguous --algorithm gather
 same_as_one_process 2 zigzag --algorithm ring --causal
-same_as_one_process 4 zigzag --algorithm gather --causal
+test -n "$sanitized" || same_as_one_process 4 zigzag --algorithm gather --causal
 same_as_one_process 3 contiguous --causal
 
 # Against one device (another plan: the same answer up to rounding), the
