@@ -701,7 +701,8 @@ static void scan_dir(search *s, const char *dir)
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 0) /* names is NULL for a directory with no module: qsort must not see it */
+        qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && !s->oom; i++) {
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) < sizeof path)
