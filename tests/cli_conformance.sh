@@ -1,6 +1,6 @@
 # cli_conformance.sh — `longnet test`, the plugin conformance test: it
-# passes on the in-tree backends (cpu; opencl:0 where an OpenCL device
-# is found), and fails, with a report naming what broke, on fixture
+# passes on the in-tree backends (cpu; opencl:0 where an OpenCL device is
+# found; fpga:0 in Intel's FPGA emulator where configure found it), and fails, with a report naming what broke, on fixture
 # plugins that give a wrong answer, crash on a ragged segment, or accept
 # a bad job (tests/conform), each check in its own process so that the
 # crash is reported and the other checks still run. Also the loader's
@@ -36,6 +36,21 @@ if "$LONGNET" info 2>/dev/null | grep -q '^  opencl:0 '; then
     check "opencl:0: nothing failed" grep -q '^longnet test: [0-9]* passed, [0-9]* skipped, 0 failed$' "$out"
 else
     echo "SKIP: no OpenCL device (longnet info lists no opencl:0): the opencl run is left out"
+fi
+
+# The FPGA backend in Intel's FPGA emulator, where configure found it
+# (scripts/install-fpga-emulator): the ICD loader pointed at the emulator,
+# as tests/fpga_test.c does. Forward only, so the backward check skips.
+emu=${LONGNET_FPGA_EMULATOR:-}
+if test -n "$emu" && test -f "$emu/lib/libintelocl_emu.so"; then
+    OCL_ICD_FILENAMES=$emu/lib/libintelocl_emu.so \
+    LD_LIBRARY_PATH=$emu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+        conform_run "fpga:0 --quick (emulated)" 0 --device fpga:0 --quick
+    check "fpga:0: nothing failed" grep -q '^longnet test: [0-9]* passed, [0-9]* skipped, 0 failed$' "$out"
+    check "fpga:0: the golden cases ran" grep -q 'case run(s) of 10 case(s)' "$out"
+    check "fpga:0: the backward is reported absent" grep -q 'no run_segment_backward slot' "$out"
+else
+    echo "SKIP: Intel's FPGA emulator was not found by configure (scripts/install-fpga-emulator): the fpga run is left out"
 fi
 
 # --------------------------------------------------------- the command line
