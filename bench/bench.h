@@ -49,6 +49,8 @@ void bench_config_levels(bench_config_kind kind, int64_t n, int members,
 /* The small instance the error check runs: every segment capped at `small`
  * tokens, every dilation at its capped segment (DESIGN §1: r <= w). */
 void bench_levels_cap(const bench_levels *in, int64_t small, bench_levels *out);
+/* 1 if a and b are the same levels. */
+int bench_levels_same(const bench_levels *a, const bench_levels *b);
 /* "2048/1 4096/2" into buf. */
 const char *bench_levels_str(const bench_levels *lv, char *buf, size_t len);
 /* The comma lists lnet_config_parse_levels takes. */
@@ -97,6 +99,9 @@ typedef struct bench_options {
     char tokens_why[BENCH_TEXT_LEN]; /* how T was chosen */
     int quiet;            /* no progress on stderr */
     int explain;          /* print every cell's plan, run nothing */
+    const char *peer;     /* --peer: "torch", or NULL for none (bench_peer.c) */
+    const char *peer_python, *peer_script; /* found by bench_peer_find */
+    char peer_version[BENCH_TEXT_LEN];     /* the script's "torch=2.x threads=T" */
 } bench_options;
 
 /* Returns -1 to go on, else the exit code (help printed, or a usage error). */
@@ -142,6 +147,7 @@ typedef struct bench_machine {
     bench_plugin plugins[BENCH_MAX_LIST];
     int nplugins;
     char warnings[BENCH_TEXT_LEN * 2]; /* plugin warnings, '; '-joined */
+    char peer[BENCH_TEXT_LEN];     /* --peer: "torch=2.x threads=T; python P; script S" */
 } bench_machine;
 
 /* Host facts, then the plugins and devices as a fresh process sees them
@@ -202,6 +208,10 @@ typedef struct bench_cell {
     double wall_s;               /* the child's whole life: setup, warm-up, runs */
     char status[16];             /* "ok" or "failed" */
     char message[BENCH_TEXT_LEN];
+    int peer_ran;                /* --peer: the peer was asked for this cell */
+    double peer_ms;              /* its median, NAN if it failed */
+    double peer_ratio;           /* peer_ms / median_ms: > 1, longnet is faster */
+    double peer_err;             /* max |O_peer - O_reference| on the small instance */
 } bench_cell;
 
 typedef struct bench_results {
@@ -219,6 +229,25 @@ void bench_results_free(bench_results *r);
 void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *o);
 void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options *o);
 void bench_check_cache_clear(void);
+/* Where the error check keeps the small instance's Q (0), K (1), V (2)
+ * beside the reference output at ref_path, for the peer's check. */
+void bench_check_input_path(const char *ref_path, int which, char *out, size_t len);
+
+/* ------------------------------------------------------------------ peer */
+
+/* --peer torch (bench_peer.c): finds the Python and the script
+ * (bench/peers/torch_sdpa.py) and asks for torch's version; 0, or -1 after
+ * printing an error that says how to install it. Nothing when no --peer. */
+int bench_peer_find(bench_options *o);
+/* Times the peer on a forward cell (memoised per configuration, mask and
+ * length), filling peer_ms and peer_ratio. */
+void bench_peer_run(bench_cell *c, const bench_machine *m, const bench_options *o);
+/* The peer's max |O - reference| on the small instance whose reference
+ * output (and inputs, bench_check_input_path) are at ref_path; NAN with
+ * the reason in msg. */
+double bench_peer_check(const bench_cell *c, const bench_levels *lv, int64_t length,
+                        const char *ref_path, const bench_options *o, char *msg, size_t len);
+void bench_peer_clear(void);
 /* --explain: prints a line naming the cell (`what`, its series; `note`
  * appended) and the plan lnet_attention_explain gives for it, made in a
  * forked child; 0, or -1 after printing the library's message with the

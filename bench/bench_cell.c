@@ -30,6 +30,7 @@ typedef struct cell_job {
     const char *device;   /* spec */
     const char *kernel;
     const char *save_to;  /* error check: write O (dQ, dK, dV) here (the reference) */
+    int save_inputs;      /* and Q, K, V beside it (bench_check_input_path), for --peer */
     const char *compare_with; /* error check: max |O - this| (of dQ, dK, dV) */
     int64_t length;       /* overrides cell->length (the small instance) */
     const bench_levels *levels;
@@ -130,6 +131,12 @@ static int cell_child(void *arg, int fd)
     const lnet_tensor *result = c->backward ? grads : t[3];
     if (job->save_to && lnet_npy_save(job->save_to, result))
         return answer_error(&a, fd, NULL);
+    for (int i = 0; job->save_to && job->save_inputs && i < 3; i++) {
+        char path[4096 + 8];
+        bench_check_input_path(job->save_to, i, path, sizeof path);
+        if (lnet_npy_save(path, t[i]))
+            return answer_error(&a, fd, NULL);
+    }
     if (job->compare_with) {
         lnet_tensor *ref = NULL;
         if (lnet_npy_load(job->compare_with, &ref))
@@ -215,6 +222,9 @@ typedef struct check_instance {
     char ref_path[4096];
     int ref_ok;
     char ref_error[BENCH_TEXT_LEN];
+    int peer_checked;     /* --peer: the peer's error below is known */
+    double peer_err;
+    char peer_error[BENCH_TEXT_LEN];
 } check_instance;
 
 /* The error found for a device and kernel on an instance. */
@@ -231,11 +241,22 @@ static int ninstances;
 static check_result *results;
 static int nresults;
 
+void bench_check_input_path(const char *ref_path, int which, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%c.npy", ref_path, "qkv"[which % 3]);
+}
+
 void bench_check_cache_clear(void)
 {
     for (int i = 0; i < ninstances; i++)
-        if (instances[i].ref_ok)
+        if (instances[i].ref_ok) {
             unlink(instances[i].ref_path);
+            for (int j = 0; j < 3; j++) {
+                char path[4096 + 8];
+                bench_check_input_path(instances[i].ref_path, j, path, sizeof path);
+                unlink(path); /* there only with --peer */
+            }
+        }
     if (check_dir[0])
         rmdir(check_dir);
     check_dir[0] = '\0';
@@ -246,24 +267,14 @@ void bench_check_cache_clear(void)
     ninstances = nresults = 0;
 }
 
-static int same_levels(const bench_levels *a, const bench_levels *b)
-{
-    if (a->n != b->n)
-        return 0;
-    for (int i = 0; i < a->n; i++)
-        if (a->w[i] != b->w[i] || a->r[i] != b->r[i])
-            return 0;
-    return 1;
-}
-
 /* The instance for this cell, computing its reference output if new. */
-static int find_instance(const bench_cell *c, int64_t small)
+static int find_instance(const bench_cell *c, int64_t small, int save_inputs)
 {
     bench_levels lv;
     bench_levels_cap(&c->levels, small, &lv);
     for (int i = 0; i < ninstances; i++) {
         check_instance *x = &instances[i];
-        if (same_levels(&x->levels, &lv) && x->causal == c->causal && x->backward == c->backward &&
+        if (bench_levels_same(&x->levels, &lv) && x->causal == c->causal && x->backward == c->backward &&
             x->offsets == c->offsets && x->length == small && x->heads == c->heads &&
             x->dim == c->dim)
             return i;
@@ -297,8 +308,8 @@ static int find_instance(const bench_cell *c, int64_t small)
     shape.repeats = 1;
     shape.warmups = 0;
     cell_job job = { .cell = &shape, .device = "cpu", .kernel = "reference",
-                     .save_to = x->ref_path, .length = small, .levels = &x->levels,
-                     .batch = 1 };
+                     .save_to = x->ref_path, .save_inputs = save_inputs, .length = small,
+                     .levels = &x->levels, .batch = 1 };
     static cell_answer a;
     if (run_job(&job, &a, NULL, x->ref_error, sizeof x->ref_error) == 0)
         x->ref_ok = 1;
@@ -313,10 +324,22 @@ void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options
         return;
     int64_t small = c->length < o->check_length ? c->length : o->check_length;
     const bench_device *d = &m->devices[c->device];
-    int inst = find_instance(c, small);
+    int peer = o->peer && !c->backward;
+    int inst = find_instance(c, small, peer);
     if (inst < 0)
         return;
     c->check_length = small;
+    check_instance *x = &instances[inst];
+    if (peer && x->ref_ok && !x->peer_checked) {
+        x->peer_err = bench_peer_check(c, &x->levels, small, x->ref_path, o, x->peer_error,
+                                       sizeof x->peer_error);
+        x->peer_checked = 1;
+    }
+    if (peer) {
+        c->peer_err = x->peer_checked ? x->peer_err : NAN;
+        if (x->peer_checked && x->peer_error[0] && !c->message[0])
+            snprintf(c->message, sizeof c->message, "%s", x->peer_error);
+    }
     for (int i = 0; i < nresults; i++)
         if (results[i].instance == inst && strcmp(results[i].device, d->spec) == 0 &&
             strcmp(results[i].kernel, c->kernel) == 0) {
@@ -332,7 +355,6 @@ void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options
     r.err = NAN;
     snprintf(r.device, sizeof r.device, "%s", d->spec);
     snprintf(r.kernel, sizeof r.kernel, "%s", c->kernel);
-    check_instance *x = &instances[inst];
     if (!x->ref_ok) {
         snprintf(r.message, sizeof r.message, "error check: reference kernel: %.400s",
                  x->ref_error);

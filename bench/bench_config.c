@@ -113,3 +113,13 @@ void bench_levels_lists(const bench_levels *lv, char *w, char *r, size_t len)
         ur += (size_t)snprintf(r + ur, len - ur, "%s%lld", i ? "," : "", (long long)lv->r[i]);
     }
 }
+
+int bench_levels_same(const bench_levels *a, const bench_levels *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->w[i] != b->w[i] || a->r[i] != b->r[i])
+            return 0;
+    return 1;
+}

@@ -72,5 +72,11 @@ int bench_cell_fields(const bench_cell *c, const bench_machine *m, const bench_r
     num(&f[n++], "wall_s", c->wall_s, "%.3f");
     text(&f[n++], "status", c->status);
     text(&f[n++], "message", c->message);
+    /* Last, so that a reader of the older columns finds them where they were.
+     * --peer: the same operator over PyTorch (bench_peer.c), its own median. */
+    text(&f[n++], "peer", c->peer_ran ? m->peer : "");
+    num(&f[n++], "peer_median_ms", c->peer_ran ? c->peer_ms : unknown, "%.6g");
+    num(&f[n++], "peer_ratio", c->peer_ran ? c->peer_ratio : unknown, "%.4f");
+    num(&f[n++], "peer_max_abs_err", c->peer_ran ? c->peer_err : unknown, "%.3g");
     return n;
 }

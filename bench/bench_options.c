@@ -32,7 +32,7 @@ void bench_usage(FILE *out)
           "                     [--max-memory BYTES] [--check-length N]\n"
           "                     [--csv FILE] [--json FILE] [--outdir DIR]\n"
           "                     [--tokens-per-batch T] [--scaling-max-length N] [--explain]\n"
-          "                     [--quiet]\n"
+          "                     [--peer torch] [--peer-python PYTHON] [--quiet]\n"
           "\n"
           "Benchmarks LongNet's dilated attention forward on every device of\n"
           "'longnet info' and prints a table: median time, tokens/s, GFLOP/s (4*D\n"
@@ -110,6 +110,14 @@ void bench_usage(FILE *out)
           "                       per device, the graph's nodes, the transfers and the\n"
           "                       bytes per device; no roofline, no files; exit 1 if\n"
           "                       any explain failed\n"
+          "  --peer torch         also time the same operator written over PyTorch's\n"
+          "                       scaled_dot_product_attention (bench/peers/torch_sdpa.py)\n"
+          "                       on every forward cell of the matrix, checked on the\n"
+          "                       small instance; adds its median and torch/longnet\n"
+          "                       to the table, CSV and JSON (needs torch >= 2:\n"
+          "                       scripts/install-peers)\n"
+          "  --peer-python PYTHON the Python with torch (default $LONGNET_PEER_PYTHON,\n"
+          "                       else install-peers' ~/.cache/longnet/peers, else python3)\n"
           "  --quiet              no progress on stderr\n"
           "  --version            the version\n"
           "\n"
@@ -122,7 +130,7 @@ enum {
     OPT_BATCH, OPT_LENGTHS, OPT_CAUSAL, OPT_OFFSETS, OPT_REPEAT, OPT_WARMUP,
     OPT_MAX_SECONDS, OPT_MAX_MEMORY, OPT_CHECK_LENGTH, OPT_CSV, OPT_JSON, OPT_OUTDIR,
     OPT_MATRIX, OPT_FIGURE5, OPT_SCALING, OPT_TOKENS, OPT_SCALING_MAX, OPT_QUIET,
-    OPT_EXPLAIN, OPT_VERSION, OPT_PASS
+    OPT_EXPLAIN, OPT_VERSION, OPT_PASS, OPT_PEER, OPT_PEER_PYTHON
 };
 
 /* A positive integer option in [min, max]; prints the error itself. */
@@ -298,6 +306,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         { "scaling", 0, OPT_SCALING }, { "tokens-per-batch", 1, OPT_TOKENS },
         { "scaling-max-length", 1, OPT_SCALING_MAX }, { "quiet", 0, OPT_QUIET },
         { "explain", 0, OPT_EXPLAIN }, { "version", 0, OPT_VERSION }, { "pass", 1, OPT_PASS },
+        { "peer", 1, OPT_PEER }, { "peer-python", 1, OPT_PEER_PYTHON },
         { NULL, 0, 0 }
     };
     memset(o, 0, sizeof *o);
@@ -346,6 +355,14 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
             }
             break;
         case OPT_QUIET: o->quiet = 1; break;
+        case OPT_PEER:
+            if (strcmp(p.value, "torch") != 0 && strcmp(p.value, "none") != 0) {
+                cli_error("--peer '%s' is not a peer (torch, or none)", p.value);
+                return CLI_EXIT_FAIL;
+            }
+            o->peer = strcmp(p.value, "torch") == 0 ? "torch" : NULL;
+            break;
+        case OPT_PEER_PYTHON: o->peer_python = p.value; break;
         case OPT_EXPLAIN: o->explain = 1; break;
         case OPT_HEADS:
             if (int_option("--heads", p.value, 1, 1 << 20, &o->heads))

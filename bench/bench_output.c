@@ -42,20 +42,24 @@ void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline 
 
 /* ---------------------------------------------------------------- table */
 
-#define TABLE_COLS 15
+#define TABLE_COLS 17
+#define TABLE_PEER_COLS 2 /* the last ones, shown only when a peer ran */
 #define TABLE_WORDS 5 /* the first columns, left-aligned */
 
 static const char *const table_head[TABLE_COLS] = {
     "device", "kernel", "config", "causal", "pass", "N", "H", "D", "median ms", "tokens/s",
-    "GFLOP/s", "%SGEMM", "peak MiB", "QKVO MiB", "max|err|"
+    "GFLOP/s", "%SGEMM", "peak MiB", "QKVO MiB", "max|err|", "torch ms", "torch/longnet"
 };
 
 void bench_print_table(FILE *out, const bench_results *res, const bench_machine *m,
                        const bench_roofline *rl, const char *sweep)
 {
-    int rows = 0;
-    for (int i = 0; i < res->ncells; i++)
+    int rows = 0, peer = 0;
+    for (int i = 0; i < res->ncells; i++) {
         rows += strcmp(res->cells[i].sweep, sweep) == 0;
+        peer |= strcmp(res->cells[i].sweep, sweep) == 0 && res->cells[i].peer_ran;
+    }
+    int cols = peer ? TABLE_COLS : TABLE_COLS - TABLE_PEER_COLS;
     if (rows == 0) {
         fprintf(out, "(%s: no cells ran)\n", sweep);
         return;
@@ -101,18 +105,24 @@ void bench_print_table(FILE *out, const bench_results *res, const bench_machine 
             snprintf(t[14], 64, "-");
         else
             snprintf(t[14], 64, "%.1e", c->max_abs_err);
+        snprintf(t[15], 64, "-");
+        snprintf(t[16], 64, "-");
+        if (c->peer_ran && !isnan(c->peer_ms))
+            snprintf(t[15], 64, "%.2f", c->peer_ms);
+        if (c->peer_ran && !isnan(c->peer_ratio))
+            snprintf(t[16], 64, "%.2f", c->peer_ratio);
         for (int j = 0; j < TABLE_COLS; j++)
             if ((int)strlen(t[j]) > width[j])
                 width[j] = (int)strlen(t[j]);
     }
     /* Words left-aligned, numbers right-aligned, as one reads them. */
-    for (int j = 0; j < TABLE_COLS; j++)
+    for (int j = 0; j < cols; j++)
         fprintf(out, j < TABLE_WORDS ? "%-*s%s" : "%*s%s", width[j], table_head[j],
-                j + 1 < TABLE_COLS ? "  " : "\n");
+                j + 1 < cols ? "  " : "\n");
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < TABLE_COLS; j++)
+        for (int j = 0; j < cols; j++)
             fprintf(out, j < TABLE_WORDS ? "%-*s%s" : "%*s%s", width[j], cell[i][j],
-                    j + 1 < TABLE_COLS ? "  " : "\n");
+                    j + 1 < cols ? "  " : "\n");
     free(cell);
     int suspects = 0;
     for (int i = 0; i < res->ncells; i++)
@@ -123,6 +133,10 @@ void bench_print_table(FILE *out, const bench_results *res, const bench_machine 
     if (suspects)
         fprintf(out, "suspect: %d fraction%s %s\n", suspects, suspects == 1 ? "" : "s",
                 sgemm_suspect_reason(2.0));
+    if (peer)
+        fprintf(out, "torch: the same operator over PyTorch's scaled_dot_product_attention "
+                "per segment (bench/peers/torch_sdpa.py), its median after the same warm-up; "
+                "torch/longnet > 1: longnet is faster; %s\n", m->peer);
 }
 
 /* ------------------------------------------------------------------ CSV */
@@ -163,6 +177,8 @@ static void csv_machine(FILE *f, const bench_machine *m, const bench_roofline *r
                 p->loaded ? "" : p->reason);
     }
     bench_roofline_csv(f, rl);
+    if (m->peer[0])
+        fprintf(f, "# peer: %s\n", m->peer);
     fprintf(f, "# flops = 4 * dim * pairs; pairs = (query, key) pairs actually scored "
             "(causal: key <= query); gflops = flops / median\n");
 }
@@ -246,6 +262,7 @@ static void json_machine(FILE *f, const bench_machine *m, const bench_roofline *
     bench_json_kv_num(f, "    ", "load_average_end", m->load_end, &first);
     bench_json_kv_num(f, "    ", "baseline_rss_bytes", (double)m->baseline_rss_bytes, &first);
     bench_json_kv_str(f, "    ", "plugin_warnings", m->warnings, &first);
+    bench_json_kv_str(f, "    ", "peer", m->peer, &first);
     bench_json_key(f, "    ", "devices", &first);
     fputs("[", f);
     for (int i = 0; i < m->ndevices; i++) {

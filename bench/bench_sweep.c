@@ -58,6 +58,7 @@ static void make_cell(bench_cell *c, const char *sweep, const series *s, int64_t
                     (uint64_t)length * (uint64_t)c->heads * (uint64_t)c->dim;
     c->sgemm_fraction = NAN;
     c->max_abs_err = NAN;
+    c->peer_ms = c->peer_ratio = c->peer_err = NAN;
 }
 
 /* What a device-and-kernel has shown so far: the rate of its runs and the
@@ -335,6 +336,11 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             if (bench_interrupted())
                 goto out;
             double took = bench_now() - t0;
+            /* The peer beside longnet: outside the budget, which is longnet's. */
+            if (!cut && strcmp(sweep, "matrix") == 0)
+                bench_peer_run(&c, m, o);
+            if (bench_interrupted())
+                goto out;
             spent[x->dk] += took;
             if (cut) {
                 bench_note_stop(res, "budget: %s stops at N=%lld: cut off after %.0f s, the "

@@ -100,6 +100,11 @@ int main(int argc, char **argv)
     }
     if (bench_check_selection(&o, m) != 0)
         goto done;
+    if (!o.explain && bench_peer_find(&o) != 0)
+        goto done;
+    if (o.peer)
+        snprintf(m->peer, sizeof m->peer, "%.100s; python %.180s; script %.200s", o.peer_version,
+                 o.peer_python, o.peer_script);
     if (m->warnings[0])
         cli_warning("plugins: %s", m->warnings);
 
@@ -196,6 +201,7 @@ done:
         rc = 128 + bench_interrupted();
     }
     bench_check_cache_clear();
+    bench_peer_clear();
     bench_results_free(&res);
     free(m);
     return rc;

@@ -42,7 +42,7 @@ expect_ok "$LONGNET_BENCH" --help
 for opt in --device --kernel --config --segments --dilations --heads --dim --lengths \
     --causal --repeat --warmup --max-seconds --max-memory --check-length --csv --json \
     --outdir --figure5 --matrix --scaling --tokens-per-batch --scaling-max-length \
-    --explain --pass; do
+    --explain --pass --peer --peer-python; do
     check "--help describes $opt" grep -q -e "$opt" "$out"
 done
 check "--help says how a backward's FLOPs are counted" \
@@ -153,7 +153,7 @@ check "the table has a causal and a non-causal cell" \
 check "the header states how FLOPs are counted" grep -q '4\*D FLOPs per (query, key) pair' "$out"
 check "the output says where the CSV went" grep -q '^csv: m.csv' "$out"
 
-header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,sgemm_core,sgemm_suspect,sgemm_suspect_reason,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message
+header=sweep,device,device_name,device_kind,kernel,config,pass,causal,offsets,batch,length,heads,dim,levels,pairs,flops,warmups,repeats,median_ms,min_ms,max_ms,tokens_per_s,gflops,sgemm_gflops,sgemm_fraction,sgemm_core,sgemm_suspect,sgemm_suspect_reason,peak_rss_bytes,qkvo_bytes,check_length,max_abs_err,wall_s,status,message,peer,peer_median_ms,peer_ratio,peer_max_abs_err
 check "m.csv exists" test -s m.csv
 check "m.csv has the header" sh -c "grep -v '^#' m.csv | head -n 1 | grep -qx '$header'"
 check "m.csv has two ok rows" sh -c "grep -c '^matrix,cpu:0,.*,ok,' m.csv | grep -qx 2"
@@ -295,6 +295,76 @@ expect_ok "$LONGNET_BENCH" --figure5 --device cpu+cpu --tokens-per-batch 8192 --
     --dim 16 --repeat 1 --warmup 0 --check-length 0 --quiet --outdir f5g
 check "a group's dilated levels are 2048, N/2 and N" \
     grep -q '^figure5,cpu+cpu,.*,figure5,.*,8192,1,16,2048/1 4096/2 8192/4,' f5g/figure5.csv
+
+# ------------------------------------------------------------- the peer
+# --peer torch with no torch: one clear error saying how to install it.
+# The real peer (bench/peers/torch_sdpa.py over torch >= 2) is not needed:
+# a fake Python stands in for it, answering the script's protocol, so the
+# bench's side (finding it, its columns, its check, its failures) is
+# tested on every machine; never a time.
+bench_fail "install-peers" 1 "$LONGNET_BENCH" --matrix $tiny --peer torch \
+    --peer-python "$tmp/no-such-python"
+bench_fail "'tensorflow'" 1 "$LONGNET_BENCH" --peer tensorflow
+cat >no-torch <<'EOS'
+#!/bin/sh
+echo "torch_sdpa.py: cannot import torch (No module named 'torch'): run scripts/install-peers" >&2
+exit 3
+EOS
+chmod +x no-torch
+bench_fail "cannot import torch" 1 "$LONGNET_BENCH" --matrix $tiny --peer torch \
+    --peer-python "$tmp/no-torch"
+# fake-torch MEDIAN: answers --version, time (with MEDIAN; "none": no
+# median) and check (after finding the inputs the bench saved).
+fake_peer() {
+    cat >"fake-$1" <<EOS
+#!/bin/sh
+shift
+case \$1 in
+--version) echo "torch=2.99.0 threads=2" ;;
+time) test "$1" = none && { echo "torch=2.99.0 threads=2"; exit 0; }
+      echo "torch=2.99.0 threads=2 median_ms=$1 min_ms=$1 max_ms=$1" ;;
+check) while test \$# -gt 1; do
+           case \$1 in --q|--k|--v|--o) test -s "\$2" || { echo "no \$2" >&2; exit 1; } ;; esac
+           shift
+       done
+       echo "torch=2.99.0 max_abs_err=1.5e-07" ;;
+*) exit 1 ;;
+esac
+EOS
+    chmod +x "fake-$1"
+}
+fake_peer 7.25
+# shellcheck disable=SC2086
+mkdir td
+expect_ok env TMPDIR="$tmp/td" "$LONGNET_BENCH" --matrix $tiny --causal no --peer torch \
+    --peer-python "$tmp/fake-7.25" --csv p.csv --json p.json
+check "the table has the peer's columns" grep -q 'torch ms *torch/longnet$' "$out"
+check "the table shows the peer's median" grep -q '^cpu:0 *fast .* 7\.25 *[0-9.]*$' "$out"
+check "the table names torch's version" grep -q '^torch: .*torch=2.99.0' "$out"
+pfield() {
+    grep -v '^#' p.csv | awk -F, -v name="$1" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) col = i; next }
+        { print $col; exit }'
+}
+check "the CSV has the peer's median ($(pfield peer_median_ms))" test "$(pfield peer_median_ms)" = 7.25
+check "the peer's ratio is its median over longnet's ($(pfield peer_ratio))" \
+    awk -v r="$(pfield peer_ratio)" -v m="$(pfield median_ms)" \
+    'BEGIN { exit !(r > 0 && (r * m - 7.25) ^ 2 < 1e-4 * 7.25 ^ 2) }'
+check "the CSV has the peer's check ($(pfield peer_max_abs_err))" \
+    test "$(pfield peer_max_abs_err)" = 1.5e-07
+check "the CSV names torch's version" grep -q '^# peer: torch=2.99.0 threads=2; python ' p.csv
+check "the JSON has the peer's fields" \
+    sh -c "grep -q '\"peer_ratio\": [0-9]' p.json && grep -q '\"peer\": \"torch=2.99.0' p.json"
+check "the error check's inputs for the peer are gone afterwards" \
+    sh -c "test -z \"\$(ls -A td)\""
+# A peer that answers without a median: the cell says so, nothing invented.
+fake_peer none
+# shellcheck disable=SC2086
+"$LONGNET_BENCH" --matrix $tiny --causal no --peer torch --peer-python "$tmp/fake-none" \
+    --csv p.csv >"$out" 2>"$err"
+check "a peer without an answer does not fail longnet's cell" grep -q ',ok,' p.csv
+check "a peer without an answer leaves its median empty" test -z "$(pfield peer_median_ms)"
+check "a peer without an answer is named in the message" grep -q 'peer: ' p.csv
 
 # ------------------------------------------------------ the scaling plot
 expect_ok "$LONGNET_BENCH" --scaling --device cpu --scaling-max-length 8192 --heads 1 \
