@@ -26,15 +26,15 @@ int bench_mpi_start(bench_options *o)
 {
     if (!o->mpi)
         return 0;
-    if (!lnet_mpi_built()) {
-        cli_error("--mpi: this longnet-bench was built without MPI (configure found no mpicc "
-                  "or ompi-c; install openmpi-bin libopenmpi-dev and configure again)");
-        return CLI_EXIT_FAIL;
-    }
     if (o->run_matrix || o->run_scaling || o->explain || o->peer) {
         cli_error("--mpi runs only --figure5 (not %s)", o->run_matrix ? "the matrix"
                   : o->run_scaling ? "--scaling" : o->explain ? "--explain" : "--peer");
         return CLI_EXIT_USAGE;
+    }
+    if (!lnet_mpi_built()) {
+        cli_error("--mpi: this longnet-bench was built without MPI (configure found no mpicc "
+                  "or ompi-c; install openmpi-bin libopenmpi-dev and configure again)");
+        return CLI_EXIT_FAIL;
     }
     if (lnet_mpi_init(NULL, NULL, &the_mpi) != LNET_OK) {
         cli_error("--mpi: %s", lnet_last_error());

@@ -14,6 +14,15 @@ rc=$?
 check "--mpi --matrix exits 2 (rc $rc)" test "$rc" -eq 2
 check "--mpi --matrix says why" grep -q '^longnet-bench: --mpi runs only --figure5 (not the matrix)$' "$err"
 
+# Built without MPI (configure found none, so no mpirun either): --mpi
+# says so, before the skip.
+if test -z "$LONGNET_MPIRUN"; then
+    "$LONGNET_BENCH" --figure5 --mpi --device cpu >"$out" 2>"$err"
+    rc=$?
+    check "--mpi without MPI exits 1 (rc $rc)" test "$rc" -eq 1
+    check "--mpi without MPI says so" grep -q '^longnet-bench: --mpi: this longnet-bench was built without MPI' "$err"
+    test "$failed" -eq 0 || finish
+fi
 . "${TESTS_SRCDIR:-$(dirname "$0")}/mpi_lib.sh"
 
 cd "$tmp" || exit 99
