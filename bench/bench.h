@@ -99,6 +99,7 @@ typedef struct bench_options {
     char tokens_why[BENCH_TEXT_LEN]; /* how T was chosen */
     int quiet;            /* no progress on stderr */
     int explain;          /* print every cell's plan, run nothing */
+    int mpi;              /* --mpi: across the ranks of mpirun (bench_mpi.c) */
     const char *peer;     /* --peer: "torch", or NULL for none (bench_peer.c) */
     const char *peer_python, *peer_script; /* found by bench_peer_find */
     char peer_version[BENCH_TEXT_LEN];     /* the script's "torch=2.x threads=T" */
@@ -148,6 +149,7 @@ typedef struct bench_machine {
     int nplugins;
     char warnings[BENCH_TEXT_LEN * 2]; /* plugin warnings, '; '-joined */
     char peer[BENCH_TEXT_LEN];     /* --peer: "torch=2.x threads=T; python P; script S" */
+    int ranks;                     /* MPI ranks each cell ran across (1: no --mpi) */
 } bench_machine;
 
 /* Host facts, then the plugins and devices as a fresh process sees them
@@ -228,7 +230,29 @@ void bench_results_free(bench_results *r);
  * measurements; and the error check, cached per small instance. */
 void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *o);
 void bench_cell_check(bench_cell *c, const bench_machine *m, const bench_options *o);
+/* A cell that ran: status ok, and its times from the n runs' ms (sorted). */
+void bench_cell_times(bench_cell *c, double *ms, int n);
 void bench_check_cache_clear(void);
+/* The cell's inputs and configuration, as its child makes them: inputs in
+ * [-1, 1) from a fixed stream per seed; nonzero with lnet_last_error(). */
+void bench_fill(lnet_tensor *t, uint64_t seed);
+int bench_cell_config(const bench_cell *c, const bench_levels *levels, lnet_config **cfg);
+
+/* --mpi (bench_mpi.c): the sweep on every rank of an MPI job, each cell's
+ * calls across the ranks (lnet_part), rank 0's decisions followed by all.
+ * Without --mpi every call is a no-op for one process (rank 0 of 1). */
+int bench_mpi_start(bench_options *o); /* 0, or an exit code after a message */
+void bench_mpi_stop(void);
+int bench_mpi_active(void);
+int bench_mpi_rank(void);
+int bench_mpi_ranks(void);
+/* 0 when no rank `failed` (each said its own), else -1 on every rank. */
+int bench_mpi_agree(int failed, const char *what);
+/* Rank 0's `bytes` at buf to every rank: 0, or -1 with a message. */
+int bench_mpi_share(void *buf, size_t bytes);
+/* One cell across the ranks, in this process: the time of a call is the
+ * slowest rank's, between a barrier before it and its end on every rank. */
+void bench_cell_run_mpi(bench_cell *c, const bench_machine *m, const bench_options *o);
 /* Where the error check keeps the small instance's Q (0), K (1), V (2)
  * beside the reference output at ref_path, for the peer's check. */
 void bench_check_input_path(const char *ref_path, int which, char *out, size_t len);

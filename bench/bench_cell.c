@@ -47,7 +47,7 @@ typedef struct cell_answer {
 
 /* Inputs in [-1, 1) from a fixed xorshift stream: the same bytes in every
  * child, so the reference and the device see identical Q, K, V. */
-static void fill(lnet_tensor *t, uint64_t seed)
+void bench_fill(lnet_tensor *t, uint64_t seed)
 {
     float *p = lnet_tensor_data(t);
     size_t n = lnet_tensor_numel(t);
@@ -71,7 +71,7 @@ static int answer_error(cell_answer *a, int fd, const char *what)
 
 /* The cell's configuration with these levels (its own, or the error
  * check's capped ones); nonzero with lnet_last_error() set. */
-static int cell_config(const bench_cell *c, const bench_levels *levels, lnet_config **cfg)
+int bench_cell_config(const bench_cell *c, const bench_levels *levels, lnet_config **cfg)
 {
     char w[BENCH_TEXT_LEN], r[BENCH_TEXT_LEN];
     bench_levels_lists(levels, w, r, sizeof w);
@@ -91,14 +91,14 @@ static int cell_child(void *arg, int fd)
     lnet_tensor *t[4] = { NULL, NULL, NULL, NULL };
     lnet_tensor *lse = NULL, *dout = NULL, *grads = NULL, *d[3] = { NULL, NULL, NULL };
 
-    if (lnet_context_create(NULL, &ctx) || cell_config(c, job->levels, &cfg))
+    if (lnet_context_create(NULL, &ctx) || bench_cell_config(c, job->levels, &cfg))
         return answer_error(&a, fd, NULL);
     int64_t shape[4] = { job->batch, job->length, c->heads, c->dim };
     for (int i = 0; i < 4; i++)
         if (lnet_tensor_create(4, shape, &t[i]))
             return answer_error(&a, fd, "allocating Q, K, V, O");
     for (int i = 0; i < 3; i++)
-        fill(t[i], (uint64_t)i + 1);
+        bench_fill(t[i], (uint64_t)i + 1);
     lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = job->kernel };
     if (c->backward) {
         /* dQ, dK, dV are thirds of one [3, B, N, H, D] tensor: one file
@@ -108,7 +108,7 @@ static int cell_child(void *arg, int fd)
         if (lnet_tensor_create(3, lse_shape, &lse) || lnet_tensor_create(4, shape, &dout) ||
             lnet_tensor_create(5, grads_shape, &grads))
             return answer_error(&a, fd, "allocating LSE, dO, dQ, dK, dV");
-        fill(dout, 4);
+        bench_fill(dout, 4);
         for (int i = 0; i < 3; i++)
             if (lnet_tensor_wrap(lnet_tensor_data(grads) + (size_t)i * lnet_tensor_numel(dout), 4,
                                  shape, &d[i]))
@@ -201,10 +201,15 @@ void bench_cell_run(bench_cell *c, const bench_machine *m, const bench_options *
         snprintf(c->status, sizeof c->status, "failed");
         return;
     }
+    bench_cell_times(c, a.ms, a.n);
+}
+
+void bench_cell_times(bench_cell *c, double *ms, int n)
+{
     snprintf(c->status, sizeof c->status, "ok");
-    c->median_ms = bench_median(a.ms, a.n);
-    c->min_ms = bench_min(a.ms, a.n);
-    c->max_ms = bench_max(a.ms, a.n);
+    c->median_ms = bench_median(ms, n);
+    c->min_ms = bench_min(ms, n);
+    c->max_ms = bench_max(ms, n);
     double s = c->median_ms * 1e-3;
     c->tokens_per_s = s > 0 ? (double)(c->batch * c->length) / s : 0;
     c->gflops = s > 0 ? c->flops / s * 1e-9 : 0;
@@ -397,7 +402,7 @@ static int explain_child(void *arg, int fd)
     lnet_config *cfg = NULL;
     char *text = NULL;
     lnet_run_options ro = { .size = sizeof ro, .device = job->device, .kernel = c->kernel };
-    int failed = lnet_context_create(NULL, &ctx) || cell_config(c, &c->levels, &cfg) ||
+    int failed = lnet_context_create(NULL, &ctx) || bench_cell_config(c, &c->levels, &cfg) ||
                  (c->backward ? lnet_attention_explain_backward(ctx, cfg, c->batch, c->length,
                                                                 c->length, c->heads, c->dim,
                                                                 &ro, &text)

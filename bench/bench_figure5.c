@@ -142,16 +142,20 @@ static int write_script(const char *path, const char *sweep, const bench_results
     const char *mask = masks == 2 ? "causal, " : masks == 1 ? "non-causal, " : "";
     long long heads = any ? (long long)any->heads : 1LL, dim = any ? (long long)any->dim : 64LL;
     int repeats = any ? any->repeats : 0;
+    char ranks[48] = ""; /* --mpi: every cell across the ranks */
+    if (m->ranks > 1)
+        snprintf(ranks, sizeof ranks, "; across %d MPI ranks", m->ranks);
     if (paper) {
         /* What the paper held constant, and how its levels were chosen. */
         long long tokens = any ? (long long)(any->batch * any->length) : 0;
         fprintf(f, "\nset title \"Figure 5 (LongNet, §3.2): %s latency at T = %lld tokens "
                 "per batch held constant (B = T/N)\\n"
-                "dilated: segments 2048, tokens per device, N; dilation w/2048, so every "
+                "dilated: segments 2048, tokens per %s, N; dilation w/2048, so every "
                 "segment selects 2048 rows; vanilla: w = N, r = 1\\n"
-                "%sH=%lld, D=%lld, median of %d runs; %s, %d cores\" font \",10\"\n",
-                combined ? "forward and forward+backward" : "forward", tokens, mask, heads, dim,
-                repeats, m->cpu_model, m->cores);
+                "%sH=%lld, D=%lld, median of %d runs; %s, %d cores%s\" font \",10\"\n",
+                combined ? "forward and forward+backward" : "forward", tokens,
+                m->ranks > 1 ? "rank" : "device", mask, heads, dim, repeats, m->cpu_model,
+                m->cores, ranks);
         fprintf(f, "set xlabel \"sequence length (tokens)\"\n"
                 "set ylabel \"latency (ms), median of %d runs\"\n"
                 "set logscale x 2\n"

@@ -32,7 +32,7 @@ void bench_usage(FILE *out)
           "                     [--max-memory BYTES] [--check-length N]\n"
           "                     [--csv FILE] [--json FILE] [--outdir DIR]\n"
           "                     [--tokens-per-batch T] [--scaling-max-length N] [--explain]\n"
-          "                     [--peer torch] [--peer-python PYTHON] [--quiet]\n"
+          "                     [--peer torch] [--peer-python PYTHON] [--quiet] [--mpi]\n"
           "\n"
           "Benchmarks LongNet's dilated attention forward on every device of\n"
           "'longnet info' and prints a table: median time, tokens/s, GFLOP/s (4*D\n"
@@ -119,6 +119,10 @@ void bench_usage(FILE *out)
           "  --peer-python PYTHON the Python with torch (default $LONGNET_PEER_PYTHON,\n"
           "                       else install-peers' ~/.cache/longnet/peers, else python3)\n"
           "  --quiet              no progress on stderr\n"
+          "  --mpi                with --figure5 under mpirun: every cell's calls across\n"
+          "                       the ranks (lnet_part), each rank on N/ranks rows, timed\n"
+          "                       as the slowest rank's; rank 0 prints and writes; no\n"
+          "                       error check (needs longnet built with MPI)\n"
           "  --version            the version\n"
           "\n"
           "Exit status: 0 success, 1 a cell or an output failed, 2 bad command line.\n",
@@ -130,7 +134,7 @@ enum {
     OPT_BATCH, OPT_LENGTHS, OPT_CAUSAL, OPT_OFFSETS, OPT_REPEAT, OPT_WARMUP,
     OPT_MAX_SECONDS, OPT_MAX_MEMORY, OPT_CHECK_LENGTH, OPT_CSV, OPT_JSON, OPT_OUTDIR,
     OPT_MATRIX, OPT_FIGURE5, OPT_SCALING, OPT_TOKENS, OPT_SCALING_MAX, OPT_QUIET,
-    OPT_EXPLAIN, OPT_VERSION, OPT_PASS, OPT_PEER, OPT_PEER_PYTHON
+    OPT_EXPLAIN, OPT_VERSION, OPT_PASS, OPT_PEER, OPT_PEER_PYTHON, OPT_MPI
 };
 
 /* A positive integer option in [min, max]; prints the error itself. */
@@ -307,6 +311,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         { "scaling-max-length", 1, OPT_SCALING_MAX }, { "quiet", 0, OPT_QUIET },
         { "explain", 0, OPT_EXPLAIN }, { "version", 0, OPT_VERSION }, { "pass", 1, OPT_PASS },
         { "peer", 1, OPT_PEER }, { "peer-python", 1, OPT_PEER_PYTHON },
+        { "mpi", 0, OPT_MPI },
         { NULL, 0, 0 }
     };
     memset(o, 0, sizeof *o);
@@ -364,6 +369,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
             break;
         case OPT_PEER_PYTHON: o->peer_python = p.value; break;
         case OPT_EXPLAIN: o->explain = 1; break;
+        case OPT_MPI: o->mpi = 1; break;
         case OPT_HEADS:
             if (int_option("--heads", p.value, 1, 1 << 20, &o->heads))
                 return CLI_EXIT_FAIL;

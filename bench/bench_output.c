@@ -23,6 +23,9 @@ void bench_print_header(FILE *out, const bench_machine *m, const bench_roofline 
     fprintf(out, "longnet-bench, longnet %s, %s\n", m->longnet_version, m->date);
     fprintf(out, "machine  %s, %d cores, %.1f GiB; load average %.2f at start\n", m->cpu_model,
             m->cores, gib(m->memory_bytes), m->load_start);
+    if (m->ranks > 1)
+        fprintf(out, "ranks    %d (MPI: every cell's calls across them, each rank on N/%d "
+                "rows; the slowest rank's time)\n", m->ranks, m->ranks);
     for (int i = 0; i < m->ndevices; i++) {
         const bench_device *d = &m->devices[i];
         fprintf(out, "device   %s  %s (%s, %d compute units, %.1f GiB; kernels %s)\n",
@@ -164,6 +167,9 @@ static void csv_machine(FILE *f, const bench_machine *m, const bench_roofline *r
     fprintf(f, "# machine: %s; %d cores; %llu bytes of memory; %s\n", m->cpu_model, m->cores,
             (unsigned long long)m->memory_bytes, m->os);
     fprintf(f, "# load average: %.2f at start, %.2f at end\n", m->load_start, m->load_end);
+    if (m->ranks > 1) /* --mpi: each cell across the ranks, rank 0's machine described */
+        fprintf(f, "# ranks: %d (MPI, every cell's calls across them; rank 0's machine)\n",
+                m->ranks);
     for (int i = 0; i < m->ndevices; i++) {
         const bench_device *d = &m->devices[i];
         fprintf(f, "# device: %s; %s; %s; %d compute units; %llu bytes; kernels %s\n", d->spec,
@@ -253,6 +259,7 @@ static void json_machine(FILE *f, const bench_machine *m, const bench_roofline *
     fputs("  \"machine\": {\n", f);
     bench_json_kv_str(f, "    ", "cpu_model", m->cpu_model, &first);
     bench_json_kv_num(f, "    ", "cores", m->cores, &first);
+    bench_json_kv_num(f, "    ", "ranks", m->ranks > 1 ? m->ranks : 1, &first);
     bench_json_kv_num(f, "    ", "memory_bytes", (double)m->memory_bytes, &first);
     bench_json_kv_str(f, "    ", "os", m->os, &first);
     bench_json_kv_str(f, "    ", "compiler", m->compiler, &first);

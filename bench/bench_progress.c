@@ -36,7 +36,10 @@ void bench_progress_before(bench_progress *p, const bench_cell *c, const bench_m
         return;
     char what[BENCH_TEXT_LEN];
     describe(what, sizeof what, c, m);
-    if (predicted_s < 0)
+    if (predicted_s < 0 && bench_mpi_active()) /* in this process: nothing to cut off */
+        fprintf(stderr, "%s: %s [%d/%d] %s: running, its first cell: time unknown (not cut "
+                "off under --mpi)\n", BENCH_PROG, p->sweep, p->done + 1, p->total, what);
+    else if (predicted_s < 0)
         fprintf(stderr, "%s: %s [%d/%d] %s: running, its first cell: time unknown, cut off "
                 "after %.0f s\n", BENCH_PROG, p->sweep, p->done + 1, p->total, what, cutoff_s);
     else

@@ -146,7 +146,9 @@ int bench_build_series(const char *sweep, const bench_config_kind *configs, int 
                     series *x = &s[n++];
                     x->backward = passes[cm % npasses];
                     x->device = dev[i];
-                    x->members = bench_device_members(&m->devices[dev[i]]);
+                    /* Figure 5's "tokens per device": --mpi splits each
+                     * sequence over the ranks too (N / ranks / members). */
+                    x->members = bench_device_members(&m->devices[dev[i]]) * bench_mpi_ranks();
                     snprintf(x->kernel, sizeof x->kernel, "%s", names[k]);
                     x->config = configs[c];
                     x->causal = o->causal_modes[cm / npasses];

@@ -326,8 +326,11 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             /* Nothing may run past the share: a cell that could not be
              * predicted, or ran slower than predicted, is cut off there. */
             bench_child_timeout(share_left);
-            bench_cell_run(&c, m, o);
-            int cut = bench_child_timed_out();
+            if (bench_mpi_active())
+                bench_cell_run_mpi(&c, m, o);
+            else
+                bench_cell_run(&c, m, o);
+            int cut = !bench_mpi_active() && bench_child_timed_out(); /* no child */
             if (!cut && strcmp(c.status, "ok") == 0) {
                 bench_child_timeout(share_left - (bench_now() - t0));
                 bench_cell_check(&c, m, o);
@@ -336,6 +339,13 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
             if (bench_interrupted())
                 goto out;
             double took = bench_now() - t0;
+            /* --mpi: rank 0's measurements, so that every rank's budget
+             * takes the same decisions (and no rank waits in a cell the
+             * others skipped). */
+            if (bench_mpi_share(&c, sizeof c) != 0 || bench_mpi_share(&took, sizeof took) != 0) {
+                res->failures++;
+                goto out;
+            }
             /* The peer beside longnet: outside the budget, which is longnet's. */
             if (!cut && strcmp(sweep, "matrix") == 0)
                 bench_peer_run(&c, m, o);

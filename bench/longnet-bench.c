@@ -82,6 +82,8 @@ int main(int argc, char **argv)
     int rc = bench_parse_options(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if ((rc = bench_mpi_start(&o)) != 0)
+        return rc;
 
     bench_machine *m = calloc(1, sizeof *m);
     bench_results res;
@@ -92,14 +94,19 @@ int main(int argc, char **argv)
     }
     rc = CLI_EXIT_FAIL;
     char err[BENCH_TEXT_LEN];
-    if (bench_machine_describe(m) != 0)
-        goto done;
-    if (bench_machine_add_groups(m, o.devices, err, sizeof err) != 0) {
+    int setup_failed = bench_machine_describe(m) != 0;
+    if (!setup_failed && bench_machine_add_groups(m, o.devices, err, sizeof err) != 0) {
         cli_error("%s", err);
-        goto done;
+        setup_failed = 1;
     }
-    if (bench_check_selection(&o, m) != 0)
+    if (!setup_failed && bench_check_selection(&o, m) != 0)
+        setup_failed = 1;
+    /* --mpi: every rank goes on, or none; then rank 0's machine is the
+     * one every rank plans with (and the one recorded). */
+    if (bench_mpi_agree(setup_failed, "describing the machine and its devices") != 0 ||
+        bench_mpi_share(m, sizeof *m) != 0)
         goto done;
+    m->ranks = bench_mpi_ranks();
     if (!o.explain && bench_peer_find(&o) != 0)
         goto done;
     if (o.peer)
@@ -109,8 +116,8 @@ int main(int argc, char **argv)
         cli_warning("plugins: %s", m->warnings);
 
     bench_roofline rl;
-    if (o.explain)
-        memset(&rl, 0, sizeof rl); /* nothing measured, nothing run */
+    if (o.explain || bench_mpi_rank() != 0)
+        memset(&rl, 0, sizeof rl); /* nothing measured, nothing run; rank 0's plans */
     else
         bench_roofline_measure(&rl, o.quiet);
     const char *f5_causal = "", *scaling_causal = "";
@@ -123,12 +130,15 @@ int main(int argc, char **argv)
     int figure_failed = 0;
     /* The roofline between sweeps too: on a shared machine the best of
      * more measurements is the closer one. */
-    if (!o.explain && o.run_matrix && (o.run_figure5 || o.run_scaling))
+    if (!o.explain && o.run_matrix && (o.run_figure5 || o.run_scaling) && !o.mpi)
         bench_roofline_again(&rl, o.quiet);
     if (o.run_figure5) {
         /* The paper's setup: T tokens per batch, B = T/N, N = 8K .. T. */
         o.tokens_per_batch = bench_figure5_tokens(&o, m, &rl, &res, o.tokens_why,
                                                   sizeof o.tokens_why);
+        if (bench_mpi_share(&o.tokens_per_batch, sizeof o.tokens_per_batch) != 0 ||
+            bench_mpi_share(o.tokens_why, sizeof o.tokens_why) != 0)
+            goto done;
         if (!o.quiet)
             fprintf(stderr, "%s: figure5: T = %lld tokens per batch: %s\n", BENCH_PROG,
                     (long long)o.tokens_per_batch, o.tokens_why);
@@ -138,6 +148,10 @@ int main(int argc, char **argv)
     if (o.run_scaling && plot_sweep("scaling", &o, o.scaling_max_length, m, &rl, &res,
                                     &scaling_causal) != 0)
         goto done;
+    if (bench_mpi_rank() != 0) { /* rank 0 prints and writes */
+        rc = res.failures ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        goto done;
+    }
     if (o.explain) {
         rc = say_failures(&res, "could not be explained (see the messages above)",
                           CLI_EXIT_OK);
@@ -165,8 +179,9 @@ int main(int argc, char **argv)
     }
     if (o.run_figure5) {
         printf("\nfigure5: the paper's Figure 5: T = %lld tokens per batch held constant, "
-               "B = T/N; dilated (segments 2048, tokens per device, N; dilation w/2048) "
+               "B = T/N; dilated (segments 2048, tokens per %s, N; dilation w/2048) "
                "against vanilla (w = N, r = 1), %s%s, %s\n", (long long)o.tokens_per_batch,
+               m->ranks > 1 ? "rank" : "device",
                passes, o.npasses == 2 ? " (and forward+backward: their sum)" : "", f5_causal);
         bench_print_table(stdout, &res, m, &rl, "figure5");
         figure_failed |= write_plot("figure5", &o, &res, m, &rl);
@@ -204,5 +219,6 @@ done:
     bench_peer_clear();
     bench_results_free(&res);
     free(m);
+    bench_mpi_stop();
     return rc;
 }

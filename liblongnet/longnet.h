@@ -373,6 +373,12 @@ int lnet_mpi_size(const lnet_mpi *m);
  * message naming that rank, `what`, and its own message. Collective. */
 lnet_status lnet_mpi_agree(lnet_mpi *m, lnet_status mine, const char *what);
 void lnet_mpi_free(lnet_mpi *m);
+/* `bytes` at buf from rank `root` to every rank (a decision one rank
+ * makes, that every rank must follow). Collective. */
+lnet_status lnet_mpi_bcast(lnet_mpi *m, void *buf, size_t bytes, int root);
+/* *value becomes the largest of every rank's *value (the slowest rank's
+ * time; a NaN on any rank wins). Collective. */
+lnet_status lnet_mpi_max(lnet_mpi *m, double *value);
 
 /* How the sequence's chunks are laid out over the ranks. Causal attention
  * gives a chunk work in proportion to its position, so contiguous chunks
