@@ -17,7 +17,20 @@ fi
 # Root in a CI container; more ranks than cores on this machine.
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM OMPI_MCA_rmaps_base_oversubscribe
+# Open MPI's components stay loaded at MPI_Finalize (its setting for memory
+# checkers): LeakSanitizer then names their frames (mca_*, suppressed as
+# Open MPI's own in tests/sanitizers/lsan.supp) instead of "<unknown
+# module>", which no suppression can match.
+OMPI_MCA_mca_base_component_disable_dlclose=1
+# Under ASan, the slow unwinder for allocations: Open MPI's libraries are
+# built without frame pointers, and the fast one loses their frames (a
+# leak "from <unknown module>"), which no suppression can match.
+if test -n "${ASAN_OPTIONS:-}"; then
+    ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+    export ASAN_OPTIONS
+fi
+export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM OMPI_MCA_rmaps_base_oversubscribe \
+    OMPI_MCA_mca_base_component_disable_dlclose
 # Every run is bounded: a hang is a failure, not a stuck CI job. Under a
 # sanitizer (scripts/check sets its options) every process starts many
 # times slower: longer bounds, and no 4-rank case (4 instrumented
