@@ -42,7 +42,12 @@ fi
 # (scripts/install-fpga-emulator): the ICD loader pointed at the emulator,
 # as tests/fpga_test.c does. Forward only, so the backward check skips.
 emu=${LONGNET_FPGA_EMULATOR:-}
-if test -n "$emu" && test -f "$emu/lib/libintelocl_emu.so"; then
+if test -n "${TSAN_OPTIONS:-}"; then
+    # The emulator runs its kernels as JIT code on TBB threads: TSan sees
+    # them race in a memcpy called from code no library owns, which no
+    # suppression can name (tests/test_fpga checks the backend under TSan).
+    echo "SKIP: under ThreadSanitizer the emulator's JIT kernels race in its own TBB threads: the fpga run is left out"
+elif test -n "$emu" && test -f "$emu/lib/libintelocl_emu.so"; then
     OCL_ICD_FILENAMES=$emu/lib/libintelocl_emu.so \
     LD_LIBRARY_PATH=$emu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
         conform_run "fpga:0 --quick (emulated)" 0 --device fpga:0 --quick
