@@ -33,6 +33,9 @@ typedef struct cpu_tile_job {
 typedef struct cpu_tile {
     const float *q0, *k0, *v0;
     float *out0, *lse0;
+    size_t kv_stride;   /* floats between two selected rows in k0 and v0: the
+                         * job's sel_stride, or D where the driver packed the
+                         * segment's keys contiguous (cpu_fast.c) */
     int64_t k_lo, k_hi; /* keys the tile may score: [k_lo, k_hi), k_lo < k_hi */
     int64_t jq0;        /* first query of the tile: a multiple of tq */
     int64_t nq;         /* queries computed: jq0 .. jq0 + nq - 1, nq <= tq */

@@ -227,7 +227,7 @@ static void row_exact(const cpu_tile_job *job, const cpu_tile *t, int64_t i, flo
     const int64_t k_end = job->causal && q_sel + 1 < t->k_hi ? q_sel + 1 : t->k_hi;
     const float *qrow = t->q0 + (size_t)(i - t->w0) * job->sel_stride;
     double l;
-    const double lse_i = cpu_exact_branch(qrow, t->k0, t->v0, job->sel_stride, k_end - t->k_lo,
+    const double lse_i = cpu_exact_branch(qrow, t->k0, t->v0, t->kv_stride, k_end - t->k_lo,
                                           D, (double)job->scale, NULL, acc, &l);
     cpu_exact_fold(orow, lrow, acc, l, lse_i, D, job->init);
 }
@@ -274,6 +274,24 @@ static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float 
     }
 }
 
+/* Asks for the K and V rows of the key tile at kt0 (up to kend) to be
+ * brought into L2 while the current one is computed, where they were not
+ * packed contiguous: their rows are then kv_stride floats apart — r·H·D,
+ * 2 KiB with 8 heads of 64 — which the hardware prefetchers follow
+ * poorly. */
+static ALWAYS_INLINE void prefetch_key_tile(const int64_t D, const cpu_tile *t, size_t ss,
+                                            int64_t kt0, int64_t kend)
+{
+    const int64_t nk = kend - kt0 < TQ ? kend - kt0 : TQ;
+    for (int64_t j = 0; j < nk; j++) {
+        const size_t at = (size_t)(kt0 + j - t->k_lo) * ss;
+        for (int64_t d = 0; d < D; d += 64 / (int64_t)sizeof(float)) {
+            __builtin_prefetch(t->k0 + at + d, 0, 2);
+            __builtin_prefetch(t->v0 + at + d, 0, 2);
+        }
+    }
+}
+
 static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, const cpu_tile *t,
                                     float *scratch)
 {
@@ -291,7 +309,7 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
     const int64_t nq = t->nq;
     const int64_t nb = (nq + BW - 1) / BW; /* query register blocks */
     const int64_t npad = nb * BW;
-    const size_t ss = job->sel_stride;
+    const size_t ss = job->sel_stride, kvs = t->kv_stride;
 
     /* Q transposed and pre-scaled. Lanes outside [w0, w1) are computed only
      * to keep the query tile aligned with the key tiles: they are zero
@@ -326,10 +344,12 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
         const int64_t ka = t->k_lo > kt0 ? t->k_lo - kt0 : 0;
         const int diag = job->causal && kt0 == t->jq0;
         for (int64_t j = ka; j < nk; j++) {
-            const size_t at = (size_t)(kt0 + j - t->k_lo) * ss;
+            const size_t at = (size_t)(kt0 + j - t->k_lo) * kvs;
             memcpy(kp + j * D, t->k0 + at, (size_t)D * sizeof(float));
             memcpy(vp + j * D, t->v0 + at, (size_t)D * sizeof(float));
         }
+        if (kvs != (size_t)D)
+            prefetch_key_tile(D, t, kvs, kt0 + TQ, kend);
         for (int64_t b = 0; b < nb; b++) {
             /* On the diagonal, keys after the block's last query are
              * hidden from all of it: skip them in every step. */
