@@ -447,11 +447,12 @@ static void make_random(uint64_t seed, prob *p)
     p->N = rng_int(&s, 1, nmax);
     if (seed % 8 == 7) {
         /* Long segments: more query rows than the fast kernel packs at a
-         * time (4 tiles of 64 on AVX2), so that an item runs in chunks. */
+         * time (16 tiles: 1024 rows on AVX2 and AVX-512, 512 generic), so
+         * that an item runs in chunks. */
         p->B = 1;
         p->H = rng_int(&s, 2, 3);
         p->D = rng_int(&s, 0, 1) ? 8 : 17;
-        p->N = rng_int(&s, 520, 700);
+        p->N = rng_int(&s, 1040, 1300);
     }
     p->nl = (int)rng_int(&s, 1, 3);
     for (int l = 0; l < p->nl; l++) {
