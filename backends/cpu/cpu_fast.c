@@ -272,6 +272,21 @@ static void pack_keys(const fast_run *R, cpu_tile *t, int64_t k_end, float *pack
     t->kv_stride = (size_t)D;
 }
 
+/* Asks for the Q and out rows of tile t (a tile runs next) to be brought
+ * into L2 while this one is computed: they are sel_stride floats apart,
+ * and the Q transpose that starts a tile and the fold that ends it waited
+ * on them (perf: 4 % of the tile at H = 8). */
+static void prefetch_rows(const fast_run *R, const cpu_tile *t)
+{
+    const int64_t D = R->tj.dim;
+    const size_t ss = R->tj.sel_stride;
+    for (int64_t i = 0; i < t->w1 - t->w0; i++)
+        for (int64_t d = 0; d < D; d += 16) {
+            __builtin_prefetch(t->q0 + (size_t)i * ss + (size_t)d, 0, 2);
+            __builtin_prefetch(t->out0 + (size_t)i * ss + (size_t)d, 1, 2);
+        }
+}
+
 static void run_items(void *arg, int thread)
 {
     fast_run *R = arg;
@@ -286,10 +301,17 @@ static void run_items(void *arg, int thread)
          * valid one (tiles come largest first), which every later tile of
          * the item sees a prefix of. */
         const float *pk = NULL, *pv = NULL;
+        cpu_tile next;
+        int have_next = 0;
         for (int64_t i = first; i < last; i++) {
             cpu_tile t;
-            if (!item_tile(R, group, i, &t))
+            if (have_next)
+                t = next;
+            else if (!item_tile(R, group, i, &t))
                 continue;
+            have_next = i + 1 < last && item_tile(R, group, i + 1, &next);
+            if (have_next)
+                prefetch_rows(R, &next);
             if (R->pack_at && !pk) {
                 const int64_t k_end = R->tj.causal && t.jq0 + t.nq < t.k_hi ? t.jq0 + t.nq
                                                                             : t.k_hi;
