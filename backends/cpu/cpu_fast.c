@@ -4,8 +4,10 @@
 /* cpu_fast.c — the fast kernel's driver: the device's state (SIMD path,
  * thread pool, per-thread scratch), and one job cut into work items.
  *
- * A work item is one tile: up to tq selected query rows of one (batch,
- * segment, head). Items are numbered so that consecutive ones share a
+ * A tile is up to tq selected query rows of one (batch, segment, head); a
+ * work item is a run of up to PACK_CHUNK consecutive tiles of one (batch,
+ * segment, head), which packs the segment's strided K/V rows once for all
+ * of them (below). Items are numbered so that consecutive ones share a
  * segment (its K and V stay in cache while the threads work through it) and
  * a segment's tiles come largest first: under causal masking tile t sees
  * t + 1 key tiles, and taking the big ones first from an atomic counter
