@@ -7,9 +7,10 @@
  * A tile is up to tq selected query rows of one (batch, segment, head); a
  * work item is a run of up to PACK_CHUNK consecutive tiles of one (batch,
  * segment, head), which packs the segment's strided K/V rows once for all
- * of them (below). Items are numbered so that consecutive ones share a
- * segment (its K and V stay in cache while the threads work through it) and
- * a segment's tiles come largest first: under causal masking tile t sees
+ * of them (below). Unpacked, items are numbered so that consecutive ones
+ * share a segment (its K and V stay in cache while the threads work through
+ * it); packed, a segment's chunks are spread (run_items). Either way a
+ * segment's tiles come largest first: under causal masking tile t sees
  * t + 1 key tiles, and taking the big ones first from an atomic counter
  * leaves only small items for the end of the job, where they even out the
  * threads. No item writes a row another item writes, so items need no
@@ -297,7 +298,16 @@ static void run_items(void *arg, int thread)
         const long long item = atomic_fetch_add_explicit(&R->next, 1, memory_order_relaxed);
         if (item >= R->items)
             break;
-        const int64_t group = item / R->chunks, first = item % R->chunks * R->chunk;
+        /* Packed items go chunk-major: every (batch, segment, head)'s
+         * first chunk, then every second one, ...: under causal masking
+         * the first chunks hold the largest tiles, so the job ends on the
+         * smallest items and the threads finish together (each item packs
+         * its own K/V, so neighbours need not share a segment). Single
+         * tiles stay segment-major: those read K/V in place, and the
+         * threads share them in cache. */
+        const int64_t groups = R->items / R->chunks;
+        const int64_t group = R->pack_at ? item % groups : item / R->chunks;
+        const int64_t first = (R->pack_at ? item / groups : item % R->chunks) * R->chunk;
         const int64_t last = first + R->chunk < R->tiles ? first + R->chunk : R->tiles;
         /* The packed rows: those of the item's largest tile, its first
          * valid one (tiles come largest first), which every later tile of
