@@ -101,6 +101,7 @@ typedef struct bench_options {
     int explain;          /* print every cell's plan, run nothing */
     int mpi;              /* --mpi: across the ranks of mpirun (bench_mpi.c) */
     const char *peer;     /* --peer: "torch", or NULL for none (bench_peer.c) */
+    int peer_given;       /* --peer was on the command line (else: torch if installed) */
     const char *peer_python, *peer_script; /* found by bench_peer_find */
     char peer_version[BENCH_TEXT_LEN];     /* the script's "torch=2.x threads=T" */
 } bench_options;

@@ -115,7 +115,10 @@ void bench_usage(FILE *out)
           "                       on every forward cell of the matrix, checked on the\n"
           "                       small instance; adds its median and torch/longnet\n"
           "                       to the table, CSV and JSON (needs torch >= 2:\n"
-          "                       scripts/install-peers)\n"
+          "                       scripts/install-peers); without --peer, on by\n"
+          "                       itself once install-peers' virtualenv exists\n"
+          "                       ($LONGNET_PEERS_VENV or ~/.cache/longnet/peers);\n"
+          "                       --peer none: off\n"
           "  --peer-python PYTHON the Python with torch (default $LONGNET_PEER_PYTHON,\n"
           "                       else install-peers' ~/.cache/longnet/peers, else python3)\n"
           "  --quiet              no progress on stderr\n"
@@ -366,6 +369,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
                 return CLI_EXIT_FAIL;
             }
             o->peer = strcmp(p.value, "torch") == 0 ? "torch" : NULL;
+            o->peer_given = 1;
             break;
         case OPT_PEER_PYTHON: o->peer_python = p.value; break;
         case OPT_EXPLAIN: o->explain = 1; break;

@@ -113,16 +113,38 @@ static double answer_num(const char *line, const char *key)
     return NAN;
 }
 
+/* The python of scripts/install-peers' virtualenv: $LONGNET_PEERS_VENV,
+ * else ~/.cache/longnet/peers (the script's own default). */
+static const char *venv_python(void)
+{
+    static char path[4096];
+    const char *venv = getenv("LONGNET_PEERS_VENV");
+    const char *home = getenv("HOME");
+    if (venv && *venv)
+        snprintf(path, sizeof path, "%s/bin/python", venv);
+    else
+        snprintf(path, sizeof path, "%s/.cache/longnet/peers/bin/python",
+                 home && *home ? home : "/root");
+    return path;
+}
+
 int bench_peer_find(bench_options *o)
 {
+    if (!o->peer && !o->peer_given && !o->mpi && !o->peer_python &&
+        access(venv_python(), X_OK) == 0) {
+        /* Installed (scripts/install-peers) and not asked about: the
+         * default comparison shows longnet beside it. */
+        o->peer = "torch";
+        o->peer_python = venv_python();
+        if (!o->quiet)
+            fprintf(stderr, "longnet-bench: the torch peer of scripts/install-peers runs beside "
+                            "(%s; --peer none leaves it out)\n", o->peer_python);
+    }
     if (!o->peer)
         return 0;
     if (!o->peer_python) {
         const char *env = getenv("LONGNET_PEER_PYTHON");
-        const char *home = getenv("HOME");
-        static char venv[4096];
-        snprintf(venv, sizeof venv, "%s/.cache/longnet/peers/bin/python",
-                 home && *home ? home : "/root");
+        const char *venv = venv_python();
         o->peer_python = env && *env ? env : access(venv, X_OK) == 0 ? venv : "python3";
     }
     if (!o->peer_script) {

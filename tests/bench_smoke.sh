@@ -365,6 +365,20 @@ fake_peer none
 check "a peer without an answer does not fail longnet's cell" grep -q ',ok,' p.csv
 check "a peer without an answer leaves its median empty" test -z "$(pfield peer_median_ms)"
 check "a peer without an answer is named in the message" grep -q 'peer: ' p.csv
+# Installed (a virtualenv of scripts/install-peers at LONGNET_PEERS_VENV)
+# and not asked about: the default comparison runs it beside; --peer none
+# leaves it out. (The suite's environment points LONGNET_PEERS_VENV
+# nowhere, so that the other runs here have no peer.)
+mkdir -p venv/bin && cp "fake-7.25" venv/bin/python
+# shellcheck disable=SC2086
+expect_ok env LONGNET_PEERS_VENV="$tmp/venv" "$LONGNET_BENCH" --matrix $tiny --causal no \
+    --csv p.csv
+check "an installed peer runs beside without --peer" test "$(pfield peer_median_ms)" = 7.25
+check "an installed peer is named in the CSV" grep -q '^# peer: torch=2.99.0 threads=2; python .*/venv/bin/python' p.csv
+# shellcheck disable=SC2086
+expect_ok env LONGNET_PEERS_VENV="$tmp/venv" "$LONGNET_BENCH" --matrix $tiny --causal no \
+    --peer none --csv p.csv
+check "--peer none leaves an installed peer out" test -z "$(pfield peer_median_ms)"
 
 # ------------------------------------------------------ the scaling plot
 expect_ok "$LONGNET_BENCH" --scaling --device cpu --scaling-max-length 8192 --heads 1 \
