@@ -343,13 +343,23 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
         const int64_t nk = kend - kt0 < TQ ? kend - kt0 : TQ;
         const int64_t ka = t->k_lo > kt0 ? t->k_lo - kt0 : 0;
         const int diag = job->causal && kt0 == t->jq0;
-        for (int64_t j = ka; j < nk; j++) {
-            const size_t at = (size_t)(kt0 + j - t->k_lo) * kvs;
-            memcpy(kp + j * D, t->k0 + at, (size_t)D * sizeof(float));
-            memcpy(vp + j * D, t->v0 + at, (size_t)D * sizeof(float));
-        }
-        if (kvs != (size_t)D)
+        /* The key tile's rows from key ka on: read in place where they are
+         * contiguous already (packed by the driver, or one head at r = 1),
+         * else copied contiguous into Kp/Vp. */
+        const float *kb, *vb;
+        if (kvs == (size_t)D) {
+            kb = t->k0 + (size_t)(kt0 + ka - t->k_lo) * (size_t)D;
+            vb = t->v0 + (size_t)(kt0 + ka - t->k_lo) * (size_t)D;
+        } else {
+            for (int64_t j = ka; j < nk; j++) {
+                const size_t at = (size_t)(kt0 + j - t->k_lo) * kvs;
+                memcpy(kp + j * D, t->k0 + at, (size_t)D * sizeof(float));
+                memcpy(vp + j * D, t->v0 + at, (size_t)D * sizeof(float));
+            }
             prefetch_key_tile(D, t, kvs, kt0 + TQ, kend);
+            kb = kp + ka * D;
+            vb = vp + ka * D;
+        }
         for (int64_t b = 0; b < nb; b++) {
             /* On the diagonal, keys after the block's last query are
              * hidden from all of it: skip them in every step. */
@@ -362,11 +372,11 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
              * key index, counted from there, moves down by ka. Lanes left
              * with no key at all (causal, query < k_lo) are never written. */
             float *stb = st + b * BW + ka * TQ, *otb = ot + b * BW;
-            tile_gemm(NR, 0, nkb - ka, BW, D, qt + b * BW, TQ, kp + ka * D, D, 1, stb, TQ);
+            tile_gemm(NR, 0, nkb - ka, BW, D, qt + b * BW, TQ, kb, D, 1, stb, TQ);
             for (int m = 0; m < MV; m++)
                 softmax_vec(D, nkb - ka, diag, b * BW + m * VW - ka, stb + m * VW, otb + m * VW,
                             mp + b * BW + m * VW, lp + b * BW + m * VW);
-            tile_gemm(DR, 1, D, BW, nkb - ka, stb, TQ, vp + ka * D, 1, D, otb, TQ);
+            tile_gemm(DR, 1, D, BW, nkb - ka, stb, TQ, vb, 1, D, otb, TQ);
         }
     }
     tile_finish(job, t, ot, mp, lp, acc);
