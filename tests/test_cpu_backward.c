@@ -447,16 +447,20 @@ static void make_random(uint64_t seed, prob *p)
     p->N = rng_int(&s, 1, nmax);
     if (seed % 8 == 7) {
         /* Long segments: more query rows than the fast kernel packs at a
-         * time (16 tiles: 1024 rows on AVX2 and AVX-512, 512 generic), so
-         * that an item runs in chunks. */
+         * time (16 tiles: 1024 rows on AVX2 and AVX-512, 512 generic) and
+         * more key rows (32 tiles: 2048, 1024 generic), so that an item
+         * runs in query chunks and key blocks (seed 15 on one thread:
+         * whole runs as items; 7 and 23 on more: the tiled passes). */
         p->B = 1;
         p->H = rng_int(&s, 2, 3);
         p->D = rng_int(&s, 0, 1) ? 8 : 17;
-        p->N = rng_int(&s, 1040, 1300);
+        p->N = rng_int(&s, 2100, 2400);
     }
     p->nl = (int)rng_int(&s, 1, 3);
     for (int l = 0; l < p->nl; l++) {
-        const int kind = (int)rng_int(&s, 0, 3);
+        /* A long case's first level is one segment over the whole
+         * sequence at r = 1: every row selected, the most keys. */
+        const int kind = l == 0 && seed % 8 == 7 ? 0 : (int)rng_int(&s, 0, 3);
         p->w[l] = kind == 0 ? p->N + rng_int(&s, 0, 40) : rng_int(&s, 1, p->N + 3);
         p->r[l] = l == 0 ? 1 : rng_int(&s, 1, p->w[l] < 5 ? p->w[l] : 5);
     }
