@@ -235,13 +235,21 @@ static void row_exact(const cpu_tile_job *job, const cpu_tile *t, int64_t i, flo
 /* Writes (or folds) the tile's finished rows: o = Ot / l, lse = ln2 (m + log2 l).
  * The fold mirrors the reference kernel, in double for the per-row weights.
  * A row whose float arithmetic left float range is redone exactly instead
- * (row_is_finite), so that NaN lands where the reference puts it. */
+ * (row_is_finite), so that NaN lands where the reference puts it. The out
+ * rows are worked on in `stage` (TQ rows of D floats), copied in and out
+ * whole where they are apart: row copies keep many of the strided rows'
+ * cache misses in flight, where the per-element fold waited on each. */
 static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float *ot,
-                        const float *mp, const float *lp, double *acc)
+                        const float *mp, const float *lp, float *stage, double *acc)
 {
     const int64_t D = job->dim;
+    const size_t ss = job->sel_stride;
+    const int staged = ss != (size_t)D;
+    if (staged && !job->init)
+        for (int64_t i = t->w0; i < t->w1; i++)
+            memcpy(stage + i * D, t->out0 + (size_t)(i - t->w0) * ss, (size_t)D * sizeof(float));
     for (int64_t i = t->w0; i < t->w1; i++) {
-        float *orow = t->out0 + (size_t)(i - t->w0) * job->sel_stride;
+        float *orow = staged ? stage + i * D : t->out0 + (size_t)(i - t->w0) * ss;
         float *lrow = t->lse0 + (size_t)(i - t->w0) * (size_t)job->dilation;
         const double l = (double)lp[i];
         const double prev = job->init ? -INFINITY : (double)*lrow;
@@ -272,6 +280,9 @@ static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float 
         }
         *lrow = (float)lse_new;
     }
+    if (staged)
+        for (int64_t i = t->w0; i < t->w1; i++)
+            memcpy(t->out0 + (size_t)(i - t->w0) * ss, stage + i * D, (size_t)D * sizeof(float));
 }
 
 /* Asks for the K and V rows of the key tile at kt0 (up to kend) to be
@@ -315,8 +326,14 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
      * to keep the query tile aligned with the key tiles: they are zero
      * (finite scores), and never read from q, whose buffer may not hold
      * their rows (a query window). */
+    /* The rows are first copied as they are into Kp (free until the key
+     * loop): whole-row copies keep many of the strided rows' cache misses
+     * in flight at once, where the transposing loop waited on each. */
+    if (ss != (size_t)D)
+        for (int64_t i = t->w0; i < nq; i++)
+            memcpy(kp + i * D, t->q0 + (size_t)(i - t->w0) * ss, (size_t)D * sizeof(float));
     for (int64_t i = t->w0; i < nq; i++) {
-        const float *row = t->q0 + (size_t)(i - t->w0) * ss;
+        const float *row = ss != (size_t)D ? kp + i * D : t->q0 + (i - t->w0) * D;
         for (int64_t d = 0; d < D; d++)
             qt[d * TQ + i] = row[d] * job->qscale;
     }
@@ -379,7 +396,7 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
             tile_gemm(DR, 1, D, BW, nkb - ka, stb, TQ, vb, 1, D, otb, TQ);
         }
     }
-    tile_finish(job, t, ot, mp, lp, acc);
+    tile_finish(job, t, ot, mp, lp, kp, acc);
 }
 
 /* Head dims 64 and 128 with their own copy of the tile (cpu_tile.h). */
