@@ -188,32 +188,57 @@ static ALWAYS_INLINE void softmax_vec(int64_t D, int64_t nk, int diag, int64_t d
     vf_store(lp, vf_add(l, vf_add(s0, s1)));
 }
 
+/* Whether all n floats are finite, from their exponent bits: an OR
+ * reduction the compiler vectorises, with no dependency chain. */
+static ALWAYS_INLINE int floats_finite(const float *x, int64_t n)
+{
+    uint32_t bad = 0;
+    for (int64_t d = 0; d < n; d++) {
+        uint32_t u;
+        memcpy(&u, x + d, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+/* Per lane (query row) of Ot, over its D accumulators: 0 where all are
+ * finite, NaN where one is not (x * 0 is 0 for a finite x, NaN for an
+ * infinity or NaN). The rows are Ot's lanes, so this is D vector steps per
+ * VW rows, where a sum per row would read Ot with a stride of TQ floats. */
+static ALWAYS_INLINE void ot_finite_lanes(int64_t D, const float *ot, int64_t npad, float *fin)
+{
+    const vf z = vf_zero();
+    for (int64_t i = 0; i < npad; i += VW) {
+        vf a = z, b = z;
+        int64_t d = 0;
+        for (; d + 2 <= D; d += 2) {
+            a = vf_add(a, vf_mul(vf_load(ot + d * TQ + i), z));
+            b = vf_add(b, vf_mul(vf_load(ot + (d + 1) * TQ + i), z));
+        }
+        if (d < D)
+            a = vf_add(a, vf_mul(vf_load(ot + d * TQ + i), z));
+        vf_store(fin + i, vf_add(a, b));
+    }
+}
+
 /* Whether row i of the tile may be finished from its float arithmetic: the
- * running max, the sum and every accumulator finite, and, when folding, a
- * previous (out, lse) that the fold cannot turn into something the
- * reference's double fold would not (lse NaN or +inf, or an out entry that
- * is not finite while it still counts). Anything else — a NaN or an
- * infinity in Q, K or V, scores past float range — leaves one of these
- * non-finite, so the check costs O(D) per row and nothing in the key loop. */
-static int row_is_finite(const cpu_tile_job *job, const float *ot, int64_t i, double m, double l,
+ * running max, the sum and every accumulator finite (fin, from
+ * ot_finite_lanes, is 0), and, when folding, a previous (out, lse) that the
+ * fold cannot turn into something the reference's double fold would not
+ * (lse NaN or +inf, or an out entry that is not finite while it still
+ * counts). Anything else — a NaN or an infinity in Q, K or V, scores past
+ * float range — leaves one of these non-finite, so the check costs O(D)
+ * per row and nothing in the key loop. */
+static int row_is_finite(const cpu_tile_job *job, float fin, double m, double l,
                          const float *orow, double prev)
 {
-    const int64_t D = job->dim;
-    if (!(l > 0.0 && l < INFINITY) || !isfinite(m))
-        return 0;
-    double sum = 0.0;
-    for (int64_t d = 0; d < D; d++)
-        sum += (double)ot[d * TQ + i];
-    if (!isfinite(sum))
+    if (!(l > 0.0 && l < INFINITY) || !isfinite(m) || !(fin == 0.0f))
         return 0;
     if (job->init || prev == -INFINITY)
         return 1; /* no branch yet: the previous out is not read */
     if (!isfinite(prev))
         return 0;
-    sum = 0.0;
-    for (int64_t d = 0; d < D; d++)
-        sum += (double)orow[d];
-    return isfinite(sum);
+    return floats_finite(orow, job->dim);
 }
 
 /* Row i of the tile again, with the reference kernel's own arithmetic
@@ -240,9 +265,11 @@ static void row_exact(const cpu_tile_job *job, const cpu_tile *t, int64_t i, flo
  * whole where they are apart: row copies keep many of the strided rows'
  * cache misses in flight, where the per-element fold waited on each. */
 static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float *ot,
-                        const float *mp, const float *lp, float *stage, double *acc)
+                        const float *mp, const float *lp, int64_t npad, float *fin,
+                        float *stage, double *acc)
 {
     const int64_t D = job->dim;
+    ot_finite_lanes(D, ot, npad, fin);
     const size_t ss = job->sel_stride;
     const int staged = ss != (size_t)D;
     if (staged && !job->init)
@@ -253,7 +280,7 @@ static void tile_finish(const cpu_tile_job *job, const cpu_tile *t, const float 
         float *lrow = t->lse0 + (size_t)(i - t->w0) * (size_t)job->dilation;
         const double l = (double)lp[i];
         const double prev = job->init ? -INFINITY : (double)*lrow;
-        if (!row_is_finite(job, ot, i, (double)mp[i], l, orow, prev)) {
+        if (!row_is_finite(job, fin[i], (double)mp[i], l, orow, prev)) {
             row_exact(job, t, i, orow, lrow, acc);
             continue;
         }
@@ -332,10 +359,11 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
     if (ss != (size_t)D)
         for (int64_t i = t->w0; i < nq; i++)
             memcpy(kp + i * D, t->q0 + (size_t)(i - t->w0) * ss, (size_t)D * sizeof(float));
+    const float qscale = job->qscale; /* a local: qt's stores could alias job */
     for (int64_t i = t->w0; i < nq; i++) {
         const float *row = ss != (size_t)D ? kp + i * D : t->q0 + (i - t->w0) * D;
         for (int64_t d = 0; d < D; d++)
-            qt[d * TQ + i] = row[d] * job->qscale;
+            qt[d * TQ + i] = row[d] * qscale;
     }
     for (int64_t d = 0; d < D; d++) {
         for (int64_t i = 0; i < t->w0; i++)
@@ -396,7 +424,8 @@ static ALWAYS_INLINE void tile_body(const int64_t D, const cpu_tile_job *job, co
             tile_gemm(DR, 1, D, BW, nkb - ka, stb, TQ, vb, 1, D, otb, TQ);
         }
     }
-    tile_finish(job, t, ot, mp, lp, kp, acc);
+    /* The scores are spent: St holds the rows' finiteness for the fold. */
+    tile_finish(job, t, ot, mp, lp, npad, st, kp, acc);
 }
 
 /* Head dims 64 and 128 with their own copy of the tile (cpu_tile.h). */
