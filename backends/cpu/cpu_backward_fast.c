@@ -7,9 +7,10 @@
  * SIMD path.
  *
  * No two items write one row at the same time. With enough (batch,
- * segment, head) runs to keep the threads busy, an item is a whole run and
- * owns its rows of dq, dk and dv (one pass, FlashAttention-2's fused
- * backward). With fewer, the job is two passes: a key-major one whose items
+ * segment, head) runs to keep the threads busy (many, or few that share
+ * out evenly: few_runs_fused), an item is a whole run and owns its rows of
+ * dq, dk and dv (one pass, FlashAttention-2's fused backward). With fewer,
+ * the job is two passes: a key-major one whose items
  * are key tiles (each owns its dk, dv rows) and a query-major one whose
  * items are query tiles (each owns its dq rows), both recomputing P from
  * the final LSE. Rows are absolute for segments, selection and causality;
@@ -169,6 +170,53 @@ static void run_items(void *arg, int thread)
     }
 }
 
+/* The (query, key) pairs run `run` scores: the work of one fused item. */
+static double run_pairs(const bwd_run *R, int64_t run)
+{
+    cpu_bwd_item it;
+    if (!run_item(R, run, &it))
+        return 0.0;
+    const int64_t nk = it.k_hi - it.k_lo;
+    if (!R->job->causal)
+        return (double)(it.j_hi - it.j_lo) * (double)nk;
+    double pairs = 0.0; /* query j sees keys [k_lo, min(j + 1, k_hi)) */
+    for (int64_t j = it.j_lo; j < it.j_hi; j++) {
+        const int64_t n = j + 1 - it.k_lo;
+        pairs += (double)(n < nk ? n : nk);
+    }
+    return pairs;
+}
+
+/* Whether a few runs are better done as fused whole-run items than split
+ * into a key pass and a query pass. The split keeps every thread busy but
+ * recomputes P and dP (7 tile products per pair, against 5 fused), so it
+ * wins only where whole runs, handed out in order to the first free
+ * thread, would leave threads idle for more than 2/7 of the time: one run
+ * on two threads, say, but not four equal runs (the paper's top level
+ * with H = 4). */
+#define BWD_FUSED_PRODUCTS 5.0
+#define BWD_SPLIT_PRODUCTS 7.0
+static int few_runs_fused(const bwd_run *R, int threads)
+{
+    double busy[64] = {0}, total = 0.0;
+    if (threads > 64)
+        return 0;
+    for (int64_t run = 0; run < R->runs; run++) {
+        const double w = run_pairs(R, run);
+        int t0 = 0; /* the first thread free: the least busy */
+        for (int t = 1; t < threads; t++)
+            if (busy[t] < busy[t0])
+                t0 = t;
+        busy[t0] += w;
+        total += w;
+    }
+    double span = 0.0;
+    for (int t = 0; t < threads; t++)
+        if (busy[t] > span)
+            span = busy[t];
+    return span * BWD_FUSED_PRODUCTS <= total / threads * BWD_SPLIT_PRODUCTS;
+}
+
 /* Runs one pass over every run (tiles = 1, flags both) or their tiles. */
 static void run_pass(cpu_fast *f, bwd_run *R, int64_t tiles, int flags)
 {
@@ -227,7 +275,7 @@ int cpu_backward_fast(cpu_fast *f, const lnet_segment_job *job, const cpu_backwa
     }
 
     const int threads = cpu_fast_threads(f);
-    if (threads == 1 || R->runs >= 4 * (int64_t)threads) {
+    if (threads == 1 || R->runs >= 4 * (int64_t)threads || few_runs_fused(R, threads)) {
         run_pass(f, R, 1, CPU_BWD_DQ | CPU_BWD_DKV);
     } else {
         /* Few runs (so runs * tiles cannot overflow): split them into
