@@ -1,36 +1,37 @@
-# figure5.gp — written by longnet-bench (longnet 0.1.0, 2026-12-01T22:02:05Z); the data is inline.
+# figure5.gp — written by longnet-bench (longnet 0.1.0, 2026-12-03T13:16:25Z); the data is inline.
 # Redraw: gnuplot figure5.gp (writes figure5.png and figure5.svg here), or
 #   gnuplot -e "png_out='a.png'; svg_out='a.svg'" figure5.gp
-# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 145.3 GFLOP/s
+# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 391.4 GFLOP/s
 if (!exists("png_out")) png_out = "figure5.png"
 if (!exists("svg_out")) svg_out = "figure5.svg"
 
 $line0 << EOD
 # length median_ms
-8192 210.36
-16384 257.463
-32768 205.23
-65536 182.239
+8192 69.3494
+16384 61.8047
+32768 66.8622
+65536 56.2696
 EOD
 $line1 << EOD
 # length median_ms
-8192 503.846
-16384 1406.25
-32768 3336.65
-65536 10001.9
+8192 348.801
+16384 381.47
+32768 946.209
+65536 2135.25
 EOD
 $line2 << EOD
 # length median_ms
-8192 670.206
-16384 294.371
-32768 305.676
-65536 577.47
+8192 153.502
+16384 121.17
+32768 110.123
+65536 110.725
 EOD
 $line3 << EOD
 # length median_ms
-8192 2044.25
-16384 2132.71
-32768 4731.56
+8192 348.082
+16384 675.507
+32768 1509.68
+65536 3910.93
 EOD
 
 set title "Figure 5 (LongNet, §3.2): forward latency at T = 65536 tokens per batch held constant (B = T/N)\ndilated: segments 2048, tokens per device, N; dilation w/2048, so every segment selects 2048 rows; vanilla: w = N, r = 1\ncausal, H=1, D=64, median of 3 runs; AMD EPYC, 2 cores" font ",10"

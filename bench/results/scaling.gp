@@ -1,26 +1,27 @@
-# scaling.gp — written by longnet-bench (longnet 0.1.0, 2026-12-01T22:07:02Z); the data is inline.
+# scaling.gp — written by longnet-bench (longnet 0.1.0, 2026-12-03T13:17:29Z); the data is inline.
 # Redraw: gnuplot scaling.gp (writes scaling.png and scaling.svg here), or
 #   gnuplot -e "png_out='a.png'; svg_out='a.svg'" scaling.gp
-# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 163.9 GFLOP/s
+# machine: AMD EPYC, 2 cores; OpenBLAS SGEMM 410.6 GFLOP/s
 if (!exists("png_out")) png_out = "scaling.png"
 if (!exists("svg_out")) svg_out = "scaling.svg"
 
 $line0 << EOD
 # length median_ms
-8192 21.6688
-16384 47.2709
-32768 95.2652
-65536 220.586
-131072 392.104
-262144 831.651
-524288 1568.81
-1048576 3264.12
+8192 10.5463
+16384 16.2798
+32768 35.8854
+65536 68.0357
+131072 138.31
+262144 268.71
+524288 533.619
+1048576 1066.02
 EOD
 $line1 << EOD
 # length median_ms
-8192 70.5775
-16384 280.834
-32768 2097.55
+8192 23.6619
+16384 92.1543
+32768 370.348
+65536 1840.23
 EOD
 
 set title "Scaling: forward latency as N grows (causal, B=1, H=1, D=64)\ndilated: segments 2048*4^k <= N, dilation w/2048; dense: w = N, r = 1\nAMD EPYC, 2 cores" font ",10"
