@@ -198,9 +198,7 @@ static double run_pairs(const bwd_run *R, int64_t run)
 #define BWD_SPLIT_PRODUCTS 7.0
 static int few_runs_fused(const bwd_run *R, int threads)
 {
-    double busy[64] = {0}, total = 0.0;
-    if (threads > 64)
-        return 0;
+    double busy[CPU_MAX_THREADS] = {0}, total = 0.0;
     for (int64_t run = 0; run < R->runs; run++) {
         const double w = run_pairs(R, run);
         int t0 = 0; /* the first thread free: the least busy */

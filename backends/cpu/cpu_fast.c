@@ -32,7 +32,6 @@
 #include "cpu_pool.h"
 #include "cpu_simd.h"
 
-#define CPU_MAX_THREADS 1024
 #define LNET_LOG2E 1.442695040888963407359924681001892137
 
 struct cpu_fast {

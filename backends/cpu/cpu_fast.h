@@ -11,6 +11,10 @@
 
 typedef struct cpu_fast cpu_fast;
 
+/* The most threads a device runs (threads=, LONGNET_CPU_THREADS, or the
+ * online cores, capped). */
+#define CPU_MAX_THREADS 1024
+
 /* Starts the kernel's state for one opened device. `simd` and `threads` are
  * the values of the device options simd= and threads= (NULL when not
  * given); without them the environment's LONGNET_CPU_SIMD and

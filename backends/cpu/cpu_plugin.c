@@ -102,7 +102,7 @@ static int cpu_n_devices = 1;
 static int cpu_online_cores(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores < 1 ? 1 : cores > 1024 ? 1024 : (int)cores;
+    return cores < 1 ? 1 : cores > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)cores;
 }
 
 /* Device i's share of the cores: an even split, the first ones taking the
