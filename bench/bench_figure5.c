@@ -7,7 +7,8 @@
  * dilated stays nearly flat while vanilla grows) and the scaling plot
  * (sweep "scaling": B = 1, N growing, log-log: dilated linear, dense
  * quadratic, the per-token cost). One line per method and device (and
- * kernel, and mask when both are run). Figure 5 with --pass forward,backward
+ * kernel, and mask when both are run), and with --peer one per method (and
+ * mask) for the peer's times. Figure 5 with --pass forward,backward
  * also draws a forward+backward line (the sum of the two medians, cells of
  * pass "forward+backward" made by the sweep) beside each forward one.
  *
@@ -64,19 +65,30 @@ static const char *png_terminal(void)
 }
 
 /* One line of the figure: cells of one method, device, kernel, mask and
- * pass. */
+ * pass; or (peer) the peer's times of one method and mask, whatever the
+ * devices its cells were run beside. */
 typedef struct line {
     bench_config_kind config;
     int device;
     char kernel[BENCH_NAME_LEN];
     int causal;
     char pass[24];
+    int peer;
 } line;
 
-static int same_line(const line *l, const bench_cell *c)
+static int same_line(const line *l, const bench_cell *c, int peer)
 {
+    if (peer || l->peer)
+        return peer && l->peer && l->config == c->config && l->causal == c->causal &&
+               l->device == c->device;
     return l->config == c->config && l->device == c->device && l->causal == c->causal &&
            strcmp(l->kernel, c->kernel) == 0 && strcmp(l->pass, c->pass) == 0;
+}
+
+/* Whether cell c carries a peer time (--peer: forward cells only). */
+static int has_peer(const bench_cell *c)
+{
+    return c->peer_ran && !isnan(c->peer_ms) && strcmp(c->pass, "forward") == 0;
 }
 
 /* A cell drawn in the figure of `sweep`: ok, and not a backward alone when
@@ -85,6 +97,44 @@ static int drawn_cell(const bench_cell *c, const char *sweep, int combined)
 {
     return strcmp(c->sweep, sweep) == 0 && strcmp(c->status, "ok") == 0 &&
            !(combined && strcmp(c->pass, "backward") == 0);
+}
+
+/* Whether cell i is the first of its peer line at its length (the
+ * device's kernels each ran beside the same peer time). */
+static int peer_first(const bench_results *res, int i, const line *l, const char *sweep,
+                      int combined)
+{
+    for (int k = 0; k < i; k++) {
+        const bench_cell *c = &res->cells[k];
+        if (drawn_cell(c, sweep, combined) && has_peer(c) && same_line(l, c, 1) &&
+            c->length == res->cells[i].length)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether peer line a times the operator of peer line b at each of a's
+ * lengths: the same levels (one device, or groups of as many members:
+ * Figure 5's levels depend on the tokens per device), so a is b again. */
+static int peer_line_repeats(const bench_results *res, const line *a, const line *b,
+                             const char *sweep, int combined)
+{
+    if (a->config != b->config || a->causal != b->causal)
+        return 0;
+    for (int i = 0; i < res->ncells; i++) {
+        const bench_cell *c = &res->cells[i];
+        if (!drawn_cell(c, sweep, combined) || !has_peer(c) || !same_line(a, c, 1))
+            continue;
+        int twin = 0;
+        for (int k = 0; k < res->ncells && !twin; k++) {
+            const bench_cell *d = &res->cells[k];
+            twin = drawn_cell(d, sweep, combined) && has_peer(d) && same_line(b, d, 1) &&
+                   d->length == c->length && bench_levels_same(&d->levels, &c->levels);
+        }
+        if (!twin)
+            return 0;
+    }
+    return 1;
 }
 
 static int write_script(const char *path, const char *sweep, const bench_results *res,
@@ -101,16 +151,31 @@ static int write_script(const char *path, const char *sweep, const bench_results
         if (!drawn_cell(c, sweep, combined))
             continue;
         masks |= 1 << c->causal;
-        int found = 0;
-        for (int j = 0; j < nl; j++)
-            found |= same_line(&lines[j], c);
-        if (!found && nl < 64) {
-            lines[nl].config = c->config;
-            lines[nl].device = c->device;
-            snprintf(lines[nl].kernel, sizeof lines[nl].kernel, "%s", c->kernel);
-            lines[nl].causal = c->causal;
-            snprintf(lines[nl].pass, sizeof lines[nl].pass, "%s", c->pass);
-            nl++;
+        for (int peer = 0; peer <= has_peer(c); peer++) {
+            int found = 0;
+            for (int j = 0; j < nl; j++)
+                found |= same_line(&lines[j], c, peer);
+            if (!found && nl < 64) {
+                lines[nl].config = c->config;
+                lines[nl].device = c->device;
+                snprintf(lines[nl].kernel, sizeof lines[nl].kernel, "%s", c->kernel);
+                lines[nl].causal = c->causal;
+                snprintf(lines[nl].pass, sizeof lines[nl].pass, "%s", c->pass);
+                lines[nl].peer = peer;
+                nl++;
+            }
+        }
+    }
+    /* One peer line per device, less those that repeat an earlier one. */
+    for (int j = 0; j < nl; j++) {
+        int repeats = 0;
+        for (int k = 0; k < j && !repeats; k++)
+            repeats = lines[j].peer && lines[k].peer &&
+                      peer_line_repeats(res, &lines[j], &lines[k], sweep, combined);
+        if (repeats) {
+            memmove(&lines[j], &lines[j + 1], (size_t)(nl - j - 1) * sizeof lines[0]);
+            nl--;
+            j--;
         }
     }
     bench_atomic a;
@@ -130,8 +195,13 @@ static int write_script(const char *path, const char *sweep, const bench_results
         fprintf(f, "$line%d << EOD\n# length median_ms\n", j);
         for (int i = 0; i < res->ncells; i++) {
             const bench_cell *c = &res->cells[i];
-            if (drawn_cell(c, sweep, combined) && same_line(&lines[j], c))
+            if (!drawn_cell(c, sweep, combined))
+                continue;
+            if (!lines[j].peer && same_line(&lines[j], c, 0))
                 fprintf(f, "%lld %.6g\n", (long long)c->length, c->median_ms);
+            else if (lines[j].peer && has_peer(c) && same_line(&lines[j], c, 1) &&
+                     peer_first(res, i, &lines[j], sweep, combined))
+                fprintf(f, "%lld %.6g\n", (long long)c->length, c->peer_ms);
         }
         fputs("EOD\n", f);
     }
@@ -204,11 +274,13 @@ static int write_script(const char *path, const char *sweep, const bench_results
             first_len = res->cells[i].length;
     if (first_len)
         fprintf(f, "set xrange [%g:%g]\n", (double)first_len / 1.3, (double)done * 1.3);
-    int colour[64]; /* one per device and kernel, in order of appearance */
+    int colour[64]; /* one per device and kernel (and peer), in order of appearance */
     for (int j = 0, next = 0; j < nl; j++) {
         colour[j] = -1;
         for (int k = 0; k < j && colour[j] < 0; k++)
-            if (lines[k].device == lines[j].device && strcmp(lines[k].kernel, lines[j].kernel) == 0)
+            if (lines[k].peer ? lines[j].peer && lines[k].device == lines[j].device
+                              : !lines[j].peer && lines[k].device == lines[j].device &&
+                                    strcmp(lines[k].kernel, lines[j].kernel) == 0)
                 colour[j] = colour[k];
         if (colour[j] < 0)
             colour[j] = next++;
@@ -227,11 +299,23 @@ static int write_script(const char *path, const char *sweep, const bench_results
             int rank = colour[j];
             int dense = l->config == BENCH_CFG_DENSE;
             int both = strcmp(l->pass, "forward+backward") == 0;
+            char who[2 * BENCH_NAME_LEN + 64];
+            /* Peer lines of one method and mask but different levels say
+             * whose levels they ran. */
+            int kin = 0;
+            for (int k = 0; k < nl; k++)
+                kin += lines[k].peer && lines[k].config == l->config && lines[k].causal == l->causal;
+            if (l->peer && kin > 1)
+                snprintf(who, sizeof who, "torch SDPA (--peer) at %s's levels",
+                         m->devices[l->device].spec);
+            else if (l->peer)
+                snprintf(who, sizeof who, "torch SDPA (--peer)");
+            else
+                snprintf(who, sizeof who, "%s %s", m->devices[l->device].spec, l->kernel);
             fprintf(f, "%s$line%d using 1:2 with linespoints lc %d dt %d pt %d lw 2 "
-                    "title \"%s, %s %s%s%s%s\"", j ? ", \\\n     " : "", j, rank + 1,
+                    "title \"%s, %s%s%s%s\"", j ? ", \\\n     " : "", j, rank + 1,
                     both ? (dense ? 4 : 3) : dense ? 2 : 1, both ? (dense ? 8 : 4) : dense ? 6 : 7,
-                    dense ? (paper ? "vanilla" : "dense") : "dilated",
-                    m->devices[l->device].spec, l->kernel,
+                    dense ? (paper ? "vanilla" : "dense") : "dilated", who,
                     masks == 3 ? (l->causal ? ", causal" : ", non-causal") : "",
                     combined || strcmp(l->pass, "forward") != 0 ? ", " : "",
                     combined || strcmp(l->pass, "forward") != 0 ? l->pass : "");

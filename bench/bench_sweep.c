@@ -346,8 +346,10 @@ int bench_sweep(const char *sweep, const bench_config_kind *configs, int nconfig
                 res->failures++;
                 goto out;
             }
-            /* The peer beside longnet: outside the budget, which is longnet's. */
-            if (!cut && strcmp(sweep, "matrix") == 0)
+            /* The peer beside longnet, in every sweep: outside the budget,
+             * which is longnet's. Not across ranks: one process's peer
+             * against the slowest rank's time would compare nothing. */
+            if (!cut && !bench_mpi_active())
                 bench_peer_run(&c, m, o);
             if (bench_interrupted())
                 goto out;
